@@ -1,0 +1,182 @@
+//! The exit record: what one reaped (or announced) child left behind.
+
+use std::time::SystemTime;
+
+/// Added to a signal number to form `status` for a child killed by a signal,
+/// as shells, containerd and tini do.
+pub const EXIT_SIGNAL_OFFSET: i32 = 128;
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Termination {
+    /// It called `exit` (or returned from `main`) with this code (0–255).
+    Exited(i32),
+    /// A signal killed it.
+    Signaled { signal: i32, core_dumped: bool },
+}
+
+impl Termination {
+    /// Decodes a raw `wait4` status. Stops and continues are not exits: `None`.
+    pub fn from_wait_status(raw: i32) -> Option<Termination> {
+        if libc::WIFEXITED(raw) {
+            Some(Termination::Exited(libc::WEXITSTATUS(raw)))
+        } else if libc::WIFSIGNALED(raw) {
+            Some(Termination::Signaled {
+                signal: libc::WTERMSIG(raw),
+                core_dumped: libc::WCOREDUMP(raw),
+            })
+        } else {
+            None
+        }
+    }
+
+    /// The status as containerd's reaper computes it: the exit code, or 128 + signal.
+    pub fn status(self) -> i32 {
+        match self {
+            Termination::Exited(code) => code,
+            Termination::Signaled { signal, .. } => EXIT_SIGNAL_OFFSET + signal,
+        }
+    }
+
+    /// The raw wait status this termination is encoded as by the kernel, for callers that
+    /// want to decode it themselves (`WIFEXITED` and friends).
+    pub fn raw_wait_status(self) -> i32 {
+        match self {
+            Termination::Exited(code) => (code & 0xff) << 8,
+            Termination::Signaled {
+                signal,
+                core_dumped,
+            } => (signal & 0x7f) | if core_dumped { 0x80 } else { 0 },
+        }
+    }
+
+    pub fn code(self) -> Option<i32> {
+        match self {
+            Termination::Exited(code) => Some(code),
+            Termination::Signaled { .. } => None,
+        }
+    }
+
+    pub fn signal(self) -> Option<i32> {
+        match self {
+            Termination::Exited(_) => None,
+            Termination::Signaled { signal, .. } => Some(signal),
+        }
+    }
+
+    pub fn core_dumped(self) -> bool {
+        matches!(
+            self,
+            Termination::Signaled {
+                core_dumped: true,
+                ..
+            }
+        )
+    }
+}
+
+/// Resource usage of a finished child.
+///
+/// When the engine reaps the child itself these come from `wait4`. When another waiter owns
+/// the child (Node's `child_process`) they are read from `/proc/<pid>` while it is a zombie,
+/// where the kernel keeps no maximum RSS: `max_rss_kib` is then `None`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rusage {
+    pub user_cpu_us: u64,
+    pub system_cpu_us: u64,
+    pub max_rss_kib: Option<u64>,
+    pub minor_faults: u64,
+    pub major_faults: u64,
+    pub voluntary_context_switches: u64,
+    pub involuntary_context_switches: u64,
+}
+
+impl Rusage {
+    pub(crate) fn from_libc(ru: &libc::rusage) -> Rusage {
+        let us = |tv: libc::timeval| (tv.tv_sec as u64) * 1_000_000 + tv.tv_usec as u64;
+        // Linux reports ru_maxrss in KiB, macOS in bytes.
+        let max_rss_kib = if cfg!(target_os = "macos") {
+            ru.ru_maxrss as u64 / 1024
+        } else {
+            ru.ru_maxrss as u64
+        };
+        Rusage {
+            user_cpu_us: us(ru.ru_utime),
+            system_cpu_us: us(ru.ru_stime),
+            max_rss_kib: Some(max_rss_kib),
+            minor_faults: ru.ru_minflt as u64,
+            major_faults: ru.ru_majflt as u64,
+            voluntary_context_switches: ru.ru_nvcsw as u64,
+            involuntary_context_switches: ru.ru_nivcsw as u64,
+        }
+    }
+}
+
+/// Who took the child out of the process table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReapedBy {
+    /// The engine's own `wait4`.
+    Reaper,
+    /// The waiter that owns the pid (for example libuv, for Node's `child_process`), or another
+    /// waiter that won the race for an unowned pid. The engine saw the exit but did not reap it.
+    Other,
+}
+
+/// One exit, as broadcast to every subscriber and as returned by `wait`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    pub pid: i32,
+    pub termination: Termination,
+    /// Wall-clock time at which the engine saw the exit.
+    pub timestamp: SystemTime,
+    pub rusage: Rusage,
+    /// The short command name (`/proc/<pid>/comm`), read while the child was still a zombie.
+    pub comm: Option<String>,
+    pub reaped_by: ReapedBy,
+    /// Position in the engine's reap order, starting at 1. Subscribers see increasing values.
+    pub seq: u64,
+}
+
+impl Exit {
+    /// The exit code, or 128 + signal number: the seed's `Status`.
+    pub fn status(&self) -> i32 {
+        self.termination.status()
+    }
+
+    pub fn raw_wait_status(&self) -> i32 {
+        self.termination.raw_wait_status()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_status_round_trips() {
+        for code in 0..=255 {
+            let t = Termination::Exited(code);
+            assert_eq!(Termination::from_wait_status(t.raw_wait_status()), Some(t));
+            assert_eq!(t.status(), code);
+        }
+        for signal in 1..=31 {
+            for core_dumped in [false, true] {
+                let t = Termination::Signaled {
+                    signal,
+                    core_dumped,
+                };
+                assert_eq!(Termination::from_wait_status(t.raw_wait_status()), Some(t));
+                assert_eq!(t.status(), 128 + signal);
+            }
+        }
+    }
+
+    #[test]
+    fn stops_are_not_exits() {
+        // WIFSTOPPED: low byte 0x7f, signal in the next byte.
+        assert_eq!(Termination::from_wait_status(0x137f), None);
+        // WIFCONTINUED on Linux.
+        #[cfg(target_os = "linux")]
+        assert_eq!(Termination::from_wait_status(0xffff), None);
+    }
+}

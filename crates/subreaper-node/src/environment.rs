@@ -1,0 +1,53 @@
+//! One entry per Node environment (the main thread, each worker, each Electron context).
+//! When an environment is torn down, the child_process pids it owned go back to the engine
+//! (their exits are still reaped and broadcast), and its subscriptions are closed so that the
+//! engine's threads stop queuing calls into it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use napi::{Env, Result};
+use subreaper_core::Subscription;
+
+struct Environment {
+    subscriptions: Vec<Weak<Subscription>>,
+}
+
+fn environments() -> &'static Mutex<HashMap<u32, Environment>> {
+    static ENVS: OnceLock<Mutex<HashMap<u32, Environment>>> = OnceLock::new();
+    ENVS.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+static NEXT_OWNER: AtomicU32 = AtomicU32::new(1);
+
+pub(crate) fn attach(env: &Env) -> Result<u32> {
+    let owner = NEXT_OWNER.fetch_add(1, Ordering::Relaxed);
+    environments().lock().unwrap().insert(
+        owner,
+        Environment {
+            subscriptions: Vec::new(),
+        },
+    );
+    env.add_env_cleanup_hook(owner, detach)?;
+    Ok(owner)
+}
+
+fn detach(owner: u32) {
+    let entry = environments().lock().unwrap().remove(&owner);
+    if let Some(entry) = entry {
+        for sub in entry.subscriptions.iter().filter_map(Weak::upgrade) {
+            sub.unsubscribe();
+        }
+    }
+    if let Ok(reaper) = crate::single_reaper::reaper() {
+        reaper.disown_all(owner as u64);
+    }
+}
+
+pub(crate) fn track_subscription(owner: u32, sub: &Arc<Subscription>) {
+    if let Some(entry) = environments().lock().unwrap().get_mut(&owner) {
+        entry.subscriptions.retain(|w| w.strong_count() > 0);
+        entry.subscriptions.push(Arc::downgrade(sub));
+    }
+}

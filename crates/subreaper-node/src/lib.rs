@@ -1,0 +1,152 @@
+//! N-API binding of the subreaper engine. Thin on purpose: the engine lives in
+//! `subreaper-core`, the user-facing API in the TypeScript package `subreaper`.
+//!
+//! - [`exit_record`]: the engine's exit as a JavaScript object;
+//! - [`delivery`]: where JavaScript is called back (subscriptions and waits);
+//! - [`environment`]: one entry per Node environment (main thread or worker), cleaned up with it;
+//! - [`single_reaper`]: one reaper per process, however many copies of the addon are loaded.
+#![deny(clippy::all)]
+
+mod delivery;
+mod environment;
+mod exit_record;
+mod single_reaper;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use subreaper_core::{Reaper, Termination};
+
+pub use delivery::{wait, NativeSubscription, WaitResult};
+pub use exit_record::ExitRecord;
+
+fn reaper() -> Result<&'static Reaper> {
+    single_reaper::reaper()
+}
+
+/// Starts the process-wide reaper (idempotent) and registers this environment.
+/// Returns the environment's owner id.
+#[napi]
+pub fn attach(env: Env) -> Result<u32> {
+    reaper()?;
+    environment::attach(&env)
+}
+
+/// Registers `pid` as reaped by this environment's libuv (a `child_process` child).
+#[napi]
+pub fn own(pid: i32, owner: u32) -> Result<()> {
+    reaper()?.own(pid, owner as u64);
+    Ok(())
+}
+
+/// The owner reaped `pid`: `code` when it exited, else `signal` (a number).
+#[napi]
+pub fn report(pid: i32, code: Option<i32>, signal: Option<i32>) -> Result<()> {
+    let termination = match (code, signal) {
+        (_, Some(signal)) if signal > 0 => Termination::Signaled {
+            signal,
+            core_dumped: false,
+        },
+        (Some(code), _) => Termination::Exited(code & 0xff),
+        _ => {
+            return Err(Error::new(
+                Status::InvalidArg,
+                "report needs an exit code or a signal number".to_string(),
+            ))
+        }
+    };
+    reaper()?.report(pid, termination);
+    Ok(())
+}
+
+#[napi]
+pub fn disown(pid: i32) -> Result<()> {
+    reaper()?.disown(pid);
+    Ok(())
+}
+
+/// Holds reaping while a synchronous spawn runs (its pid is unknown until it returns).
+#[napi]
+pub fn pause() -> Result<()> {
+    reaper()?.pause();
+    Ok(())
+}
+
+#[napi]
+pub fn resume() -> Result<()> {
+    reaper()?.resume();
+    Ok(())
+}
+
+/// A child may have appeared (SIGCHLD seen, or a spawn): look now.
+#[napi]
+pub fn kick() -> Result<()> {
+    reaper()?.kick();
+    Ok(())
+}
+
+/// Reaps every exited child now, on this thread.
+#[napi]
+pub fn sweep() -> Result<Vec<ExitRecord>> {
+    Ok(reaper()?
+        .sweep()
+        .iter()
+        .map(|e| ExitRecord::from(e.as_ref()))
+        .collect())
+}
+
+#[napi]
+pub fn last_exit(pid: i32) -> Result<Option<ExitRecord>> {
+    Ok(reaper()?
+        .last_exit(pid)
+        .map(|e| ExitRecord::from(e.as_ref())))
+}
+
+#[napi]
+pub fn cancel_wait(pid: i32, id: f64) -> Result<bool> {
+    Ok(reaper()?.cancel_wait(pid, id as u64))
+}
+
+#[napi(object)]
+pub struct ReaperStats {
+    pub exits_recorded: f64,
+    pub subscribers: u32,
+    pub owned: u32,
+    pub pending_waits: u32,
+    pub recent: u32,
+}
+
+#[napi]
+pub fn stats() -> Result<ReaperStats> {
+    let r = reaper()?;
+    Ok(ReaperStats {
+        exits_recorded: r.exits_recorded() as f64,
+        subscribers: r.subscriber_count() as u32,
+        owned: r.owned_count() as u32,
+        pending_waits: r.pending_waits() as u32,
+        recent: r.recent_len() as u32,
+    })
+}
+
+/// Throws with code `ERR_SUBREAPER_UNSUPPORTED` where the platform has no subreaper mode.
+#[napi]
+pub fn set_subreaper(on: bool) -> Result<()> {
+    subreaper_core::set_subreaper(on).map_err(role_error)
+}
+
+#[napi]
+pub fn is_subreaper() -> Result<bool> {
+    subreaper_core::is_subreaper().map_err(role_error)
+}
+
+#[napi]
+pub fn is_init() -> bool {
+    subreaper_core::is_init()
+}
+
+fn role_error(e: subreaper_core::RoleError) -> Error {
+    let status = match e {
+        subreaper_core::RoleError::Unsupported(_) => "ERR_SUBREAPER_UNSUPPORTED",
+        subreaper_core::RoleError::Os(_) => "ERR_SUBREAPER_OS",
+    };
+    Error::new(Status::GenericFailure, format!("{status}: {e}"))
+}

@@ -1,0 +1,124 @@
+// Where Node's own child_process is kept working while the reaper runs.
+//
+// A reaper that took every exited child would steal libuv's children: their 'exit' would never
+// fire. So every child that child_process creates is registered with the engine as owned by
+// libuv: the engine announces its exit (subscribers and waits see it) but leaves the zombie for
+// libuv to reap, exactly as without subreaper. Reaping is paused while a spawn is in flight,
+// because the pid is only known once spawn returns. Synchronous spawns (spawnSync, execSync,
+// execFileSync) run a private libuv loop whose child's pid is only known when it is over: the
+// engine is paused for their whole duration, and their exit is announced afterwards.
+import { ChildProcess } from 'node:child_process'
+import { isMainThread } from 'node:worker_threads'
+import { getSystemErrorName } from 'node:util'
+
+import { signalNumber } from './exit.cjs'
+import { native } from './native.cjs'
+
+const INSTALLED = Symbol.for('subreaper.childProcessHooks')
+
+interface SpawnFailure {
+  error: Error
+  /** Node has already emitted the 'error' event for it. */
+  emitted: boolean
+}
+
+const spawnFailures = new WeakMap<ChildProcess, SpawnFailure>()
+
+/** The spawn error of a child whose spawn failed, and whether Node has emitted it yet. */
+export function spawnFailure(child: ChildProcess): SpawnFailure | undefined {
+  return spawnFailures.get(child)
+}
+
+type SpawnFn = (this: ChildProcess, options: unknown) => unknown
+
+function report(pid: number, code: number | null, signal: NodeJS.Signals | null): void {
+  const signo = signal ? signalNumber(signal) : undefined
+  native.report(pid, code ?? undefined, signo)
+}
+
+export function installChildProcessHooks(owner: number): void {
+  const proto = ChildProcess.prototype as unknown as Record<PropertyKey, unknown> & { spawn: SpawnFn }
+  if (proto[INSTALLED]) return
+  proto[INSTALLED] = true
+
+  const originalSpawn = proto.spawn
+  proto.spawn = function spawn(this: ChildProcess, options: unknown) {
+    native.pause()
+    let result: unknown
+    try {
+      result = originalSpawn.call(this, options)
+    } finally {
+      try {
+        const pid = this.pid
+        if (pid !== undefined) {
+          native.own(pid, owner)
+          this.once('exit', (code: number | null, signal: NodeJS.Signals | null) => report(pid, code, signal))
+        } else if (typeof result === 'number' && result < 0) {
+          recordSpawnFailure(this, result)
+        }
+      } finally {
+        native.resume()
+      }
+    }
+    return result
+  }
+
+  hookSpawnSync()
+
+  if (isMainThread) {
+    // A SIGCHLD from a child the engine was not told about (forked by native code) wakes it
+    // at once instead of at its next timed sweep. Node's signal watchers do not hold the loop.
+    process.on('SIGCHLD', () => native.kick())
+  }
+}
+
+function recordSpawnFailure(child: ChildProcess, errno: number): void {
+  const code = getSystemErrorName(errno)
+  const file = (child as unknown as { spawnfile?: string }).spawnfile ?? ''
+  const error = Object.assign(new Error(`spawn ${file} ${code}`), {
+    errno,
+    code,
+    syscall: `spawn ${file}`,
+    path: file,
+    spawnargs: child.spawnargs.slice(1),
+  })
+  const failure: SpawnFailure = { error, emitted: false }
+  spawnFailures.set(child, failure)
+  // Node emits the 'error' event on the next tick; this tick runs after it.
+  process.nextTick(() => {
+    failure.emitted = true
+  })
+}
+
+interface SpawnSyncResult {
+  pid?: number
+  status?: number | null
+  signal?: string | null
+}
+
+function hookSpawnSync(): void {
+  let binding: { spawn: (options: unknown) => SpawnSyncResult } | undefined
+  try {
+    // The object child_process itself calls for spawnSync, execSync and execFileSync.
+    const bindingFn = (process as unknown as { binding?: (name: string) => unknown }).binding
+    binding = bindingFn?.call(process, 'spawn_sync') as typeof binding
+  } catch {
+    binding = undefined
+  }
+  if (!binding || typeof binding.spawn !== 'function') return
+  const originalSpawnSync = binding.spawn
+  binding.spawn = function spawnSync(options: unknown): SpawnSyncResult {
+    native.pause()
+    let result: SpawnSyncResult
+    try {
+      result = originalSpawnSync.call(this, options)
+    } finally {
+      native.resume()
+    }
+    if (result && typeof result.pid === 'number' && result.pid > 0) {
+      const signal = typeof result.signal === 'string' ? (result.signal as NodeJS.Signals) : null
+      if (signal || typeof result.status === 'number') report(result.pid, result.status ?? null, signal)
+    }
+    return result
+  }
+}

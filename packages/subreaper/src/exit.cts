@@ -1,0 +1,76 @@
+// The Exit record users see, built from the addon's plain record.
+import { constants } from 'node:os'
+
+import type { ExitRecord } from './native.cjs'
+
+/** Resource usage of the finished child. */
+export interface Rusage {
+  /** User CPU time, µs. */
+  userCPUTime: number
+  /** System CPU time, µs. */
+  systemCPUTime: number
+  /**
+   * Maximum resident set size, KiB. `null` when the child was reaped by its owner (Node's
+   * `child_process`): the kernel only reports it to the waiter that reaps.
+   */
+  maxRSS: number | null
+  minorFaults: number
+  majorFaults: number
+  voluntaryContextSwitches: number
+  involuntaryContextSwitches: number
+}
+
+/** One exited child. */
+export interface Exit {
+  pid: number
+  /** The exit code, or 128 + the signal number when a signal killed it (as shells report it). */
+  status: number
+  /** The exit code, or `null` when a signal killed it. */
+  code: number | null
+  /** The signal that killed it, or `null` when it exited. */
+  signal: NodeJS.Signals | null
+  coreDumped: boolean
+  /** Milliseconds since the epoch at which the exit was seen. */
+  timestamp: number
+  rusage: Rusage
+  /** Short command name (Linux `comm`, up to 15 characters), read while the child was a zombie. */
+  comm?: string
+  /** `'subreaper'` when the reaper took it, `'owner'` when its owner (libuv for `child_process`) did. */
+  reapedBy: 'subreaper' | 'owner'
+}
+
+const signalNames = new Map<number, NodeJS.Signals>()
+for (const [name, num] of Object.entries(constants.signals)) {
+  if (!signalNames.has(num)) signalNames.set(num, name as NodeJS.Signals)
+}
+
+export function signalName(signal: number): NodeJS.Signals {
+  return signalNames.get(signal) ?? (`SIG${signal}` as NodeJS.Signals)
+}
+
+export function signalNumber(signal: string): number | undefined {
+  return (constants.signals as Record<string, number>)[signal]
+}
+
+export function toExit(r: ExitRecord): Exit {
+  const exit: Exit = {
+    pid: r.pid,
+    status: r.status,
+    code: r.code ?? null,
+    signal: r.signal == null ? null : signalName(r.signal),
+    coreDumped: r.coreDumped,
+    timestamp: r.timestamp,
+    rusage: {
+      userCPUTime: r.rusage.userCpuTime,
+      systemCPUTime: r.rusage.systemCpuTime,
+      maxRSS: r.rusage.maxRss ?? null,
+      minorFaults: r.rusage.minorFaults,
+      majorFaults: r.rusage.majorFaults,
+      voluntaryContextSwitches: r.rusage.voluntaryContextSwitches,
+      involuntaryContextSwitches: r.rusage.involuntaryContextSwitches,
+    },
+    reapedBy: r.reapedBy === 'subreaper' ? 'subreaper' : 'owner',
+  }
+  if (r.comm != null) exit.comm = r.comm
+  return exit
+}

@@ -1,0 +1,21 @@
+// ESM entry: the same module instance as require('subreaper'), so one process never holds two
+// copies of the hooks or of the monitor.
+import cjs from './index.cjs'
+
+export const {
+  monitor,
+  Monitor,
+  Subscription,
+  setSubreaper,
+  isSubreaper,
+  isInit,
+  reaperStats,
+  signalName,
+  AbortError,
+  NotAChildError,
+  SubscriptionLaggedError,
+  UnsupportedError,
+  WaitTimeoutError,
+  SUPPORTED_PLATFORMS,
+} = cjs
+export default cjs
