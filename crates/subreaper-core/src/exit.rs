@@ -129,6 +129,8 @@ pub struct Exit {
     pub termination: Termination,
     /// Wall-clock time at which the engine saw the exit.
     pub timestamp: SystemTime,
+    /// Wall-clock time at which the process started (Linux, from `/proc`; 10 ms resolution).
+    pub started_at: Option<SystemTime>,
     pub rusage: Rusage,
     /// The short command name (`/proc/<pid>/comm`), read while the child was still a zombie.
     pub comm: Option<String>,

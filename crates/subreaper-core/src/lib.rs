@@ -11,6 +11,7 @@
 pub mod broadcast;
 pub mod exit;
 pub mod process_role;
+pub mod process_tree;
 pub mod reaper;
 mod recent;
 pub mod wait_source;

@@ -88,6 +88,7 @@ type WaitCallback = Box<dyn FnOnce(Arc<Exit>) + Send>;
 struct Owned {
     owner: Option<OwnerId>,
     comm: Option<String>,
+    start_time: Option<u64>,
     /// The exit was broadcast (by the engine's peek or by the owner's report).
     announced: bool,
     /// The owner has reaped the child; the entry is removed before the next peek.
@@ -302,13 +303,14 @@ impl<W: WaitSource> Reaper<W> {
 
     /// Registers `pid` as reaped by another waiter. Its exit is still broadcast, once.
     pub fn own(&self, pid: i32, owner: OwnerId) {
-        let comm = self.shared.source.inspect(pid).comm;
+        let info = self.shared.source.inspect(pid);
         let mut st = self.shared.lock();
         if let Some(old) = st.owned.insert(
             pid,
             Owned {
                 owner: Some(owner),
-                comm,
+                comm: info.comm,
+                start_time: info.start_time,
                 announced: false,
                 reported: false,
             },
@@ -364,6 +366,7 @@ impl<W: WaitSource> Reaper<W> {
         let shared = &self.shared;
         let mut st = shared.lock();
         let mut comm = None;
+        let mut start_time = None;
         if let Some(o) = st.owned.get_mut(&pid) {
             if o.reported {
                 return;
@@ -371,6 +374,7 @@ impl<W: WaitSource> Reaper<W> {
             o.reported = true;
             let announced = std::mem::replace(&mut o.announced, true);
             comm = o.comm.take();
+            start_time = o.start_time;
             st.reported_owned += 1;
             if announced {
                 drop(st);
@@ -386,7 +390,7 @@ impl<W: WaitSource> Reaper<W> {
             pid,
             termination,
             Rusage::default(),
-            comm,
+            (comm, start_time),
             ReapedBy::Other,
         );
         drop(st);
@@ -564,12 +568,13 @@ impl<W: WaitSource> Shared<W> {
                 }
                 o.announced = true;
                 let comm = info.comm.or_else(|| o.comm.take());
+                let start_time = info.start_time.or(o.start_time);
                 let fired = self.record(
                     &mut st,
                     pid,
                     termination,
                     info.rusage,
-                    comm,
+                    (comm, start_time),
                     ReapedBy::Other,
                 );
                 drop(st);
@@ -609,7 +614,14 @@ impl<W: WaitSource> Shared<W> {
                 (termination, info.rusage, ReapedBy::Other)
             }
         };
-        let fired = self.record(&mut st, pid, termination, rusage, info.comm, by);
+        let fired = self.record(
+            &mut st,
+            pid,
+            termination,
+            rusage,
+            (info.comm, info.start_time),
+            by,
+        );
         let exit = fired.exit.clone();
         drop(st);
         fire_callbacks(fired);
@@ -624,7 +636,7 @@ impl<W: WaitSource> Shared<W> {
         pid: i32,
         termination: Termination,
         rusage: Rusage,
-        comm: Option<String>,
+        (comm, start_time): (Option<String>, Option<u64>),
         reaped_by: ReapedBy,
     ) -> Fired {
         st.seq += 1;
@@ -632,6 +644,7 @@ impl<W: WaitSource> Shared<W> {
             pid,
             termination,
             timestamp: SystemTime::now(),
+            started_at: start_time.and_then(crate::wait_source::started_at),
             rusage,
             comm,
             reaped_by,

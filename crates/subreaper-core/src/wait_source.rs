@@ -267,6 +267,29 @@ fn proc_info(pid: i32) -> ProcInfo {
     }
 }
 
+/// Converts a `/proc` start time (clock ticks since boot) to wall-clock time.
+#[cfg(target_os = "linux")]
+pub fn started_at(start_ticks: u64) -> Option<std::time::SystemTime> {
+    let ticks = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+        t if t > 0 => t as u64,
+        _ => return None,
+    };
+    let mut now: libc::timespec = unsafe { std::mem::zeroed() };
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) } != 0 {
+        return None;
+    }
+    let since_boot = std::time::Duration::new(now.tv_sec as u64, now.tv_nsec as u32);
+    let started =
+        std::time::Duration::from_nanos(start_ticks.saturating_mul(1_000_000_000 / ticks));
+    let age = since_boot.checked_sub(started)?;
+    std::time::SystemTime::now().checked_sub(age)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn started_at(_start_ticks: u64) -> Option<std::time::SystemTime> {
+    None
+}
+
 #[cfg(not(target_os = "linux"))]
 fn proc_info(_pid: i32) -> ProcInfo {
     ProcInfo::default()

@@ -24,6 +24,8 @@ pub struct ExitRecord {
     pub raw_status: i32,
     /// Milliseconds since the epoch.
     pub timestamp: f64,
+    /// Milliseconds since the epoch at which the process started, when known.
+    pub start_time: Option<f64>,
     pub rusage: RusageRecord,
     pub comm: Option<String>,
     /// "subreaper" when the engine reaped it, "owner" when another waiter did.
@@ -46,6 +48,11 @@ impl From<&Exit> for ExitRecord {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs_f64() * 1000.0)
                 .unwrap_or(0.0),
+            start_time: e.started_at.and_then(|t| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_secs_f64() * 1000.0)
+            }),
             rusage: RusageRecord {
                 user_cpu_time: ru.user_cpu_us as f64,
                 system_cpu_time: ru.system_cpu_us as f64,

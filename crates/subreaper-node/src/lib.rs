@@ -7,6 +7,7 @@
 //! - [`single_reaper`]: one reaper per process, however many copies of the addon are loaded.
 #![deny(clippy::all)]
 
+mod command;
 mod delivery;
 mod environment;
 mod exit_record;

@@ -32,6 +32,8 @@ export interface Exit {
   coreDumped: boolean
   /** Milliseconds since the epoch at which the exit was seen. */
   timestamp: number
+  /** Milliseconds since the epoch at which the process started (Linux; 10 ms resolution). */
+  startTime?: number
   rusage: Rusage
   /** Short command name (Linux `comm`, up to 15 characters), read while the child was a zombie. */
   comm?: string
@@ -72,5 +74,6 @@ export function toExit(r: ExitRecord): Exit {
     reapedBy: r.reapedBy === 'subreaper' ? 'subreaper' : 'owner',
   }
   if (r.comm != null) exit.comm = r.comm
+  if (r.startTime != null) exit.startTime = r.startTime
   return exit
 }
