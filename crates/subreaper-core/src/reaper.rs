@@ -15,12 +15,15 @@ use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::broadcast::{Hub, SubscribeOptions, Subscription};
 use crate::exit::{Exit, ReapedBy, Rusage, Termination};
 use crate::recent::RecentExits;
 use crate::wait_source::{ChildState, Peek, SystemWait, WaitSource};
+
+/// How long the first zombie may be an owner's before the engine scans for others behind it.
+const OWNER_GRACE_BEFORE_SCAN: Duration = Duration::from_millis(4);
 
 /// Identifies the owner of a set of pids (for example one Node environment), so that all of
 /// its pids can be handed back to the engine at once when it goes away.
@@ -422,7 +425,7 @@ impl<W: WaitSource> Reaper<W> {
     /// Reaps every child that has exited by now, on the calling thread, and returns those
     /// exits (the seed's `Reap`). Exits the reaper thread took first are not included.
     pub fn sweep(&self) -> Vec<Arc<Exit>> {
-        self.shared.drain().0
+        self.shared.drain(true).0
     }
 
     /// The last recorded exit of `pid`, if still in the recent table.
@@ -463,6 +466,8 @@ impl<W: WaitSource> Shared<W> {
 
     fn run(&self) {
         let mut backoff = Duration::from_millis(1);
+        // Since when the first zombie has been one an owner still has to reap.
+        let mut owner_pending_since: Option<Instant> = None;
         loop {
             // Kicks are counted from before the drain: a kick that lands while it runs (a
             // child spawned just after the drain found none) must cut the next sleep short.
@@ -473,19 +478,26 @@ impl<W: WaitSource> Shared<W> {
                 }
                 st.kicks
             };
-            let (_, end) = self.drain();
+            // Scanning /proc to look past an owner's zombie costs a read per process: only do
+            // it once the owner has been slow for a few milliseconds (libuv usually is not).
+            let scan =
+                owner_pending_since.is_some_and(|since| since.elapsed() >= OWNER_GRACE_BEFORE_SCAN);
+            let (_, end) = self.drain(scan);
             match end {
                 DrainEnd::NothingExited => {
                     backoff = Duration::from_millis(1);
+                    owner_pending_since = None;
                     // Sleeps in the kernel until any child exits: no signal needed, no polling.
                     let _ = self.source.peek(true);
                 }
                 DrainEnd::NoChildren => {
                     backoff = Duration::from_millis(1);
+                    owner_pending_since = None;
                     self.sleep(kicks, self.config.idle_sweep, false);
                 }
                 DrainEnd::Paused => self.sleep(kicks, self.config.idle_sweep, true),
                 DrainEnd::OwnerPending => {
+                    owner_pending_since.get_or_insert_with(Instant::now);
                     self.sleep(kicks, backoff, false);
                     backoff = (backoff * 2).min(self.config.owner_poll_max);
                 }
@@ -507,7 +519,7 @@ impl<W: WaitSource> Shared<W> {
 
     /// Handles every exited child, until none is left, the engine is paused, or the first
     /// zombie is one an owner has still to reap (then the others are found by a scan).
-    fn drain(&self) -> (Vec<Arc<Exit>>, DrainEnd) {
+    fn drain(&self, scan_past_owner: bool) -> (Vec<Arc<Exit>>, DrainEnd) {
         let _reaping = self.reap_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut exits = Vec::new();
         loop {
@@ -534,6 +546,9 @@ impl<W: WaitSource> Shared<W> {
                     Handled::Recorded(e) => exits.push(e),
                     Handled::Skipped => continue,
                     Handled::LeftToOwner => {
+                        if !scan_past_owner {
+                            return (exits, DrainEnd::OwnerPending);
+                        }
                         // Peeks keep returning this zombie until its owner reaps it: look past it.
                         for (other, termination) in self.source.exited_children() {
                             if other == pid {
