@@ -567,8 +567,14 @@ impl<W: WaitSource> Shared<W> {
     }
 
     fn handle(&self, pid: i32, termination: Termination) -> Handled {
-        // Read while the child is still a zombie: afterwards /proc/<pid> is gone.
-        let info = self.source.inspect(pid);
+        // Read while the child is still a zombie: afterwards /proc/<pid> is gone. A child the
+        // engine reaps itself gets its resource usage from wait4, so only its name is read.
+        let owned = self.lock().owned.contains_key(&pid);
+        let info = if owned {
+            self.source.inspect(pid)
+        } else {
+            self.source.identify(pid)
+        };
         let mut st = self.lock();
         if st.paused > 0 {
             return Handled::Skipped;
@@ -606,10 +612,8 @@ impl<W: WaitSource> Shared<W> {
         }
         // The state lock is held across the reap so that `wait` sees either a live child or
         // its recorded exit, never neither.
-        let reaped = match self.source.reap(pid) {
-            Ok(r) => r,
-            Err(_) => None,
-        };
+        // An error reaping is treated like a lost race (the exit is still announced).
+        let reaped = self.source.reap(pid).unwrap_or_default();
         let (termination, rusage, by) = match reaped {
             Some((t, ru)) => (t, ru, ReapedBy::Reaper),
             None => {

@@ -49,6 +49,11 @@ pub trait WaitSource: Send + Sync + 'static {
     fn exited_children(&self) -> Vec<(i32, Termination)>;
     /// What `/proc` says about `pid` (command name, start time, resource usage so far).
     fn inspect(&self, pid: i32) -> ProcInfo;
+    /// Command name and start time only, for a child the engine is about to reap itself
+    /// (`wait4` then gives the resource usage): one read instead of two.
+    fn identify(&self, pid: i32) -> ProcInfo {
+        self.inspect(pid)
+    }
 }
 
 /// The kernel's wait calls: `waitid(WNOWAIT)` to peek, `wait4(pid)` to reap one pid.
@@ -155,7 +160,11 @@ impl WaitSource for SystemWait {
     }
 
     fn inspect(&self, pid: i32) -> ProcInfo {
-        proc_info(pid)
+        proc_info(pid, true)
+    }
+
+    fn identify(&self, pid: i32) -> ProcInfo {
+        proc_info(pid, false)
     }
 }
 
@@ -230,7 +239,7 @@ fn read_stat(pid: i32) -> Option<Stat> {
 }
 
 #[cfg(target_os = "linux")]
-fn proc_info(pid: i32) -> ProcInfo {
+fn proc_info(pid: i32, with_context_switches: bool) -> ProcInfo {
     let Some(stat) = read_stat(pid) else {
         return ProcInfo::default();
     };
@@ -246,7 +255,12 @@ fn proc_info(pid: i32) -> ProcInfo {
         major_faults: stat.majflt,
         ..Rusage::default()
     };
-    if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+    let status = if with_context_switches {
+        std::fs::read_to_string(format!("/proc/{pid}/status")).ok()
+    } else {
+        None
+    };
+    if let Some(status) = status {
         for line in status.lines() {
             let mut parts = line.split(':');
             let (Some(key), Some(value)) = (parts.next(), parts.next()) else {
@@ -291,7 +305,7 @@ pub fn started_at(_start_ticks: u64) -> Option<std::time::SystemTime> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn proc_info(_pid: i32) -> ProcInfo {
+fn proc_info(_pid: i32, _with_context_switches: bool) -> ProcInfo {
     ProcInfo::default()
 }
 

@@ -21,7 +21,7 @@ fn environments() -> &'static Mutex<HashMap<u32, Environment>> {
 
 static NEXT_OWNER: AtomicU32 = AtomicU32::new(1);
 
-pub(crate) fn attach(env: &Env) -> Result<u32> {
+pub fn attach(env: &Env) -> Result<u32> {
     let owner = NEXT_OWNER.fetch_add(1, Ordering::Relaxed);
     environments().lock().unwrap().insert(
         owner,
@@ -45,7 +45,7 @@ fn detach(owner: u32) {
     }
 }
 
-pub(crate) fn track_subscription(owner: u32, sub: &Arc<Subscription>) {
+pub fn track_subscription(owner: u32, sub: &Arc<Subscription>) {
     if let Some(entry) = environments().lock().unwrap().get_mut(&owner) {
         entry.subscriptions.retain(|w| w.strong_count() > 0);
         entry.subscriptions.push(Arc::downgrade(sub));

@@ -7,10 +7,10 @@
 //! - [`single_reaper`]: one reaper per process, however many copies of the addon are loaded.
 #![deny(clippy::all)]
 
-mod command;
-mod delivery;
-mod environment;
-mod exit_record;
+pub mod command;
+pub mod delivery;
+pub mod environment;
+pub mod exit_record;
 mod single_reaper;
 
 use napi::bindgen_prelude::*;

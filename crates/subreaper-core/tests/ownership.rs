@@ -1,0 +1,194 @@
+//! A pid owned by another waiter is left to it (the test plays that waiter with `waitpid`),
+//! and `pause` holds all reaping. These tests pause the process-wide reaper, so they run one
+//! at a time.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use common::*;
+use subreaper_core::{ReapedBy, Reaper, SubscribeOptions, Subscription, Termination};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn subscription() -> Subscription {
+    Reaper::global().subscribe(SubscribeOptions {
+        buffer_size: 100_000,
+        ..SubscribeOptions::default()
+    })
+}
+
+/// The owner's own reap: blocks until `pid` exits, returns its raw status.
+fn waitpid(pid: i32) -> i32 {
+    let mut status = 0;
+    let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(
+        rc,
+        pid,
+        "waitpid({pid}): {} (did the engine reap an owned pid?)",
+        std::io::Error::last_os_error()
+    );
+    status
+}
+
+const OWNER: u64 = 1;
+const SECOND: Duration = Duration::from_secs(1);
+
+#[test]
+fn owned_pid_is_announced_but_left_to_its_waiter() {
+    let _serial = serial();
+    let r = Reaper::global();
+    let sub = subscription();
+    let mut gate = Gate::new();
+    let pid = spawn(&["sh", "-c", "read x; exit 42"], Some(gate.read_fd()));
+    r.own(pid, OWNER);
+    r.kick();
+    let (tx, rx) = std::sync::mpsc::channel();
+    r.wait_with(pid, move |e| {
+        let _ = tx.send(e);
+    })
+    .unwrap();
+
+    gate.release();
+    // The engine sees the exit (peek) and announces it ...
+    let got = collect(&sub, &HashSet::from([pid]), 5 * SECOND);
+    assert_eq!(got.len(), 1, "owned exit not announced");
+    let e = &got[0];
+    assert_eq!(e.termination, Termination::Exited(42));
+    assert_eq!(e.reaped_by, ReapedBy::Other);
+    assert_eq!(e.comm.as_deref(), Some("sh"));
+    assert_eq!(
+        e.rusage.max_rss_kib, None,
+        "no wait4 rusage for a pid not reaped"
+    );
+    assert_eq!(
+        rx.recv_timeout(5 * SECOND).unwrap().seq,
+        e.seq,
+        "wait resolved"
+    );
+    // ... but leaves the zombie to its owner, however long the owner takes.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(is_our_zombie(pid), "the engine reaped an owned pid");
+
+    // Meanwhile other children are still reaped: the owned zombie at the head of the
+    // kernel's list does not block them.
+    let t = Instant::now();
+    let mut others = HashSet::new();
+    for _ in 0..5 {
+        let (_c, rx) = r.start_command(&mut Command::new("true")).unwrap();
+        others.insert(rx.pid());
+    }
+    let got_others = collect(&sub, &others, 5 * SECOND);
+    assert_once_each_in_order(&got_others, &others);
+    assert!(got_others.iter().all(|e| e.reaped_by == ReapedBy::Reaper));
+    assert!(
+        t.elapsed() < 2 * SECOND,
+        "others delayed: {:?}",
+        t.elapsed()
+    );
+    assert!(is_our_zombie(pid));
+
+    // The owner reaps it, with the right status, and reports it: not announced again.
+    let status = waitpid(pid);
+    assert!(libc::WIFEXITED(status));
+    assert_eq!(libc::WEXITSTATUS(status), 42);
+    r.report(pid, Termination::from_wait_status(status).unwrap());
+    assert_no_more(&sub, &HashSet::from([pid]), Duration::from_millis(300));
+    until("the owned entry is dropped", 5 * SECOND, || {
+        r.owned_count() == 0
+    });
+}
+
+#[test]
+fn owner_that_reaps_first_reports_and_the_exit_is_announced_once() {
+    let _serial = serial();
+    let r = Reaper::global();
+    let sub = subscription();
+    let mut gate = Gate::new();
+    let pid = spawn(&["sh", "-c", "read x; kill -TERM $$"], Some(gate.read_fd()));
+    r.own(pid, OWNER);
+    // The engine does not look while paused: the owner gets there first.
+    r.pause();
+    gate.release();
+    let status = waitpid(pid);
+    assert!(libc::WIFSIGNALED(status));
+    assert_eq!(libc::WTERMSIG(status), libc::SIGTERM);
+    r.report(pid, Termination::from_wait_status(status).unwrap());
+    r.resume();
+    let got = collect(&sub, &HashSet::from([pid]), 5 * SECOND);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].status(), 128 + libc::SIGTERM);
+    assert_eq!(got[0].reaped_by, ReapedBy::Other);
+    assert_eq!(got[0].comm.as_deref(), Some("sh"), "comm kept from own()");
+    assert_no_more(&sub, &HashSet::from([pid]), Duration::from_millis(300));
+}
+
+#[test]
+fn unowned_pid_reaped_by_another_waiter_is_announced_from_its_report() {
+    let _serial = serial();
+    let r = Reaper::global();
+    let sub = subscription();
+    let mut gate = Gate::new();
+    let pid = spawn(&["sh", "-c", "read x; exit 5"], Some(gate.read_fd()));
+    r.kick();
+    let exit = Arc::new(Mutex::new(None));
+    let slot = exit.clone();
+    r.wait_with(pid, move |e| *slot.lock().unwrap() = Some(e))
+        .unwrap();
+    r.pause();
+    gate.release();
+    // Someone else (libuv's waitpid) takes the child and hands the exit back.
+    let status = waitpid(pid);
+    r.report(pid, Termination::from_wait_status(status).unwrap());
+    r.resume();
+    let got = collect(&sub, &HashSet::from([pid]), 5 * SECOND);
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].status(), got[0].reaped_by), (5, ReapedBy::Other));
+    until("the wait resolves", 5 * SECOND, || {
+        exit.lock().unwrap().is_some()
+    });
+    assert_no_more(&sub, &HashSet::from([pid]), Duration::from_millis(300));
+}
+
+#[test]
+fn paused_engine_leaves_zombies_until_resumed() {
+    let _serial = serial();
+    let r = Reaper::global();
+    let sub = subscription();
+    r.pause();
+    let mut pids = HashSet::new();
+    for _ in 0..3 {
+        pids.insert(spawn(&["true"], None));
+    }
+    r.kick();
+    let list: Vec<i32> = pids.iter().copied().collect();
+    until_zombies(&list, 5 * SECOND);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        list.iter().all(|p| is_our_zombie(*p)),
+        "reaped while paused"
+    );
+    assert!(collect(&sub, &pids, Duration::from_millis(100)).is_empty());
+    assert!(r.sweep().is_empty(), "a sweep reaped while paused");
+    let t = Instant::now();
+    r.resume();
+    let got = collect(&sub, &pids, 5 * SECOND);
+    assert!(
+        t.elapsed() < SECOND,
+        "resume did not wake the engine: {:?}",
+        t.elapsed()
+    );
+    assert_once_each_in_order(&got, &pids);
+    assert!(got.iter().all(|e| e.reaped_by == ReapedBy::Reaper));
+    until("the zombies are gone", 5 * SECOND, || {
+        list.iter().all(|p| !is_our_zombie(*p))
+    });
+}

@@ -1,0 +1,87 @@
+//! Grandchildren adopted through subreaper mode are reaped and broadcast. One test: subreaper
+//! mode is an attribute of the whole process.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use subreaper_core::{
+    adopts_orphans, is_init, is_subreaper, set_subreaper, ReapedBy, Reaper, SubscribeOptions,
+    Termination,
+};
+
+/// Runs `script` (which prints one orphan pid per line) and returns those pids once the shell
+/// itself has exited and been reaped.
+fn orphans_of(script: &str, count: usize) -> Vec<i32> {
+    let r = Reaper::global();
+    let (mut child, rx) = r
+        .start_command(
+            Command::new("sh")
+                .args(["-c", script])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped()),
+        )
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let pids: Vec<i32> = (0..count)
+        .map(|_| lines.next().unwrap().unwrap().trim().parse().unwrap())
+        .collect();
+    let e = rx.wait();
+    assert_eq!(e.termination, Termination::Exited(0));
+    pids
+}
+
+#[test]
+fn grandchildren_adopted_in_subreaper_mode_are_reaped() {
+    assert!(!is_init());
+    assert!(!is_subreaper().unwrap(), "subreaper mode is off by default");
+    let r = Reaper::global();
+    let sub = r.subscribe(SubscribeOptions {
+        buffer_size: 10_000,
+        ..SubscribeOptions::default()
+    });
+    set_subreaper(true).unwrap();
+    assert!(is_subreaper().unwrap());
+    assert!(adopts_orphans());
+
+    let me = std::process::id() as i32;
+    // Grandchildren (the shell exits at once, leaving its background sleeps), and a great-
+    // grandchild (an inner shell's background job, orphaned twice over).
+    let mut orphans = orphans_of(
+        "for i in 1 2 3 4 5; do sleep 0.3 & echo $!; done; exit 0",
+        5,
+    );
+    orphans.extend(orphans_of("sh -c 'sleep 0.3 & echo $!; exit 0'; exit 0", 1));
+    // Adopted: their parent is now this process, and they are still running.
+    for pid in &orphans {
+        let (state, ppid) = stat(*pid).expect("the orphan already exited?");
+        assert_eq!(ppid, me, "orphan {pid} was not adopted");
+        assert_ne!(state, 'Z');
+    }
+    // A wait on an adopted orphan works like one on a child.
+    let waited = r
+        .wait(orphans[0], Some(Duration::from_secs(10)))
+        .expect("wait on an adopted orphan");
+    assert_eq!(waited.termination, Termination::Exited(0));
+
+    let set: HashSet<i32> = orphans.iter().copied().collect();
+    let got = collect(&sub, &set, Duration::from_secs(10));
+    assert_once_each_in_order(&got, &set);
+    for e in &got {
+        assert_eq!(e.termination, Termination::Exited(0));
+        assert_eq!(e.comm.as_deref(), Some("sleep"));
+        assert_eq!(e.reaped_by, ReapedBy::Reaper);
+        assert!(e.rusage.max_rss_kib.is_some());
+    }
+    assert_no_more(&sub, &set, Duration::from_millis(200));
+    assert!(zombie_children().is_empty(), "{:?}", zombie_children());
+    assert!(children().is_empty(), "{:?}", children());
+
+    set_subreaper(false).unwrap();
+    assert!(!is_subreaper().unwrap());
+}
