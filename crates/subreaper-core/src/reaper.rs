@@ -305,8 +305,11 @@ impl<W: WaitSource> Reaper<W> {
     }
 
     /// Registers `pid` as reaped by another waiter. Its exit is still broadcast, once.
-    pub fn own(&self, pid: i32, owner: OwnerId) {
-        let info = self.shared.source.inspect(pid);
+    /// Returns the child's start time (clock ticks since boot) when it can be read: with the
+    /// pid, it identifies the child for signals that must not reach a recycled pid.
+    pub fn own(&self, pid: i32, owner: OwnerId) -> Option<u64> {
+        let info = self.shared.source.identify(pid);
+        let start_time = info.start_time;
         let mut st = self.shared.lock();
         if let Some(old) = st.owned.insert(
             pid,
@@ -322,6 +325,7 @@ impl<W: WaitSource> Reaper<W> {
                 st.reported_owned -= 1;
             }
         }
+        start_time
     }
 
     /// Hands `pid` back to the engine: it reaps the child itself from now on.
@@ -523,11 +527,14 @@ impl<W: WaitSource> Shared<W> {
         let _reaping = self.reap_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut exits = Vec::new();
         loop {
+            // Exits numbered above this were recorded after the peek below began.
+            let since;
             {
                 let mut st = self.lock();
                 if st.paused > 0 {
                     return (exits, DrainEnd::Paused);
                 }
+                since = st.seq;
                 // A reported entry can only match a peek made before the report; the peek
                 // below is made after, so the entry can go.
                 if st.reported_owned > 0 {
@@ -542,7 +549,7 @@ impl<W: WaitSource> Shared<W> {
             match peek {
                 Peek::NoChildren => return (exits, DrainEnd::NoChildren),
                 Peek::NoneExited => return (exits, DrainEnd::NothingExited),
-                Peek::Exited { pid, termination } => match self.handle(pid, termination) {
+                Peek::Exited { pid, termination } => match self.handle(pid, termination, since) {
                     Handled::Recorded(e) => exits.push(e),
                     Handled::Skipped => continue,
                     Handled::LeftToOwner => {
@@ -554,7 +561,7 @@ impl<W: WaitSource> Shared<W> {
                             if other == pid {
                                 continue;
                             }
-                            match self.handle(other, termination) {
+                            match self.handle(other, termination, since) {
                                 Handled::Recorded(e) => exits.push(e),
                                 Handled::LeftToOwner | Handled::Skipped => {}
                             }
@@ -566,7 +573,8 @@ impl<W: WaitSource> Shared<W> {
         }
     }
 
-    fn handle(&self, pid: i32, termination: Termination) -> Handled {
+    /// `since`: the number of the last exit recorded before `pid` was peeked.
+    fn handle(&self, pid: i32, termination: Termination, since: u64) -> Handled {
         // Read while the child is still a zombie: afterwards /proc/<pid> is gone. A child the
         // engine reaps itself gets its resource usage from wait4, so only its name is read.
         let owned = self.lock().owned.contains_key(&pid);
@@ -619,6 +627,13 @@ impl<W: WaitSource> Shared<W> {
             None => {
                 if self.source.child_state(pid) == ChildState::Running {
                     // Not an exit after all (a traced child resumed): nothing to record.
+                    return Handled::Skipped;
+                }
+                // The waiter that took it already reported it (a synchronous spawn's loop reaps
+                // its child, then reports it): announced once already. The zombie peeked held
+                // its pid until that reap, so an exit of this pid recorded since the peek is
+                // this one.
+                if st.recent.get(pid).is_some_and(|e| e.seq > since) {
                     return Handled::Skipped;
                 }
                 // Another waiter took it between the peek and the reap. The exit is still

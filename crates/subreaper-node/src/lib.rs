@@ -33,10 +33,10 @@ pub fn attach(env: Env) -> Result<u32> {
 }
 
 /// Registers `pid` as reaped by this environment's libuv (a `child_process` child).
+/// Returns its start time (for `signalProcess`), or null if it is already gone.
 #[napi]
-pub fn own(pid: i32, owner: u32) -> Result<()> {
-    reaper()?.own(pid, owner as u64);
-    Ok(())
+pub fn own(pid: i32, owner: u32) -> Result<Option<f64>> {
+    Ok(reaper()?.own(pid, owner as u64).map(|t| t as f64))
 }
 
 /// The owner reaped `pid`: `code` when it exited, else `signal` (a number).

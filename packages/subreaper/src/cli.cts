@@ -164,6 +164,8 @@ async function run(opts: Options): Promise<number> {
     },
     { bufferSize: 4096, lagTimeout: 60_000 },
   )
+  // Every exit the engine records from now on is offered to `sub` (the count closes the report).
+  const recordedBefore = native.stats().exitsRecorded
 
   let pid: number
   try {
@@ -173,12 +175,15 @@ async function run(opts: Options): Promise<number> {
     const message = (err as Error).message
     const errno = message.split(':', 1)[0]
     if (errno === 'ENOENT' || errno === 'ENOTDIR') fail(`${opts.command}: command not found`, 127)
-    fail(`${opts.command}: cannot run: ${message.replace(/^[A-Z0-9]+: /, '')}`, 126)
+    // The addon's message is "ERRNO: cannot run FILE: reason": keep the reason only.
+    const prefix = `${errno}: cannot run ${opts.command}: `
+    fail(`${opts.command}: cannot run: ${message.startsWith(prefix) ? message.slice(prefix.length) : message}`, 126)
   }
   const mainStart = native.processStartTime(pid)
 
   let mainExited = false
   const actions = new Map<number, 'terminated' | 'killed'>()
+  const sentTerm = new Set<number>()
   let escalate: (() => void) | null = null
   for (const sig of FORWARDED) {
     process.on(sig, () => {
@@ -205,15 +210,27 @@ async function run(opts: Options): Promise<number> {
   const alive = () => native.descendants(me).filter((p) => !p.zombie)
 
   if (leftovers.length > 0) {
+    let targets = leftovers
     if (opts.waitLeftovers) {
-      while (alive().length > 0) await sleep(25)
-    } else {
+      // Asked to stop while waiting (TERM, INT, QUIT): terminate what is left, as without -w.
+      let stop = false
+      escalate = () => {
+        stop = true
+      }
+      while (!stop && alive().length > 0) await sleep(25)
+      targets = stop ? alive() : []
+    }
+    if (targets.length > 0) {
       let killNow = false
       escalate = () => {
         killNow = true
       }
-      for (const p of leftovers) {
-        if (native.signalProcess(p.pid, p.startTime, signo('SIGTERM'))) actions.set(p.pid, 'terminated')
+      for (const p of targets) {
+        leftoverPids.add(p.pid)
+        if (native.signalProcess(p.pid, p.startTime, signo('SIGTERM'))) {
+          actions.set(p.pid, 'terminated')
+          sentTerm.add(p.pid)
+        }
       }
       const deadline = Date.now() + opts.graceMs
       while (!killNow && Date.now() < deadline && alive().length > 0) await sleep(20)
@@ -232,8 +249,21 @@ async function run(opts: Options): Promise<number> {
   const settleUntil = Date.now() + 2000
   while (Date.now() < settleUntil && native.descendants(me).length > 0) await sleep(10)
   await monitor.reap()
-  await sleep(20)
+  // The engine hands exits to subscribers on its broadcast thread, which on a busy machine may
+  // run well after the exit was recorded: unsubscribing after a fixed short sleep could leave
+  // the last exits (typically the leftovers') out of the report. Wait until every exit recorded
+  // has been delivered (bounded, in case some subscriber lagged).
+  const deliveredBy = Date.now() + 5000
+  while (order.length < native.stats().exitsRecorded - recordedBefore && Date.now() < deliveredBy) await sleep(10)
   sub.unsubscribe()
+
+  // A leftover still running when the grace period ends gets SIGKILL, but on a busy machine it
+  // may only not have been scheduled yet to die of the SIGTERM it got (the kernel decides a fatal
+  // signal's outcome when it is sent): it then ends with SIGTERM, and it was terminated, not killed.
+  const actionOf = (e: Exit): 'terminated' | 'killed' | null => {
+    const action = actions.get(e.pid) ?? null
+    return action === 'killed' && e.signal !== 'SIGKILL' && sentTerm.has(e.pid) ? 'terminated' : action
+  }
 
   if (opts.report || opts.reportFile) {
     const processes = order.map((e): ProcessReport => {
@@ -243,7 +273,7 @@ async function run(opts: Options): Promise<number> {
         comm: e.comm ?? null,
         main: e === mainExit || (e.pid === pid && e.timestamp === mainExit.timestamp),
         leftover: leftoverPids.has(e.pid),
-        action: actions.get(e.pid) ?? null,
+        action: actionOf(e),
         status: e.status,
         code: e.code,
         signal: e.signal,

@@ -1,0 +1,843 @@
+// The subreaper CLI (issue 4), run as real processes: exit statuses, signal forwarding, orphan
+// reaping, leftover cleanup, usage errors, the report, and the whole CLI as PID 1 of a PID
+// namespace. Every process a test starts carries a marker in its environment; each test kills
+// what it started when it ends, and the last hook checks that nothing carrying the marker is left.
+import test, { type ExecutionContext } from 'ava'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { constants, tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+
+import { liveChildren, sleep, until, zombieChildren } from './helpers.ts'
+
+// AVA runs specs in the project's root (this file is loaded as an ES module that TypeScript
+// checks as CommonJS, so neither import.meta nor __dirname serves both).
+const here = resolve('__test__')
+const CLI = join(here, '..', 'packages', 'subreaper', 'dist', 'cli.cjs')
+const fixture = (name: string) => join(here, 'fixtures', name)
+const VERSION = (JSON.parse(readFileSync(join(here, '..', 'packages', 'subreaper', 'package.json'), 'utf8')) as { version: string })
+  .version
+
+/** Environment marker of every process these specs start (inherited by their descendants). */
+const MARK_NAME = 'SUBREAPER_CLI_SPEC'
+const MARK = String(process.pid)
+
+const signo = (name: string): number => (constants.signals as Record<string, number>)[name]!
+
+// --- /proc ----------------------------------------------------------------------------------
+
+interface Stat {
+  state: string
+  ppid: number
+  pgrp: number
+  /** Start time, clock ticks since boot: with the pid, names one process (pids are recycled). */
+  start: string
+}
+
+function stat(pid: number): Stat | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ')
+    return { state: rest[0]!, ppid: Number(rest[1]), pgrp: Number(rest[2]), start: rest[19]! }
+  } catch {
+    return null
+  }
+}
+
+/** Whether `pid` exists and is not a zombie. */
+const alive = (pid: number) => {
+  const s = stat(pid)
+  return s !== null && s.state !== 'Z'
+}
+
+/** One process, seen alive: its pid and start time. */
+interface Proc {
+  pid: number
+  start: string
+}
+
+/** `pid`, which must be alive now. */
+function seen(t: ExecutionContext, pid: number): Proc {
+  const s = stat(pid)
+  if (s === null || s.state === 'Z') t.fail(`process ${pid} is not alive`)
+  return { pid, start: s?.start ?? '' }
+}
+
+/** Whether `p` still exists (maybe as a zombie): its pid names the same process. */
+const exists = (p: Proc) => stat(p.pid)?.start === p.start
+
+/** Whether `p` is gone from /proc: it exited and was reaped. */
+const gone = (p: Proc) => !exists(p)
+
+function comm(pid: number): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim()
+  } catch {
+    return null
+  }
+}
+
+/** Whether `sig` is set in a signal mask of /proc/PID/status: SigCgt (caught) or SigIgn (ignored). */
+function sigMask(pid: number, line: 'SigCgt' | 'SigIgn', sig: string): boolean {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const hex = new RegExp(`^${line}:\\s*([0-9a-f]+)$`, 'm').exec(status)?.[1]
+    return hex !== undefined && ((BigInt('0x' + hex) >> BigInt(signo(sig) - 1)) & 1n) === 1n
+  } catch {
+    return false
+  }
+}
+
+/** Every process below `root`, from a /proc scan. */
+function descendants(root: number): number[] {
+  const children = new Map<number, number[]>()
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    const s = stat(Number(name))
+    if (!s) continue
+    const list = children.get(s.ppid) ?? []
+    list.push(Number(name))
+    children.set(s.ppid, list)
+  }
+  const out: number[] = []
+  const queue = [root]
+  while (queue.length > 0) {
+    for (const c of children.get(queue.shift()!) ?? []) {
+      out.push(c)
+      queue.push(c)
+    }
+  }
+  return out
+}
+
+/** Live processes carrying this file's marker. */
+function marked(): number[] {
+  const out: number[] = []
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || !alive(Number(name))) continue
+    try {
+      if (readFileSync(`/proc/${name}/environ`, 'utf8').split('\0').includes(`${MARK_NAME}=${MARK}`)) out.push(Number(name))
+    } catch {
+      // Gone, or not ours to read.
+    }
+  }
+  return out
+}
+
+const kill = (pid: number, sig: NodeJS.Signals | number = 'SIGKILL') => {
+  try {
+    process.kill(pid, sig)
+  } catch {
+    // Already gone.
+  }
+}
+
+/** SIGKILLs everything below `root` (the CLI adopts and reaps them meanwhile), then `root`. */
+function killTree(root: number): void {
+  for (let round = 0; round < 50; round++) {
+    const below = descendants(root).filter(alive)
+    if (below.length === 0) break
+    below.forEach((p) => kill(p))
+  }
+  kill(root)
+}
+
+// --- running the CLI --------------------------------------------------------------------------
+
+interface Result {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+  /** Set when the run outlived its timeout and was killed. */
+  timedOut: boolean
+}
+
+interface Run {
+  child: ChildProcess
+  pid: number
+  stdout: string
+  stderr: string
+  /** The process exited (and was reaped). */
+  exited: boolean
+  /** Its output has ended too. */
+  closed: boolean
+  result: Promise<Result>
+  /** Resolves once stdout holds a line matching `re` (with its groups); rejects at the end of the output or on timeout. */
+  line(re: RegExp, ms?: number): Promise<RegExpMatchArray>
+  /** Resolves once stdout holds `n` lines matching `re`, with their matches. */
+  lines(re: RegExp, n: number, ms?: number): Promise<RegExpMatchArray[]>
+}
+
+interface StartOptions {
+  env?: Record<string, string>
+  /** Kill the run (whole tree) after this long; the test then fails on timedOut. */
+  timeout?: number
+}
+
+// Node reads NODE_EXTRA_CA_CERTS at every start (tens of ms of CPU each, where it is set): the
+// CLI makes no TLS connection, and these specs start a few hundred of it.
+const { NODE_EXTRA_CA_CERTS: _extraCerts, ...baseEnv } = process.env
+
+/** Runs not yet exited: killed with their trees if this worker exits before their tests end. */
+const running = new Set<Run>()
+process.on('exit', () => {
+  for (const run of running) if (run.pid) killTree(run.pid)
+})
+
+/** Starts `file args` with stdin a pipe, and registers its cleanup with the test. */
+function start(t: ExecutionContext, file: string, args: string[], options: StartOptions = {}): Run {
+  const child = spawn(file, args, {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...baseEnv, ...options.env, [MARK_NAME]: MARK },
+  })
+  // 0 when the spawn itself failed (its 'error' ends the run below).
+  const pid = child.pid ?? 0
+  const watchers = new Set<() => void>()
+  const run: Run = {
+    child,
+    pid,
+    stdout: '',
+    stderr: '',
+    exited: false,
+    closed: false,
+    result: undefined as unknown as Promise<Result>,
+    line: (re, ms) => run.lines(re, 1, ms).then((m) => m[0]!),
+    lines: (re, n, ms = 30_000) =>
+      new Promise((resolve, reject) => {
+        const global = new RegExp(re.source, re.flags.includes('g') ? re.flags : re.flags + 'gm')
+        const check = () => {
+          const found = [...run.stdout.matchAll(global)]
+          if (found.length >= n) return finish(() => resolve(found.slice(0, n)))
+          if (run.closed) return finish(() => reject(new Error(`output ended before ${n} lines ${re}:\n${describe()}`)))
+        }
+        const timer = setTimeout(() => finish(() => reject(new Error(`no ${n} lines ${re} in ${ms}ms:\n${describe()}`))), ms)
+        const finish = (then: () => void) => {
+          clearTimeout(timer)
+          watchers.delete(check)
+          then()
+        }
+        watchers.add(check)
+        check()
+      }),
+  }
+  const describe = () => `stdout: ${run.stdout}\nstderr: ${run.stderr}`
+  const notify = () => [...watchers].forEach((w) => w())
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    run.stdout += d
+    notify()
+  })
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (run.stderr += d))
+  child.stdin!.on('error', () => {}) // EPIPE when the command never reads it
+  let timedOut = false
+  const timer = setTimeout(() => {
+    timedOut = true
+    if (pid) killTree(pid)
+  }, options.timeout ?? 30_000)
+  running.add(run)
+  run.result = new Promise<Result>((resolve) => {
+    const end = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (run.closed) return
+      run.exited = run.closed = true
+      running.delete(run)
+      notify()
+      clearTimeout(timer)
+      resolve({ code, signal, stdout: run.stdout, stderr: run.stderr, timedOut })
+    }
+    child.on('exit', () => {
+      run.exited = true
+      running.delete(run)
+    })
+    child.on('close', end)
+    // The spawn failed (EAGAIN when the machine is out of processes): no 'close' follows.
+    child.on('error', (err) => {
+      run.stderr += `spawn failed: ${err.message}\n`
+      if (child.pid === undefined) end(null, null)
+    })
+  })
+  t.teardown(() => {
+    clearTimeout(timer)
+    if (!run.exited && pid) killTree(pid)
+  })
+  return run
+}
+
+/** Starts the CLI with `args`. */
+const cli = (t: ExecutionContext, args: string[], options?: StartOptions) => start(t, process.execPath, [CLI, ...args], options)
+
+/**
+ * Node itself (or the shell) could not start for want of threads or processes: the machine is
+ * shared, and pids run short when other work forks heavily. Not the CLI's doing.
+ */
+const outOfResources = (r: Result) => /uv_thread_create|Resource temporarily unavailable|Cannot fork|EAGAIN/.test(r.stderr)
+
+/** Runs the CLI to its end (again, a few times, if the machine could not start it). */
+async function runCli(t: ExecutionContext, args: string[], options?: StartOptions): Promise<Result> {
+  for (let attempt = 1; ; attempt++) {
+    const r = await cli(t, args, options).result
+    if (attempt === 5 || !outOfResources(r)) return r
+    t.log(`retrying \`subreaper ${args.join(' ')}\`: out of threads or processes: ${r.stderr.trim().split('\n')[0]}`)
+    await sleep(500 * attempt)
+  }
+}
+
+/** The CLI ended by itself (not killed, not timed out) with exit status `code`. */
+function expectExit(t: ExecutionContext, r: Result, code: number): void {
+  t.false(r.timedOut, 'the run timed out')
+  t.is(r.signal, null, 'the CLI itself was killed by a signal')
+  t.is(r.code, code, `exit status; stderr: ${r.stderr}`)
+}
+
+// --- the report -------------------------------------------------------------------------------
+
+interface ReportProcess {
+  pid: number
+  comm: string | null
+  main: boolean
+  leftover: boolean
+  action: 'terminated' | 'killed' | null
+  status: number
+  code: number | null
+  signal: string | null
+  coreDumped: boolean
+  userCPUTimeUs: number
+  systemCPUTimeUs: number
+  maxRSSKiB: number | null
+  startTime: number | null
+  exitTime: number
+  lifetimeMs: number | null
+}
+
+interface Report {
+  command: string[]
+  pid: number
+  status: number
+  code: number | null
+  signal: string | null
+  pid1: boolean
+  processes: ReportProcess[]
+  summary: { exited: number; leftovers: number; terminated: number; killed: number }
+}
+
+function parseReport(t: ExecutionContext, text: string): Report {
+  try {
+    return JSON.parse(text) as Report
+  } catch (err) {
+    t.log(text)
+    throw err
+  }
+}
+
+const byPid = (report: Report) => new Map(report.processes.map((p) => [p.pid, p]))
+
+/** What the test expects of one reported process (the rest is checked for type). */
+type Expected = Pick<ReportProcess, 'main' | 'leftover' | 'action' | 'status' | 'code' | 'signal'> & { comm?: string }
+
+const exited = (code: number, more: Partial<Expected> = {}): Expected => ({
+  main: false,
+  leftover: false,
+  action: null,
+  status: code,
+  code,
+  signal: null,
+  ...more,
+})
+
+const killedBy = (signal: string, more: Partial<Expected> = {}): Expected => ({
+  main: false,
+  leftover: false,
+  action: null,
+  status: 128 + signo(signal),
+  code: null,
+  signal,
+  ...more,
+})
+
+/** The report lists exactly the pids of `expected`, each as described, once. */
+function checkProcesses(t: ExecutionContext, report: Report, expected: Map<number, Expected>): void {
+  t.deepEqual(
+    report.processes.map((p) => p.pid).sort((a, b) => a - b),
+    [...expected.keys()].sort((a, b) => a - b),
+    'the report lists exactly the processes of the tree, once each',
+  )
+  const got = byPid(report)
+  for (const [pid, want] of expected) {
+    const p = got.get(pid)
+    if (!p) continue
+    const { comm, ...flags } = want
+    t.deepEqual(
+      { main: p.main, leftover: p.leftover, action: p.action, status: p.status, code: p.code, signal: p.signal },
+      flags,
+      `process ${pid}`,
+    )
+    if (comm !== undefined) t.is(p.comm, comm, `comm of ${pid}`)
+    t.true(Number.isInteger(p.userCPUTimeUs) && p.userCPUTimeUs >= 0, `user CPU of ${pid}`)
+    t.true(Number.isInteger(p.systemCPUTimeUs) && p.systemCPUTimeUs >= 0, `system CPU of ${pid}`)
+    t.true(p.maxRSSKiB !== null && p.maxRSSKiB > 0, `max RSS of ${pid}`)
+    t.true(p.exitTime > 0, `exit time of ${pid}`)
+    t.true(p.lifetimeMs === null || p.lifetimeMs >= 0, `lifetime of ${pid}`)
+  }
+}
+
+// --- helpers ----------------------------------------------------------------------------------
+
+/** Runs `tasks` with at most `limit` at a time. */
+async function pool<T>(limit: number, tasks: Array<() => Promise<T>>): Promise<T[]> {
+  const out: T[] = new Array(tasks.length)
+  let next = 0
+  const worker = async () => {
+    while (next < tasks.length) {
+      const i = next++
+      out[i] = await tasks[i]!()
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker))
+  return out
+}
+
+function tempDir(t: ExecutionContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'subreaper-cli-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** Polls `cond` (generously: the machine may be busy) and fails the test with `what` if it never holds. */
+async function eventually(t: ExecutionContext, cond: () => boolean, what: string, ms = 30_000): Promise<void> {
+  if (!(await until(cond, ms, 10))) t.fail(`timed out waiting until ${what}`)
+}
+
+test.after.always('no process started by these specs is left', async (t) => {
+  await until(() => marked().length === 0, 5000, 20)
+  const left = marked()
+  left.forEach((p) => kill(p))
+  t.deepEqual(left, [], 'stray processes (killed now)')
+  t.deepEqual(zombieChildren(), [])
+})
+
+// --- exit statuses ----------------------------------------------------------------------------
+
+test('exit codes 0-255 propagate', async (t) => {
+  const codes = Array.from({ length: 256 }, (_, i) => i)
+  const results = await pool(
+    16,
+    codes.map((code) => () => runCli(t, ['--', 'sh', '-c', `exit ${code}`], { timeout: 60_000 })),
+  )
+  const wrong = results
+    .map((r, code) => ({ code, got: r.code, signal: r.signal, timedOut: r.timedOut, stderr: r.stderr }))
+    .filter((r) => r.got !== r.code || r.signal !== null || r.timedOut || r.stderr !== '')
+  t.deepEqual(wrong, [])
+})
+
+for (const [signal, command] of [
+  ['SIGTERM', 'kill -TERM $$'],
+  ['SIGKILL', 'kill -KILL $$'],
+  ['SIGSEGV', 'kill -SEGV $$'],
+] as const) {
+  test(`death by ${signal} gives 128 + ${signo(signal)}`, async (t) => {
+    const r = await runCli(t, ['--report=json', '--', 'sh', '-c', command])
+    expectExit(t, r, 128 + signo(signal))
+    const report = parseReport(t, r.stderr)
+    t.like(report, { status: 128 + signo(signal), code: null, signal })
+    t.is(report.processes.length, 1)
+    t.like(report.processes[0], { main: true, signal, code: null, status: 128 + signo(signal) })
+  })
+}
+
+// --- signal forwarding ------------------------------------------------------------------------
+
+const FORWARDED = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT'] as const
+
+for (const group of [false, true]) {
+  const title = group
+    ? `--group forwards ${FORWARDED.join(' ')} to the child's whole process group`
+    : `${FORWARDED.join(' ')} are forwarded to the child, not to its group`
+  test(title, async (t) => {
+    const run = cli(t, [...(group ? ['--group'] : []), '--', process.execPath, fixture('cli-trap.cjs'), 'child'])
+    const [, childText, grandchildText] = await run.line(/^ready (\d+) (\d+)$/)
+    const child = Number(childText)
+    const grandchild = Number(grandchildText)
+    // The grandchild is in the child's group; with --group the child leads a group of its own.
+    if (group) {
+      t.is(stat(child)?.pgrp, child)
+      t.is(stat(grandchild)?.pgrp, child)
+    } else {
+      t.is(stat(child)?.pgrp, stat(run.pid)?.pgrp)
+      t.is(stat(grandchild)?.pgrp, stat(run.pid)?.pgrp)
+    }
+    await eventually(t, () => FORWARDED.every((sig) => sigMask(run.pid, 'SigCgt', sig)), 'the CLI catches every signal')
+    // One at a time, each once it was seen, so that none is merged with a pending one.
+    for (const sig of FORWARDED) {
+      process.kill(run.pid, sig)
+      await run.line(new RegExp(`^child got ${sig}$`))
+      if (group) await run.line(new RegExp(`^grandchild got ${sig}$`))
+    }
+    run.child.stdin!.end()
+    const r = await run.result
+    expectExit(t, r, 0)
+    const lines = r.stdout.trim().split('\n')
+    const got = (role: string) => lines.filter((l) => l.startsWith(`${role} got `)).map((l) => l.split(' ')[2])
+    t.deepEqual(got('child'), [...FORWARDED])
+    t.deepEqual(got('grandchild'), group ? [...FORWARDED] : [])
+    t.is(lines.at(-1), `grandchild released after ${group ? FORWARDED.join(' ') : 'no signal'}`)
+  })
+}
+
+// --- orphans and leftovers --------------------------------------------------------------------
+
+test('orphans are adopted while the command runs, reaped at once, and reported', async (t) => {
+  const n = 20
+  const run = cli(t, ['--report=json', '--', 'sh', fixture('cli-orphans.sh'), String(n)])
+  const main = Number((await run.line(/^main (\d+)$/))[1])
+  const orphans = (await run.lines(/^orphan (\d+)$/, n)).map((m) => Number(m[1]))
+  // Adopted: their parents exited, and the CLI (not init) is their parent now.
+  await eventually(
+    t,
+    () => orphans.every((p) => stat(p)?.ppid === run.pid && comm(p) === 'sleep'),
+    'every orphan is a child of the CLI, running sleep',
+  )
+  const procs = orphans.map((p) => seen(t, p))
+  orphans.forEach((p) => kill(p, 'SIGTERM'))
+  // Reaped while the command still runs: gone from /proc, no zombie left under the CLI.
+  await eventually(t, () => procs.every(gone), 'every orphan is reaped')
+  t.deepEqual(zombieChildren(run.pid), [])
+  t.deepEqual(liveChildren(run.pid), [main])
+  run.child.stdin!.end()
+  const r = await run.result
+  expectExit(t, r, 0)
+  const expected = new Map<number, Expected>([[main, exited(0, { main: true, comm: 'sh' })]])
+  for (const p of orphans) expected.set(p, killedBy('SIGTERM', { comm: 'sleep' }))
+  checkProcesses(t, parseReport(t, r.stderr), expected)
+})
+
+test('leftovers get SIGTERM, and SIGKILL after --grace when they ignore it', async (t) => {
+  const run = cli(t, ['--grace', '300ms', '--report=json', '--', 'sh', fixture('cli-leftovers.sh')])
+  const main = Number((await run.line(/^main (\d+)$/))[1])
+  const term = Number((await run.line(/^term (\d+)$/))[1])
+  const stubborn = Number((await run.line(/^stubborn (\d+)$/))[1])
+  await eventually(t, () => comm(term) === 'sleep' && comm(stubborn) === 'sleep', 'both leftovers run sleep')
+  t.true(sigMask(stubborn, 'SigIgn', 'SIGTERM'), 'the stubborn leftover ignores SIGTERM')
+  const procs = [seen(t, term), seen(t, stubborn)]
+  run.child.stdin!.end()
+  const r = await run.result
+  expectExit(t, r, 0)
+  t.true(procs.every(gone), 'the leftovers are gone')
+  const report = parseReport(t, r.stderr)
+  checkProcesses(
+    t,
+    report,
+    new Map([
+      [main, exited(0, { main: true, comm: 'sh' })],
+      [term, killedBy('SIGTERM', { leftover: true, action: 'terminated', comm: 'sleep' })],
+      [stubborn, killedBy('SIGKILL', { leftover: true, action: 'killed', comm: 'sleep' })],
+    ]),
+  )
+  t.deepEqual(report.summary, { exited: 3, leftovers: 2, terminated: 1, killed: 1 })
+  // SIGKILL came only after the grace period (a lower bound: a busy machine only adds to it).
+  const got = byPid(report)
+  t.true(got.get(stubborn)!.exitTime - got.get(main)!.exitTime >= 300, 'the grace period was given')
+})
+
+test('--wait-leftovers waits for the leftovers instead of terminating them', async (t) => {
+  const dir = tempDir(t)
+  const go = join(dir, 'go')
+  const run = cli(t, ['--wait-leftovers', '--grace', '100ms', '--report=json', '--', 'sh', fixture('cli-wait.sh')], {
+    env: { CLI_GO: go },
+  })
+  const main = Number((await run.line(/^main (\d+)$/))[1])
+  const leftover = Number((await run.line(/^leftover (\d+)$/))[1])
+  const mainProc = seen(t, main)
+  const leftoverProc = seen(t, leftover)
+  run.child.stdin!.end()
+  await eventually(t, () => gone(mainProc), 'main is reaped')
+  // The leftover cannot end before the test creates the file: the CLI must still be waiting,
+  // however long this takes.
+  await sleep(500)
+  t.false(run.exited, 'the CLI exited before its leftover')
+  t.true(exists(leftoverProc) && alive(leftover), 'the leftover was terminated')
+  writeFileSync(go, '')
+  const r = await run.result
+  expectExit(t, r, 0)
+  t.regex(r.stdout, /^leftover done$/m)
+  const report = parseReport(t, r.stderr)
+  checkProcesses(
+    t,
+    report,
+    new Map([
+      [main, exited(0, { main: true, comm: 'sh' })],
+      [leftover, exited(5, { leftover: true, comm: 'sh' })],
+    ]),
+  )
+  t.deepEqual(report.summary, { exited: 2, leftovers: 1, terminated: 0, killed: 0 })
+})
+
+/**
+ * Sends SIGTERM to the CLI until it exits: the first may come before the CLI has seen its
+ * command's exit (it then goes to the command, already gone), and is not needed twice.
+ */
+async function stopCli(run: Run): Promise<Result> {
+  while (!run.exited) {
+    kill(run.pid, 'SIGTERM')
+    await Promise.race([run.result, sleep(250)])
+  }
+  return run.result
+}
+
+test('SIGTERM to subreaper while leftovers have their grace period kills them at once', async (t) => {
+  // The grace period is longer than the run's own timeout: only the SIGTERM can end it in time.
+  const run = cli(t, ['--grace', '60s', '--report=json', '--', 'sh', fixture('cli-leftovers.sh')])
+  const main = seen(t, Number((await run.line(/^main (\d+)$/))[1]))
+  const term = Number((await run.line(/^term (\d+)$/))[1])
+  const stubborn = Number((await run.line(/^stubborn (\d+)$/))[1])
+  await eventually(t, () => comm(term) === 'sleep' && comm(stubborn) === 'sleep', 'both leftovers run sleep')
+  run.child.stdin!.end()
+  await eventually(t, () => gone(main), 'main is reaped')
+  const r = await stopCli(run)
+  expectExit(t, r, 0)
+  const report = parseReport(t, r.stderr)
+  checkProcesses(
+    t,
+    report,
+    new Map([
+      [main.pid, exited(0, { main: true, comm: 'sh' })],
+      [term, killedBy('SIGTERM', { leftover: true, action: 'terminated', comm: 'sleep' })],
+      [stubborn, killedBy('SIGKILL', { leftover: true, action: 'killed', comm: 'sleep' })],
+    ]),
+  )
+})
+
+test('SIGTERM to subreaper --wait-leftovers stops the wait and terminates the leftovers', async (t) => {
+  const dir = tempDir(t)
+  const run = cli(t, ['--wait-leftovers', '--report=json', '--', 'sh', fixture('cli-wait.sh')], {
+    env: { CLI_GO: join(dir, 'go') }, // never created: the leftover would run for 30 s
+  })
+  const main = seen(t, Number((await run.line(/^main (\d+)$/))[1]))
+  const leftover = seen(t, Number((await run.line(/^leftover (\d+)$/))[1]))
+  run.child.stdin!.end()
+  await eventually(t, () => gone(main), 'main is reaped')
+  const r = await stopCli(run)
+  expectExit(t, r, 0)
+  t.notRegex(r.stdout, /leftover done/)
+  t.true(gone(leftover), 'the leftover is gone')
+  const report = parseReport(t, r.stderr)
+  const got = byPid(report)
+  t.like(got.get(main.pid), { main: true, code: 0 })
+  // The leftover (a shell polling for the file) dies of the SIGTERM; its last `sleep 0.05`, if
+  // any, is adopted in turn and may be listed too.
+  t.like(got.get(leftover.pid), { leftover: true, action: 'terminated', signal: 'SIGTERM' })
+})
+
+// --- usage errors -----------------------------------------------------------------------------
+
+test('usage errors exit 2 with a message and the usage, and run nothing', async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [[], /no command given/],
+    [['--'], /no command given/],
+    [['--report'], /no command given/],
+    [['--bogus', '--', 'sh', '-c', 'echo ran'], /unknown option --bogus/],
+    [['-x', 'sh', '-c', 'echo ran'], /unknown option -x/],
+    [['--grace', 'abc', '--', 'sh', '-c', 'echo ran'], /bad duration "abc"/],
+    [['--grace=5x', '--', 'sh', '-c', 'echo ran'], /bad duration "5x"/],
+    [['--grace'], /--grace needs a value/],
+    [['--report=xml', '--', 'sh', '-c', 'echo ran'], /unknown report format "xml"/],
+  ]
+  const results = await Promise.all(cases.map(([args]) => runCli(t, args)))
+  results.forEach((r, i) => {
+    const [args, message] = cases[i]!
+    const what = `subreaper ${args.join(' ')}`
+    t.is(r.code, 2, what)
+    t.is(r.stdout, '', what)
+    t.regex(r.stderr, new RegExp(`^subreaper: ${message.source}`), what)
+    t.regex(r.stderr, /^Usage: subreaper \[options\] \[--\] command \[args\.\.\.\]$/m, what)
+  })
+})
+
+test('--help and --version', async (t) => {
+  const [help, version] = await Promise.all([runCli(t, ['--help']), runCli(t, ['-V'])])
+  expectExit(t, help, 0)
+  t.regex(help.stdout, /^Usage: subreaper/)
+  expectExit(t, version, 0)
+  t.is(version.stdout, `${VERSION}\n`)
+})
+
+test('a command that does not exist exits 127', async (t) => {
+  const dir = tempDir(t)
+  const results = await Promise.all([
+    runCli(t, ['--', 'subreaper-no-such-command']),
+    runCli(t, [join(dir, 'missing')]),
+    runCli(t, [join(dir, 'no-dir', 'missing')]),
+  ])
+  for (const [r, name] of [
+    [results[0]!, 'subreaper-no-such-command'],
+    [results[1]!, join(dir, 'missing')],
+    [results[2]!, join(dir, 'no-dir', 'missing')],
+  ] as const) {
+    expectExit(t, r, 127)
+    t.is(r.stderr, `subreaper: ${name}: command not found\n`)
+  }
+})
+
+test('a file that is not executable exits 126', async (t) => {
+  const dir = tempDir(t)
+  const file = join(dir, 'script.sh')
+  writeFileSync(file, '#!/bin/sh\necho ran\n')
+  chmodSync(file, 0o644)
+  const results = await Promise.all([runCli(t, ['--', file]), runCli(t, ['--', dir])])
+  for (const [r, name] of [
+    [results[0]!, file],
+    [results[1]!, dir],
+  ] as const) {
+    expectExit(t, r, 126)
+    t.is(r.stdout, '')
+    t.is(r.stderr, `subreaper: ${name}: cannot run: Permission denied (os error 13)\n`)
+  }
+})
+
+// --- the report -------------------------------------------------------------------------------
+
+/** Runs cli-tree.sh under the CLI with `args`; returns the run's result and the tree's pids. */
+async function runTree(t: ExecutionContext, args: string[]) {
+  const go = join(tempDir(t), 'go')
+  const run = cli(t, [...args, '--', 'sh', fixture('cli-tree.sh')], { env: { CLI_GO: go } })
+  const roles = ['main', 'exit0', 'exit3', 'exit7', 'usr1', 'kill', 'leftover'] as const
+  const pids = {} as Record<(typeof roles)[number], number>
+  for (const role of roles) pids[role] = Number((await run.line(new RegExp(`^${role} (\\d+)$`)))[1])
+  // Every orphan but the leftover finishes and is reaped, and the leftover runs sleep, before
+  // main exits.
+  const quick = [pids.exit0, pids.exit3, pids.exit7, pids.usr1, pids.kill].map((p) => seen(t, p))
+  writeFileSync(go, '')
+  await eventually(t, () => quick.every(gone) && comm(pids.leftover) === 'sleep', 'the orphans are reaped')
+  const leftover = seen(t, pids.leftover)
+  t.deepEqual(zombieChildren(run.pid), [])
+  run.child.stdin!.end()
+  const r = await run.result
+  expectExit(t, r, 4)
+  t.true(gone(leftover), 'the leftover is gone')
+  const expected = new Map<number, Expected>([
+    [pids.main, exited(4, { main: true, comm: 'sh' })],
+    [pids.exit0, exited(0, { comm: 'sh' })],
+    [pids.exit3, exited(3, { comm: 'sh' })],
+    [pids.exit7, exited(7, { comm: 'sh' })],
+    [pids.usr1, killedBy('SIGUSR1', { comm: 'sh' })],
+    [pids.kill, killedBy('SIGKILL', { comm: 'sh' })],
+    [pids.leftover, killedBy('SIGTERM', { leftover: true, action: 'terminated', comm: 'sleep' })],
+  ])
+  return { r, pids, expected }
+}
+
+test('--report=json and --report-file list exactly the processes of a known tree', async (t) => {
+  const file = join(tempDir(t), 'report.json')
+  const { r, pids, expected } = await runTree(t, ['--report=json', '--report-file', file])
+  const report = parseReport(t, r.stderr)
+  t.deepEqual(parseReport(t, readFileSync(file, 'utf8')), report, 'the file holds the same report')
+  t.deepEqual(report.command, ['sh', fixture('cli-tree.sh')])
+  t.like(report, { pid: pids.main, status: 4, code: 4, signal: null, pid1: false })
+  t.deepEqual(report.summary, { exited: 7, leftovers: 1, terminated: 1, killed: 0 })
+  checkProcesses(t, report, expected)
+})
+
+test('--report prints a table of exactly the processes of a known tree', async (t) => {
+  const { r, expected } = await runTree(t, ['--report'])
+  const lines = r.stderr.trimEnd().split('\n')
+  t.deepEqual(lines[0]!.split(/\s{2,}/), ['PID', 'COMMAND', 'STATUS', 'CPU', 'MAX RSS', 'LIFETIME', 'NOTE'])
+  t.is(
+    lines.at(-1),
+    `subreaper: sh ${fixture('cli-tree.sh')} exited with exit 4 (status 4); ` +
+      '7 processes exited under subreaper, 1 leftover (1 terminated, 0 killed)',
+  )
+  const rows = lines.slice(1, -1).map((l) => l.split(/\s{2,}/))
+  t.deepEqual(
+    rows.map((row) => Number(row[0])).sort((a, b) => a - b),
+    [...expected.keys()].sort((a, b) => a - b),
+  )
+  for (const row of rows) {
+    const want = expected.get(Number(row[0]))
+    if (!want) continue
+    const status = want.signal ?? `exit ${want.code}`
+    const note = want.main ? 'main' : want.leftover ? `leftover, ${want.action}` : undefined
+    t.deepEqual([row[1], row[2], row[6]], [want.comm, status, note], `row ${row.join(' | ')}`)
+    t.regex(row[3]!, /^\d+ms$|^\d+\.\d\ds$/, 'CPU')
+    t.regex(row[4]!, /^\d+K$|^\d+\.\dM$/, 'MAX RSS')
+    t.regex(row[5]!, /^\d+ms$|^\d+\.\d\ds$|^\d+\.\dm$/, 'LIFETIME')
+  }
+})
+
+// --- as PID 1 of a PID namespace --------------------------------------------------------------
+
+const pid1Unsupported = (() => {
+  try {
+    execFileSync('unshare', ['--pid', '--fork', '--mount-proc', 'true'], { stdio: 'pipe', timeout: 20_000 })
+    return null
+  } catch (err) {
+    return (err as Error).message.split('\n')[0]
+  }
+})()
+
+/** Runs the CLI as PID 1 of a new PID namespace; returns the run (of unshare) and PID 1's host pid. */
+async function pid1(t: ExecutionContext, args: string[], options?: StartOptions): Promise<{ run: Run; init: () => number }> {
+  const run = start(t, 'unshare', ['--pid', '--fork', '--mount-proc', process.execPath, CLI, ...args], options)
+  // unshare's only child is PID 1 of the namespace: the CLI, under its host pid.
+  const init = () => {
+    const children = liveChildren(run.pid)
+    if (children.length !== 1) throw new Error(`unshare has children ${children.join(', ')}`)
+    return children[0]!
+  }
+  return { run, init }
+}
+
+function skipWithoutNamespaces(t: ExecutionContext): boolean {
+  if (pid1Unsupported === null) return false
+  t.log(`skipped: \`unshare --pid --fork --mount-proc true\` fails here (${pid1Unsupported})`)
+  t.pass()
+  return true
+}
+
+test('as PID 1: reaps 200 orphans, answers SIGTERM with 143, and leaves no zombie', async (t) => {
+  if (skipWithoutNamespaces(t)) return
+  const n = 200
+  const { run, init } = await pid1(t, ['--report=json', '--', 'sh', fixture('cli-pid1.sh'), String(n)], { timeout: 50_000 })
+  const main = Number((await run.line(/^main (\d+)$/))[1])
+  await run.line(/^ready$/, 45_000)
+  t.notRegex(run.stdout, /not reaped/)
+  const orphans = [...run.stdout.matchAll(/^orphan (\d+)$/gm)].map((m) => Number(m[1]))
+  t.is(orphans.length, n)
+  // Seen from outside: PID 1 has no zombie, and only the main command as a child.
+  const host = init()
+  const seenUnshare = seen(t, run.pid)
+  t.deepEqual(zombieChildren(host), [])
+  t.is(liveChildren(host).length, 1)
+  await eventually(t, () => sigMask(host, 'SigCgt', 'SIGTERM'), 'PID 1 catches SIGTERM')
+  process.kill(host, 'SIGTERM')
+  const r = await run.result
+  expectExit(t, r, 143)
+  const report = parseReport(t, r.stderr)
+  t.like(report, { pid: main, pid1: true, status: 143, code: null, signal: 'SIGTERM' })
+  const expected = new Map<number, Expected>([[main, killedBy('SIGTERM', { main: true, comm: 'sleep' })]])
+  for (const p of orphans) expected.set(p, exited(0, { comm: 'sh' }))
+  checkProcesses(t, report, expected)
+  t.deepEqual(report.summary, { exited: n + 1, leftovers: 0, terminated: 0, killed: 0 })
+  // The namespace is gone with its PID 1; unshare was reaped (the last hook checks for zombies
+  // once no other test runs).
+  t.true(gone(seenUnshare), 'unshare is reaped')
+})
+
+test('as PID 1: leftovers are terminated and killed, and the status propagates', async (t) => {
+  if (skipWithoutNamespaces(t)) return
+  const { run } = await pid1(t, ['--grace', '300ms', '--report=json', '--', 'sh', fixture('cli-leftovers.sh')])
+  const main = Number((await run.line(/^main (\d+)$/))[1])
+  const term = Number((await run.line(/^term (\d+)$/))[1])
+  const stubborn = Number((await run.line(/^stubborn (\d+)$/))[1])
+  run.child.stdin!.end()
+  const r = await run.result
+  expectExit(t, r, 0)
+  const report = parseReport(t, r.stderr)
+  t.like(report, { pid: main, pid1: true, status: 0 })
+  checkProcesses(
+    t,
+    report,
+    new Map([
+      [main, exited(0, { main: true, comm: 'sh' })],
+      [term, killedBy('SIGTERM', { leftover: true, action: 'terminated' })],
+      [stubborn, killedBy('SIGKILL', { leftover: true, action: 'killed' })],
+    ]),
+  )
+})
