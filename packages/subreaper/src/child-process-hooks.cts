@@ -31,6 +31,13 @@ export function spawnFailure(child: ChildProcess): SpawnFailure | undefined {
 
 type SpawnFn = (this: ChildProcess, options: unknown) => unknown
 
+/** Node's native process handle (`ChildProcess._handle`): its spawn runs libuv's uv_spawn. */
+interface ProcessHandle {
+  spawn: (this: ProcessHandle, options: unknown) => unknown
+  /** Set by the native spawn when it succeeded. */
+  pid?: number
+}
+
 function report(pid: number, code: number | null, signal: NodeJS.Signals | null): void {
   const signo = signal ? signalNumber(signal) : undefined
   native.report(pid, code ?? undefined, signo)
@@ -43,7 +50,30 @@ export function installChildProcessHooks(owner: number): void {
 
   const originalSpawn = proto.spawn
   proto.spawn = function spawn(this: ChildProcess, options: unknown) {
-    native.pause()
+    // The engine is paused around the native spawn only (libuv's fork and exec), not around
+    // ChildProcess.prototype.spawn: a worker terminated while JavaScript runs skips `finally`
+    // blocks, so a pause spanning JavaScript function calls could be left held forever, and the
+    // engine would stop reaping for the whole process. Between pause() and resume() below only
+    // native functions are called, and V8 acts on a termination only when JavaScript enters a
+    // function or loops: it lands before the pause or after the resume.
+    const handle = (this as unknown as { _handle?: ProcessHandle | null })._handle
+    const wrapped = handle != null && typeof handle.spawn === 'function'
+    if (wrapped) {
+      const nativeSpawn = handle.spawn
+      handle.spawn = function spawnPaused(this: ProcessHandle, opts: unknown): unknown {
+        native.pause()
+        try {
+          const err = nativeSpawn.call(this, opts)
+          const pid = this.pid
+          if (typeof pid === 'number' && pid > 0) native.own(pid, owner)
+          return err
+        } finally {
+          native.resume()
+        }
+      }
+    } else {
+      native.pause()
+    }
     let result: unknown
     try {
       result = originalSpawn.call(this, options)
@@ -51,13 +81,13 @@ export function installChildProcessHooks(owner: number): void {
       try {
         const pid = this.pid
         if (pid !== undefined) {
-          native.own(pid, owner)
+          if (!wrapped) native.own(pid, owner)
           this.once('exit', (code: number | null, signal: NodeJS.Signals | null) => report(pid, code, signal))
         } else if (typeof result === 'number' && result < 0) {
           recordSpawnFailure(this, result)
         }
       } finally {
-        native.resume()
+        if (!wrapped) native.resume()
       }
     }
     return result

@@ -4,7 +4,26 @@ import { UnsupportedError } from './errors.cjs'
 import { Monitor, setEnvironmentOwner } from './monitor.cjs'
 import { native } from './native.cjs'
 
-const owner = native.attach()
+/**
+ * Starts (or joins) the process's reaper. A second copy of the package in the same process
+ * cannot: its addon refuses with a message starting `ERR_SUBREAPER_DUPLICATE`, which becomes the
+ * error's code, as the README documents.
+ */
+function attach(): number {
+  try {
+    return native.attach()
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err)
+    if (message.startsWith('ERR_SUBREAPER_DUPLICATE')) {
+      const duplicate = new Error(message.replace(/^ERR_SUBREAPER_DUPLICATE: /, ''))
+      ;(duplicate as NodeJS.ErrnoException).code = 'ERR_SUBREAPER_DUPLICATE'
+      throw duplicate
+    }
+    throw err
+  }
+}
+
+const owner = attach()
 setEnvironmentOwner(owner)
 installChildProcessHooks(owner)
 

@@ -31,6 +31,22 @@ interface PendingRead {
 
 const BATCH = 1024
 
+// Callback subscriptions still open in this environment. The engine resolves a wait as soon as
+// it records an exit, but hands the exit to subscribers on its broadcast thread, which may run
+// a little later; and the subscriptions' calls into JavaScript are weak. So a process whose
+// last wait just resolved could exit before its callback subscribers got exits the engine had
+// already recorded. When the loop empties, each callback subscription that has not yet been
+// given every exit recorded since it subscribed holds the loop until it has (or it closes).
+const callbackSubscriptions = new Set<Subscription>()
+let flushInstalled = false
+
+// `using sub = monitor.subscribe()` must type-check: the method is installed under
+// Symbol.dispose (where the runtime has it; every Node >= 20.4 does), which a computed key of
+// type `symbol` does not tell TypeScript.
+export interface Subscription {
+  [Symbol.dispose](): void
+}
+
 export class Subscription implements AsyncIterableIterator<Exit> {
   #native: NativeSubscription | null
   #callback: ExitCallback | undefined
@@ -39,6 +55,12 @@ export class Subscription implements AsyncIterableIterator<Exit> {
   #error: SubscriptionLaggedError | null = null
   #done = false
   #onClose: (s: Subscription) => void
+  /** Exits recorded by the engine before this subscription was registered (callback form). */
+  #startSeq = 0
+  /** The engine's sequence number of the last exit delivered to the callback. */
+  #lastSeq = 0
+  /** Held at 'beforeExit' until the exits recorded by then are delivered. */
+  #flush: { upTo: number; release: () => void } | null = null
 
   /** @internal Use `monitor.subscribe()`. */
   constructor(owner: number, callback: ExitCallback | undefined, options: SubscribeOptions | undefined, onClose: (s: Subscription) => void) {
@@ -53,6 +75,15 @@ export class Subscription implements AsyncIterableIterator<Exit> {
     this.#onError = options?.onError
     this.#onClose = onClose
     this.#native = native.subscribe(owner, () => this.#onReadable(), bufferSize, lagTimeout, maxOverflow)
+    if (callback) {
+      // Read after registering: every exit numbered above this is offered to this subscriber.
+      this.#startSeq = native.stats().exitsRecorded
+      callbackSubscriptions.add(this)
+      if (!flushInstalled) {
+        flushInstalled = true
+        process.on('beforeExit', Subscription.#flushBeforeExit)
+      }
+    }
   }
 
   /** True once no more exits will be delivered (unsubscribed, or lagged). */
@@ -103,6 +134,27 @@ export class Subscription implements AsyncIterableIterator<Exit> {
     this.unsubscribe()
   }
 
+  static #flushBeforeExit(): void {
+    if (callbackSubscriptions.size === 0) return
+    const recorded = native.stats().exitsRecorded
+    for (const sub of callbackSubscriptions) sub.#holdUntilDelivered(recorded)
+  }
+
+  /** Holds the loop until the exits recorded up to `recorded` have been delivered. */
+  #holdUntilDelivered(recorded: number): void {
+    if (this.#flush || !this.#native || recorded <= Math.max(this.#startSeq, this.#lastSeq)) return
+    this.#flush = { upTo: recorded, release: hold() }
+    // Some may already be queued, their notification still on its way.
+    this.#deliverToCallback()
+  }
+
+  #releaseFlush(): void {
+    if (this.#flush && (!this.#native || this.#lastSeq >= this.#flush.upTo)) {
+      this.#flush.release()
+      this.#flush = null
+    }
+  }
+
   /** Takes one queued exit for the iterator, noting the end of the stream if it came. */
   #pull(): IteratorResult<Exit> | undefined {
     if (!this.#native) return undefined
@@ -131,6 +183,7 @@ export class Subscription implements AsyncIterableIterator<Exit> {
     while (this.#native) {
       const r = this.#native.drain(BATCH)
       for (const record of r.exits) {
+        if (record.seq > this.#lastSeq) this.#lastSeq = record.seq
         try {
           callback(toExit(record))
         } catch (err) {
@@ -145,8 +198,9 @@ export class Subscription implements AsyncIterableIterator<Exit> {
         this.#closedBy(r.laggedMissed)
         return
       }
-      if (r.exits.length < BATCH) return
+      if (r.exits.length < BATCH) break
     }
+    this.#releaseFlush()
   }
 
   #closedBy(laggedMissed: number | undefined): void {
@@ -173,6 +227,9 @@ export class Subscription implements AsyncIterableIterator<Exit> {
   #finish(): void {
     if (this.#done) return
     this.#done = true
+    callbackSubscriptions.delete(this)
+    this.#flush?.release()
+    this.#flush = null
     for (const read of this.#reads.splice(0)) {
       read.release()
       read.resolve({ done: true, value: undefined })

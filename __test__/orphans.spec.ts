@@ -1,0 +1,134 @@
+// Subreaper mode: orphaned grandchildren are re-parented to this process, reaped by the engine,
+// broadcast (with their command name) and waitable; no zombie is left.
+import test from 'ava'
+import { execFile } from 'node:child_process'
+import { constants } from 'node:os'
+
+import { isSubreaper, monitor, setSubreaper } from 'subreaper'
+
+import { noLiveChildren, noZombies, procState, Recorder, runNode, settle, track } from './procs.ts'
+
+const rec = new Recorder()
+
+test.before(() => {
+  setSubreaper(true)
+})
+
+test.after.always('no zombie, no live child; subreaper mode off again', async (t) => {
+  rec.unsubscribe()
+  t.deepEqual(await noZombies(), [])
+  t.deepEqual(await noLiveChildren(), [])
+  t.deepEqual(rec.errors, [])
+  setSubreaper(false)
+  t.false(isSubreaper())
+})
+
+/** Runs `sh -c script` with monitor.start and returns the pids it printed and its own exit. */
+async function orphansOf(script: string) {
+  const sh = monitor.start('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const ev = track(sh)
+  const exit = await monitor.wait(sh)
+  await ev.closed
+  const pids = ev.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => Number(l))
+  return { sh, exit, pids }
+}
+
+test.serial('isSubreaper() is true after setSubreaper(true)', (t) => {
+  t.true(isSubreaper())
+})
+
+test.serial("sh -c 'sleep 0.3 & exit 0': the orphan's exit is broadcast with comm sleep, and no zombie remains", async (t) => {
+  const { sh, exit, pids } = await orphansOf('sleep 0.3 >/dev/null 2>&1 & echo $!; exit 0')
+  t.like(exit, { status: 0, comm: 'sh' })
+  t.is(pids.length, 1)
+  const orphan = pids[0]!
+  t.not(orphan, sh.pid)
+  const byWait = await monitor.wait(orphan)
+  t.like(byWait, { pid: orphan, status: 0, code: 0, signal: null, comm: 'sleep', reapedBy: 'subreaper' })
+  const [seen] = await rec.waitFor([orphan])
+  t.like(seen, { pid: orphan, status: 0, comm: 'sleep', reapedBy: 'subreaper' })
+  await settle()
+  t.is(rec.of(orphan).length, 1, 'broadcast once')
+  t.is(procState(orphan), undefined, 'reaped: gone from the process table')
+  t.deepEqual(await noZombies(), [])
+})
+
+test.serial('20 orphans at once are all reaped and broadcast', async (t) => {
+  const { pids } = await orphansOf('for i in $(seq 20); do sleep 1 >/dev/null 2>&1 & echo $!; done; exit 0')
+  t.is(pids.length, 20)
+  const exits = await rec.waitFor(pids)
+  t.true(exits.every((e) => e !== undefined && e.status === 0 && e.comm === 'sleep' && e.reapedBy === 'subreaper'))
+  await settle()
+  t.deepEqual(rec.counts(pids), pids.map(() => 1))
+  t.deepEqual(await noZombies(), [])
+})
+
+test.serial('an orphan killed by a signal, and one exiting with a code', async (t) => {
+  const { pids } = await orphansOf('sleep 30 >/dev/null 2>&1 & echo $!; (sleep 0.3; exit 7) >/dev/null 2>&1 & echo $!; exit 3')
+  t.is(pids.length, 2)
+  const [sleeper, subshell] = pids as [number, number]
+  t.is(procState(sleeper)?.ppid, process.pid, 're-parented to us')
+  const pending = monitor.wait(sleeper)
+  process.kill(sleeper, 'SIGTERM')
+  t.like(await pending, { pid: sleeper, status: 128 + constants.signals.SIGTERM, signal: 'SIGTERM', code: null, comm: 'sleep' })
+  t.like(await monitor.wait(subshell), { pid: subshell, status: 7, code: 7 })
+  const seen = await rec.waitFor(pids)
+  t.like(seen[0], { signal: 'SIGTERM' })
+  t.like(seen[1], { status: 7 })
+})
+
+test.serial('orphans two levels down, and orphans of an execFile child whose callback still fires once', async (t) => {
+  let calls = 0
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile('sh', ['-c', 'sh -c "sleep 0.3 >/dev/null 2>&1 & echo \\$!"; sleep 0.3 >/dev/null 2>&1 & echo $!; exit 0'], (err, stdout) => {
+      calls++
+      if (err) reject(err)
+      else resolve(stdout)
+    })
+  })
+  const pids = out.split('\n').filter(Boolean).map(Number)
+  t.is(pids.length, 2)
+  const exits = await rec.waitFor(pids)
+  t.true(exits.every((e) => e?.status === 0 && e.comm === 'sleep'))
+  await settle()
+  t.is(calls, 1)
+  t.deepEqual(await noZombies(), [])
+})
+
+test.serial('setSubreaper(false) then true again', (t) => {
+  setSubreaper(false)
+  t.false(isSubreaper())
+  setSubreaper(true)
+  t.true(isSubreaper())
+})
+
+test.serial('a process that is not a subreaper does not adopt (NotAChildError); its orphan goes up to us, the nearest subreaper', async (t) => {
+  const script = `
+    import { execFileSync } from 'node:child_process'
+    import { readFileSync } from 'node:fs'
+    import { isSubreaper, monitor } from 'subreaper'
+    const pid = Number(execFileSync('sh', ['-c', 'sleep 60 >/dev/null 2>&1 & echo $!'], { encoding: 'utf8' }).trim())
+    const stat = readFileSync('/proc/' + pid + '/stat', 'utf8')
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+    let error
+    try { await monitor.wait(pid) } catch (err) { error = { name: err.name, code: err.code } }
+    console.log(JSON.stringify({ pid, ppid, subreaper: isSubreaper(), error }))
+  `
+  const run = await runNode(['--input-type=module', '-e', script])
+  t.false(run.timedOut)
+  t.is(run.code, 0, run.stderr)
+  const out = JSON.parse(run.stdout) as { pid: number; ppid: number; subreaper: boolean; error?: { name: string; code: string } }
+  t.false(out.subreaper)
+  t.deepEqual(out.error, { name: 'NotAChildError', code: 'ERR_SUBREAPER_NOT_A_CHILD' })
+  t.is(out.ppid, process.pid, 'the orphan was re-parented to this process, not to init')
+  t.is(procState(out.pid)?.ppid, process.pid)
+  const waited = monitor.wait(out.pid)
+  process.kill(out.pid, 'SIGTERM')
+  t.like(await waited, { pid: out.pid, signal: 'SIGTERM', comm: 'sleep', reapedBy: 'subreaper' })
+  const [exit] = await rec.waitFor([out.pid])
+  t.like(exit, { pid: out.pid, signal: 'SIGTERM', comm: 'sleep', reapedBy: 'subreaper' })
+  t.deepEqual(await noZombies(), [])
+})

@@ -1,0 +1,151 @@
+// Helpers of the issue-3 specs: event counting on ChildProcess objects, a recording subscriber,
+// and running a node script as a child process.
+import { execFile, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+
+import { monitor, type Exit, type Monitor, type Subscription } from 'subreaper'
+
+import { liveChildren, sleep, until, zombieChildren } from './helpers.ts'
+
+// AVA runs every test file with the project root (where package.json is) as its cwd.
+export const fixtures = join(process.cwd(), '__test__', 'fixtures')
+export const fixture = (name: string) => join(fixtures, name)
+
+/** The exit and close events of one ChildProcess, counted. */
+export interface Events {
+  exits: Array<[number | null, NodeJS.Signals | null]>
+  closes: Array<[number | null, NodeJS.Signals | null]>
+  errors: Error[]
+  stdout: string
+  stderr: string
+  /** Resolves at the first 'close' (or 'error' when the spawn failed). */
+  closed: Promise<void>
+}
+
+/** Counts the events of `child`; collects its output as text unless `raw` (then read it yourself). */
+export function track(child: ChildProcess, options?: { raw?: boolean }): Events {
+  const ev: Events = { exits: [], closes: [], errors: [], stdout: '', stderr: '', closed: Promise.resolve() }
+  if (!options?.raw) child.stdout?.setEncoding('utf8').on('data', (d: string) => (ev.stdout += d))
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (ev.stderr += d))
+  ev.closed = new Promise<void>((resolve) => {
+    child.on('exit', (code, signal) => ev.exits.push([code, signal]))
+    child.on('close', (code, signal) => {
+      ev.closes.push([code, signal])
+      resolve()
+    })
+    child.on('error', (err) => {
+      ev.errors.push(err)
+      if (child.pid === undefined) resolve()
+    })
+  })
+  return ev
+}
+
+/** A subscriber that keeps every exit it is given, in order. */
+export class Recorder {
+  readonly exits: Exit[] = []
+  readonly errors: Error[] = []
+  readonly sub: Subscription
+
+  constructor(m: Monitor = monitor, options?: { bufferSize?: number; lagTimeout?: number }) {
+    this.sub = m.subscribe((e) => this.exits.push(e), {
+      bufferSize: 4096,
+      lagTimeout: 60_000,
+      ...options,
+      onError: (err) => this.errors.push(err),
+    })
+  }
+
+  /** Exits of `pid` seen so far. */
+  of(pid: number | undefined): Exit[] {
+    return this.exits.filter((e) => e.pid === pid)
+  }
+
+  /** Waits (generously) until every pid has been seen, then returns the first exit of each. */
+  async waitFor(pids: ReadonlyArray<number | undefined>, ms = 30_000): Promise<Exit[]> {
+    const want = new Set(pids)
+    await until(() => {
+      const have = new Set(this.exits.map((e) => e.pid))
+      for (const p of want) if (!have.has(p as number)) return false
+      return true
+    }, ms, 10)
+    return pids.map((p) => this.of(p)[0]!)
+  }
+
+  /** How many times each pid was seen (for the exactly-once checks). */
+  counts(pids: ReadonlyArray<number | undefined>): number[] {
+    return pids.map((p) => this.of(p).length)
+  }
+
+  unsubscribe(): void {
+    this.sub.unsubscribe()
+  }
+}
+
+/** Waits until this process has no zombie child left; returns those still there after `ms`. */
+export async function noZombies(ms = 15_000): Promise<number[]> {
+  await until(() => zombieChildren().length === 0, ms, 20)
+  return zombieChildren()
+}
+
+/** Waits until this process has no live child left; returns those still there after `ms`. */
+export async function noLiveChildren(ms = 15_000): Promise<number[]> {
+  await until(() => liveChildren().length === 0, ms, 20)
+  return liveChildren()
+}
+
+/** The process's state letter and parent pid from /proc, or undefined once it is gone. */
+export function procState(pid: number): { state: string; ppid: number; comm: string } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return { state: rest[0]!, ppid: Number(rest[1]), comm }
+  } catch {
+    return undefined
+  }
+}
+
+export interface NodeRun {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+  /** The run was killed by the timeout: the script did not exit by itself. */
+  timedOut: boolean
+}
+
+/**
+ * Runs a node script (a file, or code with `-e`/`--input-type=module -e`) as a child process,
+ * with a generous timeout after which it is killed (and `timedOut` is set).
+ */
+export function runNode(args: string[], options: { timeout?: number; env?: NodeJS.ProcessEnv } = {}): Promise<NodeRun> {
+  const timeout = options.timeout ?? 60_000
+  return new Promise((resolve) => {
+    let timedOut = false
+    const child = execFile(
+      process.execPath,
+      args,
+      { maxBuffer: 64 * 1024 * 1024, env: options.env ?? process.env, cwd: process.cwd() },
+      (err, stdout, stderr) => {
+        clearTimeout(timer)
+        const e = err as (Error & { code?: unknown; signal?: NodeJS.Signals | null }) | null
+        resolve({
+          code: e ? (typeof e.code === 'number' ? e.code : null) : 0,
+          signal: e?.signal ?? null,
+          stdout,
+          stderr,
+          timedOut,
+        })
+      },
+    )
+    const timer = setTimeout(() => {
+      timedOut = true
+      child.kill('SIGKILL')
+    }, timeout)
+  })
+}
+
+/** Gives late duplicate events a chance to show up before they are counted. */
+export const settle = () => sleep(100)
