@@ -12,6 +12,9 @@ use subreaper_core::Subscription;
 
 struct Environment {
     subscriptions: Vec<Weak<Subscription>>,
+    /// Pauses taken by this environment and not yet resumed. A worker terminated between
+    /// `pause` and `resume` never resumes: its teardown does, so reaping cannot stay held.
+    pauses: u32,
 }
 
 fn environments() -> &'static Mutex<HashMap<u32, Environment>> {
@@ -27,6 +30,7 @@ pub fn attach(env: &Env) -> Result<u32> {
         owner,
         Environment {
             subscriptions: Vec::new(),
+            pauses: 0,
         },
     );
     env.add_env_cleanup_hook(owner, detach)?;
@@ -35,13 +39,29 @@ pub fn attach(env: &Env) -> Result<u32> {
 
 fn detach(owner: u32) {
     let entry = environments().lock().unwrap().remove(&owner);
-    if let Some(entry) = entry {
+    if let Some(entry) = &entry {
         for sub in entry.subscriptions.iter().filter_map(Weak::upgrade) {
             sub.unsubscribe();
         }
     }
     if let Ok(reaper) = crate::single_reaper::reaper() {
+        if let Some(entry) = &entry {
+            for _ in 0..entry.pauses {
+                reaper.resume();
+            }
+        }
         reaper.disown_all(owner as u64);
+    }
+}
+
+/// Counts a pause against `owner` (see [`Environment::pauses`]).
+pub fn note_pause(owner: u32, paused: bool) {
+    if let Some(entry) = environments().lock().unwrap().get_mut(&owner) {
+        if paused {
+            entry.pauses += 1;
+        } else {
+            entry.pauses = entry.pauses.saturating_sub(1);
+        }
     }
 }
 

@@ -67,14 +67,22 @@ pub fn disown(pid: i32) -> Result<()> {
 
 /// Holds reaping while a synchronous spawn runs (its pid is unknown until it returns).
 #[napi]
-pub fn pause() -> Result<()> {
-    reaper()?.pause();
+pub fn pause(owner: Option<u32>) -> Result<()> {
+    let reaper = reaper()?;
+    if let Some(owner) = owner {
+        environment::note_pause(owner, true);
+    }
+    reaper.pause();
     Ok(())
 }
 
 #[napi]
-pub fn resume() -> Result<()> {
-    reaper()?.resume();
+pub fn resume(owner: Option<u32>) -> Result<()> {
+    let reaper = reaper()?;
+    if let Some(owner) = owner {
+        environment::note_pause(owner, false);
+    }
+    reaper.resume();
     Ok(())
 }
 

@@ -24,6 +24,15 @@ interface SpawnFailure {
 
 const spawnFailures = new WeakMap<ChildProcess, SpawnFailure>()
 
+// Start time (clock ticks since boot) of each child, read when it was registered: with the
+// pid it names that one process, so a signal can be refused once the pid may be recycled.
+const startTimes = new WeakMap<ChildProcess, number>()
+
+/** The start time recorded for a child_process child, if any. */
+export function childStartTime(child: ChildProcess): number | undefined {
+  return startTimes.get(child)
+}
+
 /** The spawn error of a child whose spawn failed, and whether Node has emitted it yet. */
 export function spawnFailure(child: ChildProcess): SpawnFailure | undefined {
   return spawnFailures.get(child)
@@ -50,6 +59,7 @@ export function installChildProcessHooks(owner: number): void {
 
   const originalSpawn = proto.spawn
   proto.spawn = function spawn(this: ChildProcess, options: unknown) {
+    const child = this
     // The engine is paused around the native spawn only (libuv's fork and exec), not around
     // ChildProcess.prototype.spawn: a worker terminated while JavaScript runs skips `finally`
     // blocks, so a pause spanning JavaScript function calls could be left held forever, and the
@@ -61,18 +71,21 @@ export function installChildProcessHooks(owner: number): void {
     if (wrapped) {
       const nativeSpawn = handle.spawn
       handle.spawn = function spawnPaused(this: ProcessHandle, opts: unknown): unknown {
-        native.pause()
+        native.pause(owner)
         try {
           const err = nativeSpawn.call(this, opts)
           const pid = this.pid
-          if (typeof pid === 'number' && pid > 0) native.own(pid, owner)
+          if (typeof pid === 'number' && pid > 0) {
+            const start = native.own(pid, owner)
+            if (start != null) startTimes.set(child, start)
+          }
           return err
         } finally {
-          native.resume()
+          native.resume(owner)
         }
       }
     } else {
-      native.pause()
+      native.pause(owner)
     }
     let result: unknown
     try {
@@ -81,19 +94,22 @@ export function installChildProcessHooks(owner: number): void {
       try {
         const pid = this.pid
         if (pid !== undefined) {
-          if (!wrapped) native.own(pid, owner)
+          if (!wrapped) {
+            const start = native.own(pid, owner)
+            if (start != null) startTimes.set(child, start)
+          }
           this.once('exit', (code: number | null, signal: NodeJS.Signals | null) => report(pid, code, signal))
         } else if (typeof result === 'number' && result < 0) {
           recordSpawnFailure(this, result)
         }
       } finally {
-        if (!wrapped) native.resume()
+        if (!wrapped) native.resume(owner)
       }
     }
     return result
   }
 
-  hookSpawnSync()
+  hookSpawnSync(owner)
 
   if (isMainThread) {
     // A SIGCHLD from a child the engine was not told about (forked by native code) wakes it
@@ -126,7 +142,7 @@ interface SpawnSyncResult {
   signal?: string | null
 }
 
-function hookSpawnSync(): void {
+function hookSpawnSync(owner: number): void {
   let binding: { spawn: (options: unknown) => SpawnSyncResult } | undefined
   try {
     // The object child_process itself calls for spawnSync, execSync and execFileSync.
@@ -138,12 +154,12 @@ function hookSpawnSync(): void {
   if (!binding || typeof binding.spawn !== 'function') return
   const originalSpawnSync = binding.spawn
   binding.spawn = function spawnSync(options: unknown): SpawnSyncResult {
-    native.pause()
+    native.pause(owner)
     let result: SpawnSyncResult
     try {
       result = originalSpawnSync.call(this, options)
     } finally {
-      native.resume()
+      native.resume(owner)
     }
     if (result && typeof result.pid === 'number' && result.pid > 0) {
       const signal = typeof result.signal === 'string' ? (result.signal as NodeJS.Signals) : null

@@ -1,7 +1,7 @@
 // The API users call: start a child, wait for an exit, subscribe to every exit, sweep.
 import { ChildProcess, spawn, type SpawnOptions } from 'node:child_process'
 
-import { spawnFailure } from './child-process-hooks.cjs'
+import { childStartTime, spawnFailure } from './child-process-hooks.cjs'
 import {
   AbortError,
   NotAChildError,
@@ -11,7 +11,7 @@ import {
   validateObject,
   validatePid,
 } from './errors.cjs'
-import { toExit, type Exit } from './exit.cjs'
+import { signalNumber, toExit, type Exit } from './exit.cjs'
 import { hold } from './keepalive.cjs'
 import { native, type ExitRecord } from './native.cjs'
 import { Subscription, type ExitCallback, type SubscribeOptions } from './subscription.cjs'
@@ -33,6 +33,21 @@ export function setEnvironmentOwner(owner: number): void {
 function owner(): number {
   if (environmentOwner === undefined) throw new Error('subreaper is not initialised in this environment')
   return environmentOwner
+}
+
+function validateSignal(signal: unknown): number {
+  if (typeof signal === 'number' && Number.isInteger(signal) && signal >= 0 && signal <= 64) return signal
+  const signo = typeof signal === 'string' ? signalNumber(signal) : undefined
+  if (signo === undefined) {
+    throw Object.assign(new TypeError(`unknown signal ${describe(signal)}: use a name such as 'SIGTERM' or a number from 0 to 64`), {
+      code: 'ERR_UNKNOWN_SIGNAL',
+    })
+  }
+  return signo
+}
+
+function findDescendant(pid: number) {
+  return native.descendants(process.pid).find((p) => p.pid === pid)
 }
 
 function describe(value: unknown): string {
@@ -104,6 +119,30 @@ export class Monitor {
     const sub = new Subscription(owner(), callback, options, (s) => this.#subscriptions.delete(s))
     this.#subscriptions.add(sub)
     return sub
+  }
+
+  /**
+   * Sends a signal (default SIGTERM) to a child or descendant, never to a recycled pid: the
+   * process is named by its pid *and* start time, and signalled through a pidfd (Linux 5.3+).
+   * Returns false when it has already exited. Throws NotAChildError for a pid that is not a
+   * descendant of this process, and TypeError for an unknown signal.
+   */
+  kill(target: ChildProcess | number, signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
+    const signo = validateSignal(signal)
+    if (target instanceof ChildProcess) {
+      const pid = target.pid
+      if (pid === undefined || target.exitCode !== null || target.signalCode !== null) return false
+      const start = childStartTime(target)
+      const entry = start === undefined ? undefined : findDescendant(pid)
+      // Gone, exited, or the pid now names another process: refuse.
+      if (!entry || entry.zombie || entry.startTime !== start) return false
+      return native.signalProcess(pid, entry.startTime, signo)
+    }
+    const pid = validatePid(target)
+    const entry = findDescendant(pid)
+    if (!entry) throw new NotAChildError(pid)
+    if (entry.zombie) return false
+    return native.signalProcess(pid, entry.startTime, signo)
   }
 
   /** Reaps every child that has exited by now (the seed's `Reap`); resolves with those exits. */
