@@ -13,6 +13,9 @@ pub enum Termination {
     Exited(i32),
     /// A signal killed it.
     Signaled { signal: i32, core_dumped: bool },
+    /// It exited, but its status was lost: the waiter that owned it reaped it and went away
+    /// before reporting (a Node worker terminated just as its child exited).
+    Unknown,
 }
 
 impl Termination {
@@ -30,16 +33,18 @@ impl Termination {
         }
     }
 
-    /// The status as containerd's reaper computes it: the exit code, or 128 + signal.
+    /// The status as containerd's reaper computes it: the exit code, or 128 + signal
+    /// (-1 when unknown).
     pub fn status(self) -> i32 {
         match self {
             Termination::Exited(code) => code,
             Termination::Signaled { signal, .. } => EXIT_SIGNAL_OFFSET + signal,
+            Termination::Unknown => -1,
         }
     }
 
     /// The raw wait status this termination is encoded as by the kernel, for callers that
-    /// want to decode it themselves (`WIFEXITED` and friends).
+    /// want to decode it themselves (`WIFEXITED` and friends); -1 when unknown.
     pub fn raw_wait_status(self) -> i32 {
         match self {
             Termination::Exited(code) => (code & 0xff) << 8,
@@ -47,19 +52,20 @@ impl Termination {
                 signal,
                 core_dumped,
             } => (signal & 0x7f) | if core_dumped { 0x80 } else { 0 },
+            Termination::Unknown => -1,
         }
     }
 
     pub fn code(self) -> Option<i32> {
         match self {
             Termination::Exited(code) => Some(code),
-            Termination::Signaled { .. } => None,
+            Termination::Signaled { .. } | Termination::Unknown => None,
         }
     }
 
     pub fn signal(self) -> Option<i32> {
         match self {
-            Termination::Exited(_) => None,
+            Termination::Exited(_) | Termination::Unknown => None,
             Termination::Signaled { signal, .. } => Some(signal),
         }
     }

@@ -207,7 +207,11 @@ impl<W: WaitSource> Reaper<W> {
 
     /// Subscribes to every exit from now on, in reap order.
     pub fn subscribe(&self, options: SubscribeOptions) -> Subscription {
-        self.shared.hub.subscribe(options)
+        // Under the state lock, which `record` holds while it publishes: every exit numbered
+        // above `seq` is published after the subscriber is registered, and none numbered up to
+        // it (recorded before this call, maybe still on its way to the others) is delivered.
+        let st = self.shared.lock();
+        self.shared.hub.subscribe(options, st.seq)
     }
 
     pub fn subscriber_count(&self) -> usize {
@@ -331,8 +335,9 @@ impl<W: WaitSource> Reaper<W> {
     /// Hands `pid` back to the engine: it reaps the child itself from now on.
     pub fn disown(&self, pid: i32) {
         let mut st = self.shared.lock();
-        Self::disown_locked(&mut st, pid);
+        let fired = self.shared.disown_locked(&mut st, pid);
         drop(st);
+        fired.into_iter().for_each(fire_callbacks);
         self.kick();
     }
 
@@ -345,26 +350,13 @@ impl<W: WaitSource> Reaper<W> {
             .filter(|(_, o)| o.owner == Some(owner))
             .map(|(p, _)| *p)
             .collect();
-        for pid in pids {
-            Self::disown_locked(&mut st, pid);
-        }
+        let fired: Vec<Fired> = pids
+            .into_iter()
+            .filter_map(|pid| self.shared.disown_locked(&mut st, pid))
+            .collect();
         drop(st);
+        fired.into_iter().for_each(fire_callbacks);
         self.kick();
-    }
-
-    fn disown_locked(st: &mut State, pid: i32) {
-        let Some(o) = st.owned.get_mut(&pid) else {
-            return;
-        };
-        if o.announced && !o.reported {
-            // Already broadcast: the engine reaps the zombie quietly.
-            o.owner = None;
-        } else {
-            if o.reported {
-                st.reported_owned -= 1;
-            }
-            st.owned.remove(&pid);
-        }
     }
 
     /// The owner of `pid` (or a waiter that took an unowned pid) reaped it with this result.
@@ -466,6 +458,47 @@ impl<W: WaitSource> Reaper<W> {
 impl<W: WaitSource> Shared<W> {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ends `pid`'s ownership. An owner that goes away may have reaped the child without
+    /// reporting it (a worker terminated as its child exited: its libuv reaped, its JavaScript
+    /// never ran). That exit is announced with an unknown status rather than lost, so waits on
+    /// it settle; the entry is never left behind to misattribute a recycled pid.
+    fn disown_locked(&self, st: &mut State, pid: i32) -> Option<Fired> {
+        let o = st.owned.get(&pid)?;
+        if o.reported {
+            st.reported_owned -= 1;
+            st.owned.remove(&pid);
+            return None;
+        }
+        let still_ours = self.source.child_state(pid) != ChildState::NotAChild
+            && match (o.start_time, self.source.identify(pid).start_time) {
+                (Some(then), Some(now)) => then == now,
+                _ => true,
+            };
+        let o = st.owned.get_mut(&pid)?;
+        if still_ours {
+            if o.announced {
+                // Already broadcast: the engine reaps the zombie quietly.
+                o.owner = None;
+            } else {
+                // Not exited yet (or not yet seen): the engine reaps and announces it.
+                st.owned.remove(&pid);
+            }
+            return None;
+        }
+        let o = st.owned.remove(&pid)?;
+        if o.announced {
+            return None;
+        }
+        Some(self.record(
+            st,
+            pid,
+            Termination::Unknown,
+            Rusage::default(),
+            (o.comm, o.start_time),
+            ReapedBy::Other,
+        ))
     }
 
     fn run(&self) {

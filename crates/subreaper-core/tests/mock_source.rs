@@ -76,6 +76,12 @@ impl Mock {
         st.children.remove(at).1.unwrap()
     }
 
+    /// The child exits and its owner reaps it in one step: the engine never sees a zombie.
+    fn vanish(&self, pid: i32) {
+        let mut st = self.st();
+        st.children.retain(|(p, _)| *p != pid);
+    }
+
     fn is_zombie(&self, pid: i32) -> bool {
         self.st()
             .children
@@ -489,6 +495,41 @@ fn disown_all_hands_back_every_pid_of_that_owner_only() {
     assert_quiet(&sub);
     assert_eq!(h.reaper.exits_recorded(), 3);
     assert_eq!(h.reaper.owned_count(), 0);
+}
+
+#[test]
+fn an_owner_gone_without_reporting_leaves_no_hung_wait_and_no_stale_entry() {
+    let h = Harness::new();
+    let sub = h.subscribe();
+    h.spawn(80);
+    h.spawn(81);
+    h.reaper.own(80, 9);
+    h.reaper.own(81, 9);
+    let (tx, rx) = std::sync::mpsc::channel();
+    match h.reaper.wait_with(80, move |e| tx.send(e).unwrap()) {
+        Ok(WaitOutcome::Pending(_)) => {}
+        other => panic!("expected a pending wait, got {other:?}"),
+    }
+    // 81 is announced, then reaped by its owner, which never reports it.
+    h.mock.exit(81, Termination::Exited(4));
+    let e = next(&sub);
+    assert_eq!((e.pid, e.status()), (81, 4));
+    h.mock.owner_reap(81);
+    // 80 exits and is reaped by its owner before the engine could see it.
+    h.mock.vanish(80);
+
+    h.reaper.disown_all(9);
+    let waited = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the wait on 80 settled");
+    assert_eq!(waited.termination, Termination::Unknown);
+    assert_eq!(waited.status(), -1);
+    let e = next(&sub);
+    assert_eq!((e.pid, e.termination), (80, Termination::Unknown));
+    assert_quiet(&sub);
+    assert_eq!(h.reaper.owned_count(), 0);
+    assert_eq!(h.reaper.pending_waits(), 0);
+    assert_eq!(h.reaper.exits_recorded(), 2);
 }
 
 #[test]
