@@ -88,16 +88,20 @@ struct Queue {
 
 pub(crate) struct Subscriber {
     id: u64,
+    /// Exits numbered up to this were recorded before the subscriber subscribed: they are not
+    /// its own, even when still on their way to the others.
+    after_seq: u64,
     options: SubscribeOptions,
     queue: Mutex<Queue>,
     readable: Condvar,
 }
 
 impl Subscriber {
-    fn new(id: u64, mut options: SubscribeOptions) -> Subscriber {
+    fn new(id: u64, mut options: SubscribeOptions, after_seq: u64) -> Subscriber {
         options.buffer_size = options.buffer_size.max(1);
         Subscriber {
             id,
+            after_seq,
             queue: Mutex::new(Queue {
                 ready: VecDeque::with_capacity(options.buffer_size.min(1024)),
                 overflow: VecDeque::new(),
@@ -119,6 +123,9 @@ impl Subscriber {
 
     /// Hands one exit to this subscriber. Returns false once the subscriber is closed.
     fn offer(&self, exit: &Arc<Exit>, now: Instant) -> bool {
+        if exit.seq <= self.after_seq {
+            return true;
+        }
         let mut q = self.queue.lock().unwrap();
         if q.closed.is_some() {
             return false;
@@ -268,9 +275,14 @@ impl Hub {
         let _ = self.tx.lock().unwrap().send(exit);
     }
 
-    pub(crate) fn subscribe(self: &Arc<Hub>, options: SubscribeOptions) -> Subscription {
+    /// Subscribes to the exits numbered above `after_seq`.
+    pub(crate) fn subscribe(
+        self: &Arc<Hub>,
+        options: SubscribeOptions,
+        after_seq: u64,
+    ) -> Subscription {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let sub = Arc::new(Subscriber::new(id, options));
+        let sub = Arc::new(Subscriber::new(id, options, after_seq));
         self.subscribers.lock().unwrap().push(sub.clone());
         Subscription {
             sub,
@@ -302,15 +314,20 @@ fn deliver(rx: Receiver<Arc<Exit>>, subscribers: Arc<Mutex<Vec<Arc<Subscriber>>>
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
             Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
         };
-        // The list lock is held only to copy it, so subscribing and unsubscribing never wait
-        // for a delivery (containerd deadlocked holding a lock while sending).
+        let batch = received.map(|first| {
+            let mut batch = vec![first];
+            batch.extend(rx.try_iter().take(4096));
+            batch
+        });
+        // Copied after the batch was taken: every subscriber that joined before one of its
+        // exits was published is in it. The list lock is held only to copy it, so subscribing
+        // and unsubscribing never wait for a delivery (containerd deadlocked holding a lock
+        // while sending).
         let snapshot: Vec<Arc<Subscriber>> = subscribers.lock().unwrap().clone();
         let now = Instant::now();
         let mut closed = Vec::new();
-        match received {
-            Ok(first) => {
-                let mut batch = vec![first];
-                batch.extend(rx.try_iter().take(4096));
+        match batch {
+            Ok(batch) => {
                 for sub in &snapshot {
                     for exit in &batch {
                         if !sub.offer(exit, now) {
