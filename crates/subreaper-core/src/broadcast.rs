@@ -250,7 +250,7 @@ impl Subscriber {
 /// The set of subscribers and the delivery thread that feeds them.
 pub(crate) struct Hub {
     subscribers: Arc<Mutex<Vec<Arc<Subscriber>>>>,
-    tx: Mutex<Sender<Arc<Exit>>>,
+    tx: Mutex<Sender<Vec<Arc<Exit>>>>,
     next_id: AtomicU64,
 }
 
@@ -270,9 +270,12 @@ impl Hub {
         })
     }
 
-    /// Queues an exit for every current subscriber. Never blocks on a subscriber.
-    pub(crate) fn publish(&self, exit: Arc<Exit>) {
-        let _ = self.tx.lock().unwrap().send(exit);
+    /// Queues exits, in order, for every current subscriber. Never blocks on a subscriber.
+    /// The reaper hands them over in batches: one wake-up of the delivery thread per batch.
+    pub(crate) fn publish(&self, exits: Vec<Arc<Exit>>) {
+        if !exits.is_empty() {
+            let _ = self.tx.lock().unwrap().send(exits);
+        }
     }
 
     /// Subscribes to the exits numbered above `after_seq`.
@@ -307,16 +310,17 @@ impl Drop for Hub {
     }
 }
 
-fn deliver(rx: Receiver<Arc<Exit>>, subscribers: Arc<Mutex<Vec<Arc<Subscriber>>>>) {
+fn deliver(rx: Receiver<Vec<Arc<Exit>>>, subscribers: Arc<Mutex<Vec<Arc<Subscriber>>>>) {
     let mut next_deadline: Option<Instant> = None;
     loop {
         let received = match next_deadline {
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
             Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
         };
-        let batch = received.map(|first| {
-            let mut batch = vec![first];
-            batch.extend(rx.try_iter().take(4096));
+        let batch = received.map(|mut batch| {
+            for more in rx.try_iter().take(64) {
+                batch.extend(more);
+            }
             batch
         });
         // Copied after the batch was taken: every subscriber that joined before one of its

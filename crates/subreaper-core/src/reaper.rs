@@ -22,6 +22,9 @@ use crate::exit::{Exit, ReapedBy, Rusage, Termination};
 use crate::recent::RecentExits;
 use crate::wait_source::{ChildState, Peek, SystemWait, WaitSource};
 
+/// Exits recorded in one drain are handed to the delivery thread together, up to this many.
+const PUBLISH_BATCH: usize = 64;
+
 /// How long the first zombie may be an owner's before the engine scans for others behind it.
 const OWNER_GRACE_BEFORE_SCAN: Duration = Duration::from_millis(4);
 
@@ -111,6 +114,8 @@ struct State {
     lost_order: VecDeque<i32>,
     waiters: HashMap<i32, Vec<(u64, WaitCallback)>>,
     next_wait_id: u64,
+    /// Recorded, not yet handed to the delivery thread (see `PUBLISH_BATCH`).
+    unpublished: Vec<Arc<Exit>>,
     recent: RecentExits,
 }
 
@@ -190,6 +195,7 @@ impl<W: WaitSource> Reaper<W> {
                 lost_order: VecDeque::new(),
                 waiters: HashMap::new(),
                 next_wait_id: 1,
+                unpublished: Vec::new(),
                 recent: RecentExits::new(config.recent_capacity, config.recent_max_age),
             }),
             config,
@@ -336,6 +342,7 @@ impl<W: WaitSource> Reaper<W> {
     pub fn disown(&self, pid: i32) {
         let mut st = self.shared.lock();
         let fired = self.shared.disown_locked(&mut st, pid);
+        self.shared.publish(&mut st);
         drop(st);
         fired.into_iter().for_each(fire_callbacks);
         self.kick();
@@ -354,6 +361,7 @@ impl<W: WaitSource> Reaper<W> {
             .into_iter()
             .filter_map(|pid| self.shared.disown_locked(&mut st, pid))
             .collect();
+        self.shared.publish(&mut st);
         drop(st);
         fired.into_iter().for_each(fire_callbacks);
         self.kick();
@@ -392,6 +400,7 @@ impl<W: WaitSource> Reaper<W> {
             (comm, start_time),
             ReapedBy::Other,
         );
+        shared.publish(&mut st);
         drop(st);
         fire_callbacks(fired);
         self.kick();
@@ -558,6 +567,13 @@ impl<W: WaitSource> Shared<W> {
     /// zombie is one an owner has still to reap (then the others are found by a scan).
     fn drain(&self, scan_past_owner: bool) -> (Vec<Arc<Exit>>, DrainEnd) {
         let _reaping = self.reap_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let drained = self.drain_locked(scan_past_owner);
+        let mut st = self.lock();
+        self.publish(&mut st);
+        drained
+    }
+
+    fn drain_locked(&self, scan_past_owner: bool) -> (Vec<Arc<Exit>>, DrainEnd) {
         let mut exits = Vec::new();
         loop {
             // Exits numbered above this were recorded after the peek below began.
@@ -697,6 +713,13 @@ impl<W: WaitSource> Shared<W> {
 
     /// Numbers the exit, keeps it for late waits, publishes it. Returns the wait callbacks to
     /// call once the state lock is released.
+    /// Hands the recorded exits to the delivery thread (under the state lock: in seq order).
+    fn publish(&self, st: &mut State) {
+        if !st.unpublished.is_empty() {
+            self.hub.publish(std::mem::take(&mut st.unpublished));
+        }
+    }
+
     fn record(
         &self,
         st: &mut State,
@@ -718,7 +741,10 @@ impl<W: WaitSource> Shared<W> {
             seq: st.seq,
         });
         st.recent.insert(exit.clone());
-        self.hub.publish(exit.clone());
+        st.unpublished.push(exit.clone());
+        if st.unpublished.len() >= PUBLISH_BATCH {
+            self.publish(st);
+        }
         Fired {
             callbacks: st.waiters.remove(&pid).unwrap_or_default(),
             exit,

@@ -77,3 +77,55 @@ export function toExit(r: ExitRecord): Exit {
   if (r.startTime != null) exit.startTime = r.startTime
   return exit
 }
+
+/** Numbers per exit in a drained batch (the addon's `EXIT_FIELDS`). */
+const FIELDS = 17
+
+// Exits already decoded in this environment, by sequence number: every subscriber of the
+// environment gets the same (frozen) object, so fan-out costs one decode per exit, not one per
+// subscriber. Bounded; a miss only costs a decode.
+const decoded = new Map<number, Exit>()
+const DECODED_MAX = 8192
+
+/** Decodes a batch the addon packed (see crates/subreaper-node/src/delivery.rs, `pack`). */
+export function decodeExits(fields: Float64Array, comms: ReadonlyArray<string | null | undefined>): { exits: Exit[]; lastSeq: number } {
+  const exits: Exit[] = []
+  let lastSeq = 0
+  for (let i = 0, at = 0; at + FIELDS <= fields.length; i++, at += FIELDS) {
+    const seq = fields[at + 16]!
+    lastSeq = seq
+    let exit = decoded.get(seq)
+    if (exit === undefined) {
+      const num = (k: number) => fields[at + k]!
+      const opt = (k: number) => (Number.isNaN(fields[at + k]) ? null : fields[at + k]!)
+      const signal = opt(3)
+      const startTime = opt(7)
+      const comm = comms[i]
+      exit = {
+        pid: num(0),
+        status: num(1),
+        code: opt(2),
+        signal: signal === null ? null : signalName(signal),
+        coreDumped: num(4) === 1,
+        timestamp: num(6),
+        rusage: Object.freeze({
+          userCPUTime: num(8),
+          systemCPUTime: num(9),
+          maxRSS: opt(10),
+          minorFaults: num(11),
+          majorFaults: num(12),
+          voluntaryContextSwitches: num(13),
+          involuntaryContextSwitches: num(14),
+        }),
+        reapedBy: num(15) === 0 ? 'subreaper' : 'owner',
+      }
+      if (comm != null) exit.comm = comm
+      if (startTime !== null) exit.startTime = startTime
+      Object.freeze(exit)
+      decoded.set(seq, exit)
+      if (decoded.size > DECODED_MAX) decoded.delete(decoded.keys().next().value!)
+    }
+    exits.push(exit)
+  }
+  return { exits, lastSeq }
+}

@@ -1,7 +1,7 @@
 // A stream of exits for one subscriber: a callback, or an async iterator, over the engine's
 // bounded queue for it.
 import { SubscriptionLaggedError, validateDuration, validateFunction, validateInteger, validateObject } from './errors.cjs'
-import { toExit, type Exit } from './exit.cjs'
+import { decodeExits, type Exit } from './exit.cjs'
 import { hold } from './keepalive.cjs'
 import { native, type NativeSubscription } from './native.cjs'
 
@@ -159,7 +159,8 @@ export class Subscription implements AsyncIterableIterator<Exit> {
   #pull(): IteratorResult<Exit> | undefined {
     if (!this.#native) return undefined
     const r = this.#native.drain(1)
-    if (r.exits.length > 0) return { done: false, value: toExit(r.exits[0]!) }
+    const { exits } = decodeExits(r.fields, r.comms)
+    if (exits.length > 0) return { done: false, value: exits[0]! }
     if (r.closed) this.#closedBy(r.laggedMissed)
     return undefined
   }
@@ -182,10 +183,11 @@ export class Subscription implements AsyncIterableIterator<Exit> {
     const callback = this.#callback!
     while (this.#native) {
       const r = this.#native.drain(BATCH)
-      for (const record of r.exits) {
-        if (record.seq > this.#lastSeq) this.#lastSeq = record.seq
+      const { exits, lastSeq } = decodeExits(r.fields, r.comms)
+      if (lastSeq > this.#lastSeq) this.#lastSeq = lastSeq
+      for (const exit of exits) {
         try {
-          callback(toExit(record))
+          callback(exit)
         } catch (err) {
           // Surfaces as an uncaught exception, as an EventEmitter listener's would; the
           // remaining exits are still delivered.
@@ -198,7 +200,7 @@ export class Subscription implements AsyncIterableIterator<Exit> {
         this.#closedBy(r.laggedMissed)
         return
       }
-      if (r.exits.length < BATCH) break
+      if (exits.length < BATCH) break
     }
     this.#releaseFlush()
   }
