@@ -1,0 +1,130 @@
+// 1. Drain throughput: N ready zombies reaped by the engine and delivered to 0, 1 and 8 JavaScript
+// subscribers, against a bare wait4(-1) loop draining the same N zombies in a C process (and
+// against the engine's own syscalls, with and without its /proc inspection, to show what limits
+// it). All variants run interleaved in each round.
+//
+// How the zombies are made: the helper vforks N children that _exit(0) at once, then exits; its
+// N zombies are re-parented to this process (a subreaper). The helper runs under spawnSync,
+// during which subreaper pauses reaping, so when spawnSync returns all N are ready zombies and
+// the engine starts on them at once: t0.
+import { execFileSync, spawnSync } from 'node:child_process'
+
+import { monitor, reaperStats, setSubreaper, type Exit } from './sr.ts'
+
+import { helperPath, intEnv, keepAlive, nowUs, progress, report, summarize, until } from './lib.ts'
+
+const N = intEnv('SUBREAPER_BENCH_DRAIN_N', 10_000)
+const ROUNDS = intEnv('SUBREAPER_BENCH_ROUNDS', 5)
+const helper = helperPath()
+
+setSubreaper(true)
+
+interface CRun {
+  usPerExit: number
+  spawnUsPerChild: number
+}
+
+function cDrain(mode: 'wait4' | 'peek' | 'proc'): CRun {
+  const out = execFileSync(helper, ['drain', String(N), mode], { encoding: 'utf8' })
+  const r = JSON.parse(out) as { reaped: number; usPerExit: number; spawnUsPerChild: number }
+  if (r.reaped !== N) throw new Error(`bare ${mode} drain reaped ${r.reaped} of ${N}`)
+  return r
+}
+
+/** Makes N ready zombies of this process; returns the helper's pid. */
+function makeZombies(): number {
+  const r = spawnSync(helper, ['zombies', String(N)], { stdio: 'ignore' })
+  if (r.status !== 0) throw new Error(`helper zombies failed: ${r.status} ${r.signal} ${r.error}`)
+  return r.pid
+}
+
+interface EngineRun {
+  /** t0 to the last callback of the last subscriber (or to the last exit recorded), per exit. */
+  usPerExit: number
+  /** First to last engine timestamp, per exit: the reaper thread alone. */
+  reaperUsPerExit?: number
+}
+
+async function engineDrain(subscribers: number): Promise<EngineRun> {
+  const release = keepAlive()
+  try {
+    const counts = new Array<number>(subscribers).fill(0)
+    const doneAt = new Array<number>(subscribers).fill(0)
+    let first: Exit | undefined
+    let last: Exit | undefined
+    let lagged = 0
+    const subs = counts.map((_, i) =>
+      monitor.subscribe(
+        (exit) => {
+          if (exit.reapedBy !== 'subreaper') return
+          if (i === 0) {
+            first ??= exit
+            last = exit
+          }
+          if (++counts[i]! === N) doneAt[i] = nowUs()
+        },
+        { lagTimeout: 10_000, onError: () => lagged++ },
+      ),
+    )
+    const before = reaperStats().exitsRecorded
+    makeZombies()
+    const t0 = nowUs()
+    let end: number
+    if (subscribers === 0) {
+      // +1: the helper's own exit, announced when spawnSync returns.
+      await until(() => reaperStats().exitsRecorded >= before + N + 1, 60_000, 'the engine to record the exits')
+      end = nowUs()
+    } else {
+      await until(() => doneAt.every((t) => t > 0) || lagged > 0, 60_000, 'every subscriber to get every exit')
+      if (lagged > 0) throw new Error(`${lagged} subscriber(s) lagged during the drain`)
+      end = Math.max(...doneAt)
+    }
+    for (const s of subs) s.unsubscribe()
+    const run: EngineRun = { usPerExit: (end - t0) / N }
+    if (first && last) run.reaperUsPerExit = ((last.timestamp - first.timestamp) * 1000) / (N - 1)
+    return run
+  } finally {
+    release()
+  }
+}
+
+const rows = {
+  bareWait4: [] as number[],
+  peekWait4: [] as number[],
+  peekProcWait4: [] as number[],
+  engine0: [] as number[],
+  engine1: [] as number[],
+  engine8: [] as number[],
+  reaper1: [] as number[],
+  reaper8: [] as number[],
+}
+const spawnUs: number[] = []
+
+// Warm-up: the first drain of a fresh process pays for page faults and JIT.
+progress(`drain: warm-up (${N} zombies)`)
+cDrain('wait4')
+await engineDrain(1)
+
+for (let round = 1; round <= ROUNDS; round++) {
+  progress(`drain: round ${round}/${ROUNDS}`)
+  const bare = cDrain('wait4')
+  rows.bareWait4.push(bare.usPerExit)
+  spawnUs.push(bare.spawnUsPerChild)
+  rows.peekWait4.push(cDrain('peek').usPerExit)
+  rows.peekProcWait4.push(cDrain('proc').usPerExit)
+  rows.engine0.push((await engineDrain(0)).usPerExit)
+  const one = await engineDrain(1)
+  rows.engine1.push(one.usPerExit)
+  if (one.reaperUsPerExit !== undefined) rows.reaper1.push(one.reaperUsPerExit)
+  const eight = await engineDrain(8)
+  rows.engine8.push(eight.usPerExit)
+  if (eight.reaperUsPerExit !== undefined) rows.reaper8.push(eight.reaperUsPerExit)
+}
+
+report({
+  n: N,
+  rounds: ROUNDS,
+  usPerExit: Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, summarize(v)])),
+  /** How fast the helper made the zombies (vfork), µs per child: not part of any drain. */
+  helperSpawnUsPerChild: summarize(spawnUs),
+})

@@ -1,0 +1,148 @@
+// Child-process helper for `npm run bench` (compiled at bench time into bench/.build/).
+//
+//   zombies N [reap]        vfork N children that _exit(0) at once and, once all N are zombies,
+//                           exit: the N zombies are re-parented together to the nearest
+//                           subreaper (the benchmark's Node process).
+//                           With `reap`, wait for them first (nothing is left behind).
+//   drain N MODE            become a subreaper, run `zombies N` and, once all N are our zombies,
+//                           time a drain of them; print one JSON line. MODE:
+//                             wait4  bare `wait4(-1)` loop (the floor)
+//                             peek   the engine's syscalls: waitid(P_ALL, WNOWAIT) + wait4(pid)
+//                             proc   peek + read /proc/<pid>/stat and /status (the engine's
+//                                    inspection of each zombie) + wait4(pid)
+//   stamp FILE              append "<pid> <CLOCK_MONOTONIC ns> <CLOCK_REALTIME ns>\n" to FILE,
+//                           then _exit(0)
+//   orphan-stamp FILE US    fork a grandchild and exit at once; the grandchild (an orphan by
+//                           then) sleeps US microseconds, stamps FILE, and _exits(0)
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static long long now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static void stamp(const char *file) {
+  char buf[96];
+  long long ns = now_ns();
+  struct timespec real;
+  clock_gettime(CLOCK_REALTIME, &real);
+  int len = snprintf(buf, sizeof buf, "%d %lld %lld\n", (int)getpid(), ns, (long long)real.tv_sec * 1000000000LL + real.tv_nsec);
+  int fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd >= 0) {
+    if (write(fd, buf, (size_t)len) < 0) _exit(2);
+    close(fd);
+  }
+  _exit(0);
+}
+
+static int zombies(long n, int reap) {
+  pid_t *pids = malloc(sizeof(pid_t) * (size_t)(n > 0 ? n : 1));
+  if (!pids) return 1;
+  for (long i = 0; i < n; i++) {
+    pid_t p = vfork();
+    if (p == 0) _exit(0);
+    if (p < 0) {
+      perror("vfork");
+      return 1;
+    }
+    pids[i] = p;
+  }
+  // vfork resumes the parent once the child has let go of its memory, which can be just before
+  // it is a zombie: wait (without reaping) until each one is, so that all N are ready together.
+  for (long i = 0; i < n; i++) {
+    siginfo_t info;
+    while (waitid(P_PID, (id_t)pids[i], &info, WEXITED | WNOWAIT) != 0 && errno == EINTR) {
+    }
+  }
+  if (reap)
+    while (wait4(-1, NULL, __WALL, NULL) > 0) {
+    }
+  free(pids);
+  return 0;
+}
+
+static void read_file(const char *path) {
+  char buf[2048];
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  while (read(fd, buf, sizeof buf) > 0) {
+  }
+  close(fd);
+}
+
+static int drain(long n, const char *self, const char *mode) {
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    perror("prctl");
+    return 1;
+  }
+  char count[32];
+  snprintf(count, sizeof count, "%ld", n);
+  char *argv[] = {(char *)self, "zombies", count, NULL};
+  pid_t helper;
+  long long s0 = now_ns();
+  if (posix_spawn(&helper, self, NULL, NULL, argv, environ) != 0) {
+    perror("posix_spawn");
+    return 1;
+  }
+  int st;
+  if (waitpid(helper, &st, 0) != helper) return 1;
+  long long t0 = now_ns();
+  long reaped = 0;
+  struct rusage ru;
+  if (strcmp(mode, "wait4") == 0) {
+    while (wait4(-1, &st, __WALL, &ru) > 0) reaped++;
+  } else {
+    int inspect = strcmp(mode, "proc") == 0;
+    char path[64];
+    for (;;) {
+      siginfo_t info;
+      memset(&info, 0, sizeof info);
+      if (waitid(P_ALL, 0, &info, WEXITED | WNOWAIT | WNOHANG | __WALL) != 0 || info.si_pid == 0) break;
+      pid_t pid = info.si_pid;
+      if (inspect) {
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        read_file(path);
+        snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+        read_file(path);
+      }
+      if (wait4(pid, &st, WNOHANG | __WALL, &ru) == pid) reaped++;
+    }
+  }
+  long long t1 = now_ns();
+  printf("{\"mode\":\"%s\",\"n\":%ld,\"reaped\":%ld,\"usPerExit\":%.4f,\"spawnUsPerChild\":%.4f}\n", mode, n, reaped,
+         (double)(t1 - t0) / 1000.0 / (double)(reaped ? reaped : 1), (double)(t0 - s0) / 1000.0 / (double)n);
+  return reaped == n ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 3 && strcmp(argv[1], "zombies") == 0) return zombies(atol(argv[2]), argc >= 4 && strcmp(argv[3], "reap") == 0);
+  if (argc >= 4 && strcmp(argv[1], "drain") == 0) return drain(atol(argv[2]), argv[0], argv[3]);
+  if (argc >= 3 && strcmp(argv[1], "stamp") == 0) stamp(argv[2]);
+  if (argc >= 4 && strcmp(argv[1], "orphan-stamp") == 0) {
+    pid_t p = fork();
+    if (p == 0) {
+      struct timespec d = {atol(argv[3]) / 1000000, (atol(argv[3]) % 1000000) * 1000};
+      while (nanosleep(&d, &d) != 0 && errno == EINTR) {
+      }
+      stamp(argv[2]);
+    }
+    _exit(p < 0 ? 1 : 0);
+  }
+  fprintf(stderr, "usage: helper zombies N [reap] | drain N wait4|peek|proc | stamp FILE | orphan-stamp FILE US\n");
+  return 2;
+}

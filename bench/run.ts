@@ -1,0 +1,627 @@
+// `npm run bench`: runs every section in its own Node process, each next to its baseline, and
+// prints one table; writes bench/results.json. bench/README.md explains the measurements.
+//
+//   npm run bench                       everything (about 2 to 5 minutes on 2 cores)
+//   npm run bench -- --only=drain,idle  some sections (drain latency fanout idle memory startup rust)
+//   npm run bench -- --quick            fewer rounds and exits (a smoke run; numbers are rough)
+//   npm run bench -- --no-rust          skip `cargo bench -p subreaper-core --bench drain`
+//   npm run bench -- --no-write         do not write bench/results.json
+//   npm run bench -- --render           render the table of bench/results.json again (runs nothing)
+//   npm run bench -- --package=DIR      measure another build of the package (DIR holds its
+//                                       package.json, dist/ and native/): compare two builds
+import { createHash } from 'node:crypto'
+import { execFileSync, spawn } from 'node:child_process'
+import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
+import { cpus, release as kernelRelease } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+import { quantile, summarize, type Summary } from './lib.ts'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const root = resolve(here, '..')
+const buildDir = join(here, '.build')
+const helper = join(buildDir, 'helper')
+
+const SECTIONS = ['drain', 'latency', 'fanout', 'idle', 'memory', 'startup', 'rust'] as const
+type Section = (typeof SECTIONS)[number]
+const argv = process.argv.slice(2)
+const flag = (name: string) => argv.includes(`--${name}`)
+const onlyArg = argv.find((a) => a.startsWith('--only='))
+const only = new Set<Section>(
+  onlyArg ? (onlyArg.slice('--only='.length).split(',') as Section[]) : SECTIONS.filter((s) => !(s === 'rust' && flag('no-rust'))),
+)
+for (const s of only) if (!SECTIONS.includes(s)) throw new Error(`unknown section ${s}; sections: ${SECTIONS.join(', ')}`)
+const quick = flag('quick')
+const packageArg = argv.find((a) => a.startsWith('--package='))
+const packageDir = packageArg ? resolve(packageArg.slice('--package='.length)) : join(root, 'packages', 'subreaper')
+
+// --quick: a smoke run.
+const env: NodeJS.ProcessEnv = {
+  ...process.env,
+  SUBREAPER_BENCH_HELPER: helper,
+  ...(packageArg ? { SUBREAPER_BENCH_PACKAGE: join(packageDir, 'dist', 'index.mjs') } : {}),
+  ...(quick
+    ? {
+        SUBREAPER_BENCH_ROUNDS: '2',
+        SUBREAPER_BENCH_DRAIN_N: '2000',
+        SUBREAPER_BENCH_FANOUT_N: '500',
+        SUBREAPER_BENCH_FANOUT_SINGLE: '10',
+        SUBREAPER_BENCH_LATENCY_N: '50',
+        SUBREAPER_BENCH_IDLE_SECONDS: '3',
+        SUBREAPER_BENCH_MEMORY_N: '20000',
+        SUBREAPER_BENCH_MEMORY_BATCH: '5000',
+        SUBREAPER_BENCH_STARTUP_ROUNDS: '3',
+        SUBREAPER_BENCH_LATENCY_ROUNDS: '2',
+      }
+    : {}),
+}
+const latencyRounds = Number(env.SUBREAPER_BENCH_LATENCY_ROUNDS ?? env.SUBREAPER_BENCH_ROUNDS ?? 5)
+
+// ---------------------------------------------------------------------------------------------
+// Running sections
+
+function compileHelper(): void {
+  mkdirSync(buildDir, { recursive: true })
+  const cc = process.env.CC ?? 'cc'
+  execFileSync(cc, ['-O2', '-Wall', '-Wno-clobbered', '-o', helper, join(here, 'helper.c')], { stdio: 'inherit' })
+}
+
+/** Runs one section script in a fresh Node process; returns its RESULT. */
+function section<T>(file: string, args: string[] = [], nodeFlags: string[] = []): Promise<T> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [...nodeFlags, '--import', '@oxc-node/core/register', join(here, file), ...args], {
+      cwd: root,
+      env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    let out = ''
+    child.stdout.setEncoding('utf8')
+    child.stdout.on('data', (d: string) => (out += d))
+    child.on('error', reject)
+    child.on('exit', (code, signal) => {
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '))
+      if (code !== 0 || !line) {
+        reject(new Error(`${file} ${args.join(' ')} failed (${signal ?? code})${out ? `:\n${out}` : ''}`))
+        return
+      }
+      resolvePromise(JSON.parse(line.slice('RESULT '.length)) as T)
+    })
+  })
+}
+
+interface RustRun {
+  lines: string[]
+  rows: { label: string; ms: number; usPerExit: number; ratio: number }[]
+  error?: string
+}
+
+function rustBench(): RustRun {
+  try {
+    const out = execFileSync('cargo', ['bench', '-q', '-p', 'subreaper-core', '--bench', 'drain'], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 240_000,
+      env: { ...process.env, ...(quick ? { SUBREAPER_BENCH_N: '2000', SUBREAPER_BENCH_RUNS: '1' } : {}) },
+    })
+    const lines = out.split('\n').filter((l) => l.trim() !== '')
+    const rows = []
+    for (const line of lines) {
+      const m = /^\s+(.+?)\s+([\d.]+) ms\s+([\d.]+) µs\/exit\s+([\d.]+)x/.exec(line)
+      if (m) rows.push({ label: m[1]!, ms: Number(m[2]), usPerExit: Number(m[3]), ratio: Number(m[4]) })
+    }
+    return { lines, rows }
+  } catch (err) {
+    const e = err as { message?: string; stderr?: string }
+    return { lines: [], rows: [], error: (e.stderr || e.message || String(err)).trim().split('\n').slice(-5).join('\n') }
+  }
+}
+
+/** The addon under test, and whether it is older than the Rust sources (a stale build). */
+function addonInfo(): { file: string; sha256: string; modified: string; staleAgainstSources: boolean | null } | null {
+  const dir = join(packageDir, 'native')
+  let name: string | undefined
+  try {
+    name = readdirSync(dir).find((f) => f.endsWith('.node'))
+  } catch {
+    return null
+  }
+  if (!name) return null
+  const file = join(dir, name)
+  const mtime = statSync(file).mtimeMs
+  let newestSource = 0
+  const walk = (d: string) => {
+    for (const entry of readdirSync(d, { withFileTypes: true })) {
+      const path = join(d, entry.name)
+      if (entry.isDirectory()) walk(path)
+      else if (entry.name.endsWith('.rs')) newestSource = Math.max(newestSource, statSync(path).mtimeMs)
+    }
+  }
+  for (const crate of ['subreaper-core', 'subreaper-node']) {
+    try {
+      walk(join(root, 'crates', crate, 'src'))
+    } catch {
+      // not in this checkout
+    }
+  }
+  return {
+    file,
+    sha256: createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 16),
+    modified: new Date(mtime).toISOString(),
+    // Only meaningful for the workspace's own build.
+    staleAgainstSources: packageArg ? null : newestSource > mtime,
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Section result shapes (see each section's file)
+
+interface DrainResult {
+  n: number
+  rounds: number
+  usPerExit: Record<'bareWait4' | 'peekWait4' | 'peekProcWait4' | 'engine0' | 'engine1' | 'engine8' | 'reaper1' | 'reaper8', Summary>
+  helperSpawnUsPerChild: Summary
+}
+interface LatencyRound {
+  mode: 'child_process' | 'subreaper'
+  clock: { ok: boolean }
+  exitEvent: number[]
+  callback: number[]
+  recorded: number[]
+  orphan: number[]
+  orphanRecorded: number[]
+  callbackFirst: number
+  children: number
+}
+interface FanoutResult {
+  n: number
+  rounds: number
+  deliveriesPerSecond: Record<string, Summary>
+  emitterDeliveriesPerSecond: Record<string, Summary>
+  singleExitUs: Record<string, { p50: number; p99: number; samples: number }>
+}
+interface IdleThread {
+  wakesPerSecond: number[]
+  totalWakes: number
+  cpuNs: number
+  ticks: number
+}
+interface IdleResult {
+  mode: string
+  seconds: number
+  reaper: IdleThread | null
+  broadcast: IdleThread | null
+  process: { wakesPerSecond: number[]; cpuNs: number }
+}
+interface MemoryResult {
+  mode: string
+  exits: number
+  warmupExits: number
+  rssCold: number
+  rssBefore: number
+  rssAfter: number
+  rssAfterBatch: number[]
+  growth: number
+  growthFromCold: number
+  usage: Record<'cold' | 'before' | 'after', { rss: number; heapTotal: number; heapUsed: number; external: number; newSpace?: number }>
+}
+interface StartupResult {
+  rounds: number
+  wallMs: Record<'bare' | 'require' | 'import', Summary>
+  overheadMs: Record<'require' | 'import', Summary>
+  requireInProcessMs: Summary
+  reaperRunningAfterRequire: boolean
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+const resultsFile = join(here, 'results.json')
+
+interface Machine {
+  nproc: number
+  cpu: string
+  kernel: string
+  node: string
+  loadAverageAtEnd: string
+  addon: ReturnType<typeof addonInfo>
+}
+
+/** What results.json holds (besides the rendered table and the targets). */
+interface Run {
+  date: string
+  seconds: number
+  sectionSeconds: Record<string, number>
+  quick: boolean
+  machine: Machine
+  results: Record<string, unknown>
+}
+
+function describeMachine(addon: ReturnType<typeof addonInfo>): Machine {
+  const cpuModel = (() => {
+    try {
+      return /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? 'unknown'
+    } catch {
+      return cpus()[0]?.model ?? 'unknown'
+    }
+  })()
+  return {
+    nproc: cpus().length,
+    cpu: cpuModel,
+    kernel: kernelRelease(),
+    node: process.version,
+    loadAverageAtEnd: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
+    addon,
+  }
+}
+
+async function runAll(): Promise<Run> {
+  const startedAt = new Date()
+  const t0 = Date.now()
+  process.stderr.write('compiling bench/helper.c\n')
+  compileHelper()
+
+  const addon = addonInfo()
+  if (addon?.staleAgainstSources) {
+    process.stderr.write(`WARNING: ${addon.file} is older than the Rust sources under crates/: run \`npm run build\` first\n`)
+  }
+
+  // A safety net: if a section dies with orphans still alive, they come here (and are reaped)
+  // rather than going up to whatever runs this machine. This process measures nothing itself.
+  try {
+    const { setSubreaper } = await import('subreaper')
+    setSubreaper(true)
+  } catch (err) {
+    process.stderr.write(`(no subreaper safety net for this run: ${(err as Error).message.split('\n')[0]})\n`)
+  }
+
+  const results: Record<string, unknown> = {}
+  /** Wall time of each section, s. */
+  const sectionSeconds: Record<string, number> = {}
+  async function timed<T>(name: string, run: () => Promise<T> | T): Promise<T> {
+    const start = Date.now()
+    try {
+      return await run()
+    } finally {
+      sectionSeconds[name] = (Date.now() - start) / 1000
+    }
+  }
+
+  if (only.has('drain')) {
+    process.stderr.write('1. drain throughput\n')
+    results.drain = await timed('drain', () => section<DrainResult>('drain.ts'))
+  }
+
+  if (only.has('latency')) {
+    process.stderr.write('2. exit-to-callback latency\n')
+    results.latency = await timed('latency', async () => {
+      const rounds: LatencyRound[] = []
+      for (let round = 1; round <= latencyRounds; round++) {
+        process.stderr.write(`  latency: round ${round}/${latencyRounds}\n`)
+        rounds.push(await section<LatencyRound>('latency.ts', ['child_process']))
+        rounds.push(await section<LatencyRound>('latency.ts', ['subreaper']))
+      }
+      return rounds
+    })
+  }
+
+  if (only.has('fanout')) {
+    process.stderr.write('3. fan-out\n')
+    results.fanout = await timed('fanout', () => section<FanoutResult>('fanout.ts'))
+  }
+
+  if (only.has('idle')) {
+    process.stderr.write('4. idle cost (the three processes side by side)\n')
+    results.idle = await timed('idle', () => Promise.all(['bare', 'subreaper', 'child'].map((m) => section<IdleResult>('idle.ts', [m]))))
+  }
+
+  if (only.has('memory')) {
+    process.stderr.write('5. memory\n')
+    results.memory = await timed('memory', async () => ({
+      subreaper: await section<MemoryResult>('memory.ts', ['subreaper'], ['--expose-gc']),
+      bare: await section<MemoryResult>('memory.ts', ['bare'], ['--expose-gc']),
+    }))
+  }
+
+  if (only.has('startup')) {
+    process.stderr.write('6. start-up\n')
+    results.startup = await timed('startup', () => section<StartupResult>('startup.ts'))
+  }
+
+  if (only.has('rust')) {
+    process.stderr.write('Rust bench: cargo bench -p subreaper-core --bench drain\n')
+    results.rust = await timed('rust', rustBench)
+  }
+  return {
+    date: startedAt.toISOString(),
+    seconds: (Date.now() - t0) / 1000,
+    sectionSeconds,
+    quick,
+    machine: describeMachine(addon),
+    results,
+  }
+}
+
+// --render: print the table of the last run again (from bench/results.json), run nothing.
+const run: Run = flag('render') ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as Run) : await runAll()
+const { results, machine } = run
+const sectionSeconds = run.sectionSeconds ?? {}
+
+// ---------------------------------------------------------------------------------------------
+// The table
+
+const num = (v: number, digits = 1) =>
+  Number.isFinite(v) ? v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a'
+const range = (s: Summary, digits = 1, scale = 1) =>
+  `${num(s.median * scale, digits)} [${num(s.min * scale, digits)}–${num(s.max * scale, digits)}]`
+const ratio = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}x` : '')
+/** Median of per-round ratios a[i] / b[i]: robust to a machine whose speed drifts between rounds. */
+const pairedRatio = (a: Summary, b: Summary) =>
+  quantile(
+    a.rounds.map((v, i) => v / b.rounds[i]!),
+    0.5,
+  )
+
+type Row = [string, string, string, string, string, string]
+const rows: Row[] = []
+const head: Row = ['measurement', 'subreaper', 'baseline', 'ratio', 'target', 'met']
+const verdict = (ok: boolean | undefined) => (ok === undefined ? '' : ok ? 'yes' : 'NO')
+const targets: { name: string; met: boolean }[] = []
+function target(name: string, ok: boolean): string {
+  targets.push({ name, met: ok })
+  return verdict(ok)
+}
+
+const drain = results.drain as DrainResult | undefined
+if (drain) {
+  const d = drain.usPerExit
+  const n = drain.n.toLocaleString('en-US')
+  const bare = `bare wait4 loop ${range(d.bareWait4, 2)}`
+  for (const [key, label] of [
+    ['engine1', `1. drain ${n} zombies -> 1 subscriber, µs/exit`],
+    ['engine8', `1. drain ${n} zombies -> 8 subscribers, µs/exit`],
+  ] as const) {
+    const r = pairedRatio(d[key], d.bareWait4)
+    rows.push([label, range(d[key], 2), bare, ratio(r), '<= 2x', target(label, r <= 2)])
+  }
+  rows.push([`   engine alone (no subscriber), µs/exit`, range(d.engine0, 2), bare, ratio(pairedRatio(d.engine0, d.bareWait4)), '', ''])
+  rows.push([`   C: engine's syscalls (waitid WNOWAIT + wait4 pid)`, range(d.peekWait4, 2), bare, ratio(pairedRatio(d.peekWait4, d.bareWait4)), '', ''])
+  rows.push([`   C: + engine's /proc/<pid>/stat,status reads`, range(d.peekProcWait4, 2), bare, ratio(pairedRatio(d.peekProcWait4, d.bareWait4)), '', ''])
+}
+
+const rust = results.rust as RustRun | undefined
+if (rust) {
+  const bareRow = rust.rows.find((r) => r.label.startsWith('bare'))
+  for (const r of rust.rows.filter((r) => !r.label.startsWith('bare'))) {
+    rows.push([`   Rust bench: ${r.label} (no JS), µs/exit`, num(r.usPerExit, 2), bareRow ? `Rust bare loop ${num(bareRow.usPerExit, 2)}` : '', ratio(r.ratio), '', ''])
+  }
+  if (rust.error) rows.push(['   Rust bench', 'failed (see results.json)', '', '', '', ''])
+}
+
+const latency = results.latency as LatencyRound[] | undefined
+if (latency) {
+  const base = latency.filter((r) => r.mode === 'child_process')
+  const sr = latency.filter((r) => r.mode === 'subreaper')
+  const per = (rs: LatencyRound[], pick: (r: LatencyRound) => number[], q: number) => summarize(rs.map((r) => quantile(pick(r), q)))
+  const pooled = (rs: LatencyRound[], pick: (r: LatencyRound) => number[], q: number) => quantile(rs.flatMap(pick), q)
+  const baseP50 = per(base, (r) => r.exitEvent, 0.5)
+  const baseP99 = per(base, (r) => r.exitEvent, 0.99)
+  const cbP50 = per(sr, (r) => r.callback, 0.5)
+  const cbP99 = per(sr, (r) => r.callback, 0.99)
+  // Rounds alternate the two modes: pair them like the other sections' rounds.
+  const p50ratio = pairedRatio(cbP50, baseP50)
+  rows.push([
+    '2. exit -> subscriber callback (child_process child), p50 µs',
+    range(cbP50, 0),
+    `child_process 'exit' ${range(baseP50, 0)}`,
+    ratio(p50ratio),
+    '<= 1x',
+    target('latency p50 no worse than child_process', p50ratio <= 1),
+  ])
+  rows.push([
+    '2. exit -> subscriber callback (child_process child), p99 µs',
+    range(cbP99, 0),
+    `child_process 'exit' ${range(baseP99, 0)}`,
+    ratio(pairedRatio(cbP99, baseP99)),
+    '< 1,000 µs',
+    target('latency p99 under 1 ms', cbP99.median < 1000),
+  ])
+  const cpP50 = per(sr, (r) => r.exitEvent, 0.5)
+  const cpP99 = per(sr, (r) => r.exitEvent, 0.99)
+  rows.push([
+    "   child_process 'exit' with subreaper loaded, p50 / p99 µs",
+    `${range(cpP50, 0)} / ${range(cpP99, 0)}`,
+    `without ${num(baseP50.median, 0)} / ${num(baseP99.median, 0)}`,
+    ratio(pairedRatio(cpP50, baseP50)),
+    '',
+    '',
+  ])
+  const recP50 = per(sr, (r) => r.recorded, 0.5)
+  const recP99 = per(sr, (r) => r.recorded, 0.99)
+  rows.push(['   of which exit -> engine saw it (its timestamp), p50 / p99 µs', `${range(recP50, 0)} / ${range(recP99, 0)}`, '', '', '', ''])
+  const orP50 = per(sr, (r) => r.orphan, 0.5)
+  const orP99 = per(sr, (r) => r.orphan, 0.99)
+  rows.push(['   exit -> callback, orphan reaped by the engine, p50 / p99 µs', `${range(orP50, 0)} / ${range(orP99, 0)}`, '', '', '', ''])
+  const orRecP50 = per(sr, (r) => r.orphanRecorded, 0.5)
+  rows.push(['   of which orphan exit -> engine saw it, p50 µs', range(orRecP50, 0), '', '', '', ''])
+  const n = sr.reduce((s, r) => s + r.children, 0)
+  const first = sr.reduce((s, r) => s + r.callbackFirst, 0)
+  rows.push([
+    "   pooled p50 / p99 µs (all rounds): callback / 'exit'",
+    `${num(pooled(sr, (r) => r.callback, 0.5), 0)} / ${num(pooled(sr, (r) => r.callback, 0.99), 0)}`,
+    `${num(pooled(base, (r) => r.exitEvent, 0.5), 0)} / ${num(pooled(base, (r) => r.exitEvent, 0.99), 0)}`,
+    '',
+    '',
+    '',
+  ])
+  rows.push([`   callback ran before 'exit' for the same child`, `${first} of ${n}`, '', '', '', ''])
+  if (!latency.every((r) => r.clock.ok)) rows.push(['   WARNING: CLOCK_MONOTONIC check failed: latencies unreliable', '', '', '', '', ''])
+}
+
+const fanout = results.fanout as FanoutResult | undefined
+if (fanout) {
+  for (const s of ['1', '8', '64']) {
+    const nat = fanout.deliveriesPerSecond[s]!
+    const em = fanout.emitterDeliveriesPerSecond[s]
+    rows.push([
+      `3. fan-out, ${s} subscriber${s === '1' ? '' : 's'}: deliveries/s (k)`,
+      range(nat, 0, 1e-3),
+      em ? `1 subscriber + EventEmitter x${s} ${range(em, 0, 1e-3)}` : '',
+      em ? ratio(pairedRatio(nat, em)) : '',
+      '',
+      '',
+    ])
+  }
+  rows.push([
+    '   one exit -> last of 1 / 8 / 64 subscribers, p50 µs',
+    ['1', '8', '64'].map((s) => num(fanout.singleExitUs[s]!.p50, 0)).join(' / '),
+    '',
+    '',
+    '',
+    '',
+  ])
+}
+
+const idle = results.idle as IdleResult[] | undefined
+if (idle) {
+  const byMode = Object.fromEntries(idle.map((r) => [r.mode, r])) as Record<string, IdleResult>
+  const sr = byMode.subreaper!
+  const ch = byMode.child!
+  const bare = byMode.bare!
+  const reaperWakes = summarize(sr.reaper!.wakesPerSecond)
+  const secs = sr.seconds
+  rows.push([
+    `4. idle, no child: reaper thread wake-ups/s (${secs} s)`,
+    range(reaperWakes, 1),
+    '',
+    '',
+    '<= 1/s',
+    target('idle wake-ups <= 1/s', reaperWakes.median <= 1),
+  ])
+  const cpuUsPerS = sr.reaper!.cpuNs / 1000 / secs
+  rows.push([
+    `4. idle, no child: reaper thread CPU, µs/s (ticks: ${sr.reaper!.ticks})`,
+    num(cpuUsPerS, 1),
+    '',
+    '',
+    'none measurable',
+    target('idle CPU not measurable', sr.reaper!.ticks === 0 && cpuUsPerS < 100),
+  ])
+  rows.push([
+    '   idle, no child: broadcast thread wake-ups/s, CPU µs/s',
+    `${range(summarize(sr.broadcast!.wakesPerSecond), 1)}, ${num(sr.broadcast!.cpuNs / 1000 / secs, 1)}`,
+    '',
+    '',
+    '',
+    '',
+  ])
+  rows.push([
+    '   idle, one live child: reaper wake-ups/s, CPU µs/s',
+    `${range(summarize(ch.reaper!.wakesPerSecond), 1)}, ${num(ch.reaper!.cpuNs / 1000 / secs, 1)}`,
+    '',
+    '',
+    '',
+    '',
+  ])
+  rows.push([
+    '   idle: whole process wake-ups/s, CPU µs/s',
+    `${num(quantile(sr.process.wakesPerSecond, 0.5), 1)}, ${num(sr.process.cpuNs / 1000 / secs, 0)}`,
+    `node alone ${num(quantile(bare.process.wakesPerSecond, 0.5), 1)}, ${num(bare.process.cpuNs / 1000 / secs, 0)}`,
+    '',
+    '',
+    '',
+  ])
+}
+
+const memory = results.memory as { subreaper: MemoryResult; bare: MemoryResult } | undefined
+if (memory) {
+  const mb = (b: number) => num(b / 1024 / 1024, 2)
+  const { subreaper: m, bare: b } = memory
+  const label = `5. RSS growth, ${m.exits.toLocaleString('en-US')} exits -> 8 subscribers (after a ${m.warmupExits.toLocaleString('en-US')}-exit warm-up), MB`
+  rows.push([label, mb(m.growth), `node alone, same spawns ${mb(b.growth)}`, '', '< 2 MB', target('memory growth < 2 MB', m.growth < 2 * 1024 * 1024)])
+  const heapGrowth = (r: MemoryResult) => r.usage.after.heapTotal - r.usage.before.heapTotal
+  rows.push([
+    '   of which V8 heap: heapTotal / heapUsed growth, MB',
+    `${mb(heapGrowth(m))} / ${mb(m.usage.after.heapUsed - m.usage.before.heapUsed)}`,
+    `node alone ${mb(heapGrowth(b))} / ${mb(b.usage.after.heapUsed - b.usage.before.heapUsed)}`,
+    '',
+    '',
+    '',
+  ])
+  const newSpaceGrowth = (r: MemoryResult) => (r.usage.after.newSpace ?? Number.NaN) - (r.usage.before.newSpace ?? Number.NaN)
+  rows.push([
+    '   of which V8 young generation (new space) growth, MB',
+    mb(newSpaceGrowth(m)),
+    `node alone ${mb(newSpaceGrowth(b))}`,
+    '',
+    '',
+    '',
+  ])
+  rows.push(['   RSS growth outside the V8 heap (native, addon, allocator), MB', mb(m.growth - heapGrowth(m)), `node alone ${mb(b.growth - heapGrowth(b))}`, '', '', ''])
+  rows.push(['   RSS growth from cold (warm-up included), MB', mb(m.growthFromCold), `node alone ${mb(b.growthFromCold)}`, '', '', ''])
+  const batches = summarize(m.rssAfterBatch)
+  rows.push([
+    '   RSS cold / warm / after each batch [min–max] / end, MB',
+    `${mb(m.rssCold)} / ${mb(m.rssBefore)} / [${mb(batches.min)}–${mb(batches.max)}] / ${mb(m.rssAfter)}`,
+    `${mb(b.rssCold)} / ${mb(b.rssBefore)} / ${mb(b.rssAfter)}`,
+    '',
+    '',
+    '',
+  ])
+}
+
+const startup = results.startup as StartupResult | undefined
+if (startup) {
+  const s = startup
+  rows.push([
+    "6. start-up: node -e \"require('subreaper')\", ms",
+    range(s.wallMs.require, 1),
+    `node -e '' ${range(s.wallMs.bare, 1)}`,
+    ratio(pairedRatio(s.wallMs.require, s.wallMs.bare)),
+    '',
+    '',
+  ])
+  rows.push(["   node -e \"import 'subreaper'\" (ESM), ms", range(s.wallMs.import, 1), '', ratio(pairedRatio(s.wallMs.import, s.wallMs.bare)), '', ''])
+  rows.push(['   added by require (paired per round), ms', range(s.overheadMs.require, 1), '', '', '', ''])
+  rows.push([
+    `   require('subreaper') inside the process, ms (reaper running on return: ${s.reaperRunningAfterRequire ? 'yes' : 'NO'})`,
+    range(s.requireInProcessMs, 1),
+    '',
+    '',
+    '',
+    '',
+  ])
+}
+
+function table(rs: Row[]): string {
+  const all = [head, ...rs]
+  const widths = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)))
+  const line = (r: Row) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`
+  return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rs.map(line)].join('\n')
+}
+
+const sectionsLine = Object.entries(sectionSeconds)
+  .map(([k, v]) => `${k} ${v.toFixed(0)}`)
+  .join(', ')
+const machineLine = `${machine.nproc} x ${machine.cpu}, Linux ${machine.kernel}, Node ${machine.node}; load average at the end ${machine.loadAverageAtEnd}; ${run.date}, ${run.seconds.toFixed(0)} s (${sectionsLine})${run.quick ? ' (--quick)' : ''}`
+const addon = machine.addon
+const addonLine = addon
+  ? `addon ${addon.file.replace(`${root}/`, '')} (sha256 ${addon.sha256}, built ${addon.modified})${
+      addon.staleAgainstSources ? ' -- WARNING: older than the Rust sources, run `npm run build`' : ''
+    }`
+  : 'addon: not found'
+const text = `${table(rows)}\n\nValues: median [min–max] over rounds; ratios: median of the per-round ratios (subreaper and its baseline run in every round).\n${machineLine}\n${addonLine}\n`
+process.stdout.write(`\n${text}`)
+if (rust?.lines.length) process.stdout.write(`\nRust bench output:\n${rust.lines.join('\n')}\n`)
+if (rust?.error) process.stdout.write(`\nRust bench failed:\n${rust.error}\n`)
+const missed = targets.filter((t) => !t.met)
+process.stdout.write(
+  `\nTargets: ${targets.length - missed.length} of ${targets.length} met${missed.length ? `; missed: ${missed.map((t) => t.name).join('; ')}` : ''}\n`,
+)
+
+if (!flag('no-write')) {
+  writeFileSync(`${resultsFile}.tmp`, `${JSON.stringify({ ...run, targets, table: text }, null, 2)}\n`)
+  renameSync(`${resultsFile}.tmp`, resultsFile)
+  process.stderr.write(`wrote ${resultsFile}\n`)
+}
