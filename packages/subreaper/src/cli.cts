@@ -323,7 +323,14 @@ async function run(opts: Options): Promise<number> {
       processes,
       summary,
     }
-    if (opts.reportFile) writeFileSync(opts.reportFile, JSON.stringify(report, null, 2) + '\n')
+    if (opts.reportFile) {
+      try {
+        writeFileSync(opts.reportFile, JSON.stringify(report, null, 2) + '\n')
+      } catch (err) {
+        // The command ran: its status still decides the exit code.
+        process.stderr.write(`subreaper: cannot write the report to ${opts.reportFile}: ${(err as Error).message}\n`)
+      }
+    }
     if (opts.report === 'json') process.stderr.write(JSON.stringify(report, null, 2) + '\n')
     if (opts.report === 'table') process.stderr.write(formatTable(report.command, mainExit, processes, summary))
   }

@@ -106,6 +106,14 @@ export class Subscription implements AsyncIterableIterator<Exit> {
   }
 
   next(): Promise<IteratorResult<Exit>> {
+    if (this.#callback) {
+      return Promise.reject(
+        Object.assign(
+          new TypeError('this subscription delivers to its callback: subscribe without a callback to iterate it'),
+          { code: 'ERR_INVALID_STATE' },
+        ),
+      )
+    }
     if (this.#error) {
       const err = this.#error
       this.#error = null
