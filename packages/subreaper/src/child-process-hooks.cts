@@ -73,15 +73,21 @@ export function installChildProcessHooks(owner: number): void {
       handle.spawn = function spawnPaused(this: ProcessHandle, opts: unknown): unknown {
         native.pause(owner)
         try {
-          const err = nativeSpawn.call(this, opts)
-          const pid = this.pid
-          if (typeof pid === 'number' && pid > 0) {
-            const start = native.own(pid, owner)
-            if (start != null) startTimes.set(child, start)
-          }
-          return err
+          return nativeSpawn.call(this, opts)
         } finally {
-          native.resume(owner)
+          // Also when the native spawn threw: it can start the child and then throw (an argument
+          // that does not convert to a string, such as a Symbol), and libuv reaps that child
+          // like any other. Unowned, the engine would take it from libuv, and the ChildProcess
+          // would never emit 'exit' and would hold the event loop forever.
+          try {
+            const pid = this.pid
+            if (typeof pid === 'number' && pid > 0) {
+              const start = native.own(pid, owner)
+              if (start != null) startTimes.set(child, start)
+            }
+          } finally {
+            native.resume(owner)
+          }
         }
       }
     } else {
@@ -92,7 +98,8 @@ export function installChildProcessHooks(owner: number): void {
       result = originalSpawn.call(this, options)
     } finally {
       try {
-        const pid = this.pid
+        // The handle's pid when the spawn threw after starting the child (see spawnPaused).
+        const pid = this.pid ?? (wrapped && typeof handle.pid === 'number' && handle.pid > 0 ? handle.pid : undefined)
         if (pid !== undefined) {
           if (!wrapped) {
             const start = native.own(pid, owner)
