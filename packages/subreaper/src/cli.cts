@@ -266,14 +266,14 @@ async function run(opts: Options): Promise<number> {
   }
 
   if (opts.report || opts.reportFile) {
-    const processes = order.map((e): ProcessReport => {
+    const row = (e: Exit, main: boolean): ProcessReport => {
       const start = e.startTime ?? null
       return {
         pid: e.pid,
         comm: e.comm ?? null,
-        main: e === mainExit || (e.pid === pid && e.timestamp === mainExit.timestamp),
-        leftover: leftoverPids.has(e.pid),
-        action: actionOf(e),
+        main,
+        leftover: !main && leftoverPids.has(e.pid),
+        action: main ? null : actionOf(e),
         status: e.status,
         code: e.code,
         signal: e.signal,
@@ -285,28 +285,11 @@ async function run(opts: Options): Promise<number> {
         exitTime: e.timestamp,
         lifetimeMs: start === null ? null : Math.max(0, e.timestamp - start),
       }
-    })
-    if (!processes.some((p) => p.main)) {
-      // The main exit arrived through wait only (it always reaches subscribers too, but be exact).
-      const e = mainExit
-      processes.unshift({
-        pid: e.pid,
-        comm: e.comm ?? null,
-        main: true,
-        leftover: false,
-        action: null,
-        status: e.status,
-        code: e.code,
-        signal: e.signal,
-        coreDumped: e.coreDumped,
-        userCPUTimeUs: e.rusage.userCPUTime,
-        systemCPUTimeUs: e.rusage.systemCPUTime,
-        maxRSSKiB: e.rusage.maxRSS,
-        startTime: e.startTime ?? null,
-        exitTime: e.timestamp,
-        lifetimeMs: e.startTime == null ? null : Math.max(0, e.timestamp - e.startTime),
-      })
     }
+    const isMain = (e: Exit) => e === mainExit || (e.pid === pid && e.timestamp === mainExit.timestamp)
+    const processes = order.map((e) => row(e, isMain(e)))
+    // The main exit always reaches subscribers too, but the report must not depend on it.
+    if (!processes.some((p) => p.main)) processes.unshift(row(mainExit, true))
     const summary = {
       exited: processes.length,
       leftovers: processes.filter((p) => p.leftover).length,
