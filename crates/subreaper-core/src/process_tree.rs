@@ -20,24 +20,23 @@ pub struct ProcessEntry {
     pub zombie: bool,
 }
 
+/// Every process in this PID namespace's `/proc`.
+#[cfg(target_os = "linux")]
+pub fn processes() -> impl Iterator<Item = ProcessEntry> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(read_entry)
+}
+
 /// Every process whose chain of parents reaches `root` (not `root` itself), parents first.
 #[cfg(target_os = "linux")]
 pub fn descendants(root: i32) -> Vec<ProcessEntry> {
     let mut by_parent: HashMap<i32, Vec<ProcessEntry>> = HashMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if let Some(p) = read_entry(pid) {
-            by_parent.entry(p.ppid).or_default().push(p);
-        }
+    for p in processes() {
+        by_parent.entry(p.ppid).or_default().push(p);
     }
     let mut out = Vec::new();
     let mut frontier = vec![root];

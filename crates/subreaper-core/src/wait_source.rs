@@ -172,27 +172,12 @@ impl WaitSource for SystemWait {
 #[cfg(target_os = "linux")]
 fn zombie_child_candidates() -> Vec<i32> {
     let me = std::process::id() as i32;
-    let mut out = Vec::new();
     // /proc/<pid>/task/<tid>/children needs CONFIG_PROC_CHILDREN, which many kernels lack:
     // read the zombies' parent field instead.
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if let Some(stat) = read_stat(pid) {
-            if stat.state == 'Z' && stat.ppid == me {
-                out.push(pid);
-            }
-        }
-    }
-    out
+    crate::process_tree::processes()
+        .filter(|p| p.zombie && p.ppid == me)
+        .map(|p| p.pid)
+        .collect()
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -203,8 +188,6 @@ fn zombie_child_candidates() -> Vec<i32> {
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 struct Stat {
     comm: String,
-    state: char,
-    ppid: i32,
     minflt: u64,
     majflt: u64,
     utime: u64,
@@ -222,8 +205,6 @@ fn parse_stat(text: &str) -> Option<Stat> {
     let field = |n: usize| rest.get(n - 3).and_then(|s| s.parse::<u64>().ok());
     Some(Stat {
         comm,
-        state: rest.first()?.chars().next()?,
-        ppid: rest.get(1)?.parse().ok()?,
         // A zombie's own counts plus those of the children it reaped, as wait4 reports them.
         minflt: field(10)? + field(11)?,
         majflt: field(12)? + field(13)?,
@@ -318,8 +299,6 @@ mod tests {
         let line = "42 (a) b (c)) Z 7 1 1 0 -1 4227148 10 1 2 3 4 5 6 7 20 0 1 0 999 0 0";
         let stat = parse_stat(line).unwrap();
         assert_eq!(stat.comm, "a) b (c)");
-        assert_eq!(stat.state, 'Z');
-        assert_eq!(stat.ppid, 7);
         assert_eq!(stat.minflt, 11);
         assert_eq!(stat.majflt, 5);
         assert_eq!(stat.utime, 4 + 6);
