@@ -448,6 +448,11 @@ impl<W: WaitSource> Reaper<W> {
         self.shared.lock().owned.len()
     }
 
+    /// Pauses currently held (see [`Reaper::pause`]); reaping waits while this is not 0.
+    pub fn paused_count(&self) -> u32 {
+        self.shared.lock().paused
+    }
+
     /// Pending waits (all pids).
     pub fn pending_waits(&self) -> usize {
         self.shared.lock().waiters.values().map(Vec::len).sum()

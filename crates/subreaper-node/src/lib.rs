@@ -122,6 +122,8 @@ pub struct ReaperStats {
     pub owned: u32,
     pub pending_waits: u32,
     pub recent: u32,
+    /// Pauses held (synchronous spawns in flight); nothing is reaped while this is not 0.
+    pub paused: u32,
 }
 
 #[napi]
@@ -133,6 +135,7 @@ pub fn stats() -> Result<ReaperStats> {
         owned: r.owned_count() as u32,
         pending_waits: r.pending_waits() as u32,
         recent: r.recent_len() as u32,
+        paused: r.paused_count(),
     })
 }
 
