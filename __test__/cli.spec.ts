@@ -9,6 +9,7 @@ import { constants, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
 import { liveChildren, sleep, until, zombieChildren } from './helpers.ts'
+import type { ProcessReport } from '../packages/subreaper/src/cli.cts'
 
 // AVA runs specs in the project's root (this file is loaded as an ES module that TypeScript
 // checks as CommonJS, so neither import.meta nor __dirname serves both).
@@ -290,23 +291,7 @@ function expectExit(t: ExecutionContext, r: Result, code: number): void {
 
 // --- the report -------------------------------------------------------------------------------
 
-interface ReportProcess {
-  pid: number
-  comm: string | null
-  main: boolean
-  leftover: boolean
-  action: 'terminated' | 'killed' | null
-  status: number
-  code: number | null
-  signal: string | null
-  coreDumped: boolean
-  userCPUTimeUs: number
-  systemCPUTimeUs: number
-  maxRSSKiB: number | null
-  startTime: number | null
-  exitTime: number
-  lifetimeMs: number | null
-}
+type ReportProcess = ProcessReport
 
 interface Report {
   command: string[]

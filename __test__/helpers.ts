@@ -1,9 +1,10 @@
 // Shared helpers for the specs: real processes, and checks that nothing is left behind.
 import { readdirSync, readFileSync } from 'node:fs'
 
-/** Pids of zombie children of `parent` (default: this process). */
-export function zombieChildren(parent = process.pid): number[] {
-  const out: number[] = []
+/** Children of `parent` (default: this process), split into zombies and live ones. */
+export function children(parent = process.pid): { zombies: number[]; live: number[] } {
+  const zombies: number[] = []
+  const live: number[] = []
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue
     let stat: string
@@ -13,26 +14,20 @@ export function zombieChildren(parent = process.pid): number[] {
       continue
     }
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    if (rest[0] === 'Z' && Number(rest[1]) === parent) out.push(Number(name))
+    if (Number(rest[1]) !== parent) continue
+    ;(rest[0] === 'Z' ? zombies : live).push(Number(name))
   }
-  return out
+  return { zombies, live }
+}
+
+/** Pids of zombie children of `parent` (default: this process). */
+export function zombieChildren(parent = process.pid): number[] {
+  return children(parent).zombies
 }
 
 /** Pids of live (non-zombie) children of `parent`. */
 export function liveChildren(parent = process.pid): number[] {
-  const out: number[] = []
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue
-    let stat: string
-    try {
-      stat = readFileSync(`/proc/${name}/stat`, 'utf8')
-    } catch {
-      continue
-    }
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    if (rest[0] !== 'Z' && Number(rest[1]) === parent) out.push(Number(name))
-  }
-  return out
+  return children(parent).live
 }
 
 /** Open file descriptors of this process. */

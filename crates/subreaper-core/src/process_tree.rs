@@ -58,17 +58,13 @@ pub fn descendants(_root: i32) -> Vec<ProcessEntry> {
 
 #[cfg(target_os = "linux")]
 fn read_entry(pid: i32) -> Option<ProcessEntry> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let comm = text.get(open + 1..close)?.to_string();
-    let rest: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
+    let stat = crate::wait_source::read_stat(pid)?;
     Some(ProcessEntry {
         pid,
-        ppid: rest.get(1)?.parse().ok()?,
-        start_time: rest.get(19)?.parse().ok()?,
-        comm,
-        zombie: rest.first() == Some(&"Z"),
+        ppid: stat.ppid,
+        start_time: stat.start_time,
+        comm: stat.comm,
+        zombie: stat.state == 'Z',
     })
 }
 

@@ -185,14 +185,18 @@ fn zombie_child_candidates() -> Vec<i32> {
     Vec::new()
 }
 
+/// The fields of `/proc/<pid>/stat` this crate uses (one parser for the engine and the
+/// process tree).
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-struct Stat {
-    comm: String,
+pub(crate) struct Stat {
+    pub(crate) comm: String,
+    pub(crate) state: char,
+    pub(crate) ppid: i32,
     minflt: u64,
     majflt: u64,
     utime: u64,
     stime: u64,
-    start_time: u64,
+    pub(crate) start_time: u64,
 }
 
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -205,6 +209,8 @@ fn parse_stat(text: &str) -> Option<Stat> {
     let field = |n: usize| rest.get(n - 3).and_then(|s| s.parse::<u64>().ok());
     Some(Stat {
         comm,
+        state: rest.first()?.chars().next()?,
+        ppid: rest.get(1)?.parse().ok()?,
         // A zombie's own counts plus those of the children it reaped, as wait4 reports them.
         minflt: field(10)? + field(11)?,
         majflt: field(12)? + field(13)?,
@@ -215,7 +221,7 @@ fn parse_stat(text: &str) -> Option<Stat> {
 }
 
 #[cfg(target_os = "linux")]
-fn read_stat(pid: i32) -> Option<Stat> {
+pub(crate) fn read_stat(pid: i32) -> Option<Stat> {
     parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
@@ -299,6 +305,8 @@ mod tests {
         let line = "42 (a) b (c)) Z 7 1 1 0 -1 4227148 10 1 2 3 4 5 6 7 20 0 1 0 999 0 0";
         let stat = parse_stat(line).unwrap();
         assert_eq!(stat.comm, "a) b (c)");
+        assert_eq!(stat.state, 'Z');
+        assert_eq!(stat.ppid, 7);
         assert_eq!(stat.minflt, 11);
         assert_eq!(stat.majflt, 5);
         assert_eq!(stat.utime, 4 + 6);

@@ -115,7 +115,8 @@ export function parseArgs(argv: string[]): Options | 'help' | 'version' {
   return { ...opts, command, args: argv.slice(i + 1) }
 }
 
-interface ProcessReport {
+/** One process of the report (`--report=json`, `--report-file`). */
+export interface ProcessReport {
   pid: number
   comm: string | null
   main: boolean
