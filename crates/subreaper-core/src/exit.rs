@@ -137,6 +137,9 @@ pub struct Exit {
     pub timestamp: SystemTime,
     /// Wall-clock time at which the process started (Linux, from `/proc`; 10 ms resolution).
     pub started_at: Option<SystemTime>,
+    /// Start time in clock ticks since boot, as `/proc/<pid>/stat` gives it: with the pid, the
+    /// identity of this one process even after the pid is reused.
+    pub start_time: Option<u64>,
     pub rusage: Rusage,
     /// The short command name (`/proc/<pid>/comm`), read while the child was still a zombie.
     pub comm: Option<String>,
@@ -146,7 +149,7 @@ pub struct Exit {
 }
 
 impl Exit {
-    /// The exit code, or 128 + signal number: the seed's `Status`.
+    /// The exit code, or 128 + signal number: containerd's `Exit.Status`.
     pub fn status(&self) -> i32 {
         self.termination.status()
     }

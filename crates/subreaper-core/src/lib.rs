@@ -1,23 +1,37 @@
-//! subreaper's engine: reaps every exited child of the process on a thread of its own,
-//! broadcasts each exit to bounded subscribers, resolves waits, and leaves pids that another
-//! waiter owns to that waiter while still announcing their exits.
+//! subreaper's engine: watches every child of the process, announces each exit once to bounded
+//! subscribers and pending waits, and reaps only the children no other waiter in the process
+//! will take (its own, and in subreaper or PID 1 mode the orphans it adopts).
 //!
-//! - [`reaper`]: where exits are reaped, and who owns which pid;
-//! - [`broadcast`]: where they are broadcast;
+//! Where to look:
+//! - [`ownership`]: who owns which child (the rules);
+//! - `drain`: where exits are reaped (the reaper thread);
+//! - `exit_watch`: where the exits of known children are seen (pidfds);
+//! - `fork_hook`: how every `fork()` in the process is registered as it happens;
+//! - [`broadcast`]: where exits are broadcast (bounded queues, lag);
+//! - [`reaper`]: the handle users hold (subscribe, wait, own, sweep, stats);
 //! - [`wait_source`]: the kernel calls behind a trait (mocked in tests);
-//! - [`process_role`]: subreaper mode and PID 1.
+//! - [`procfs`], [`pidfd`]: what `/proc` says, and pidfds;
+//! - [`process_role`]: subreaper mode and PID 1; [`process_tree`]: descendants, safe signals.
 #![deny(clippy::all)]
 
 pub mod broadcast;
+mod drain;
 pub mod exit;
+mod exit_watch;
+mod fork_hook;
+pub mod ownership;
+pub mod pidfd;
 pub mod process_role;
 pub mod process_tree;
+pub mod procfs;
 pub mod reaper;
 mod recent;
 pub mod wait_source;
+mod waits;
 
 pub use broadcast::{Notify, RecvError, SubscribeOptions, Subscription};
 pub use exit::{Exit, ReapedBy, Rusage, Termination, EXIT_SIGNAL_OFFSET};
+pub use ownership::{Claim, OwnerId, Policy};
 pub use process_role::{adopts_orphans, is_init, is_subreaper, set_subreaper, RoleError};
-pub use reaper::{Config, ExitReceiver, OwnerId, Reaper, WaitError, WaitOutcome};
+pub use reaper::{Activity, Config, ExitReceiver, Reaper, Stats, WaitError, WaitOutcome};
 pub use wait_source::{ChildState, Peek, ProcInfo, SystemWait, WaitSource};

@@ -58,7 +58,7 @@ pub fn descendants(_root: i32) -> Vec<ProcessEntry> {
 
 #[cfg(target_os = "linux")]
 fn read_entry(pid: i32) -> Option<ProcessEntry> {
-    let stat = crate::wait_source::read_stat(pid)?;
+    let stat = crate::procfs::read_stat(pid)?;
     Some(ProcessEntry {
         pid,
         ppid: stat.ppid,

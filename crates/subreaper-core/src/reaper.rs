@@ -1,17 +1,19 @@
-//! Where exits are reaped: one thread that sleeps until a child exits, then takes every exited
-//! child out of the process table, records its exit, resolves the waits on it and hands it to
-//! the broadcast hub.
+//! The reaper: the handle users hold, and the state its threads share.
 //!
-//! Ownership: a pid registered with [`Reaper::own`] belongs to another waiter (libuv, for Node's
-//! `child_process`). The engine peeks at its exit with `waitid(WNOWAIT)`, announces it, and
-//! leaves the zombie for the owner to reap; the owner then calls [`Reaper::report`]. Whichever
-//! of the two sees the exit first announces it: each exit is broadcast exactly once.
-//! [`Reaper::pause`] holds all reaping while an owner creates a child whose pid it cannot yet
-//! register (a synchronous spawn). `docs/design.md` explains the model and its trade-offs.
+//! Three threads do the work, each in a module of its own:
+//! - `drain` (thread "subreaper"): sleeps in `waitid(P_ALL, WNOWAIT)` until any child exits,
+//!   then handles every exited child, reaping those the ownership rules give the engine;
+//! - `exit_watch` (thread "subreaper-watch"): a pidfd per known child in one epoll set, so an
+//!   exit is seen even while another waiter's zombie is first in `waitid`'s line, and known
+//!   exactly even when that waiter reaps it first;
+//! - `broadcast` (thread "subreaper-delivery"): hands each exit to every subscriber.
+//!
+//! Who owns which child is decided in `ownership`; `fork_hook` tells the engine about every
+//! `fork()` in the process as it happens.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::io;
-use std::process::{Child, Command};
+use std::process::{Child as StdChild, Command};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread;
@@ -19,18 +21,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::broadcast::{Hub, SubscribeOptions, Subscription};
 use crate::exit::{Exit, ReapedBy, Rusage, Termination};
+use crate::exit_watch::ExitWatch;
+use crate::ownership::{Child, Children, Claim, Context, OwnerId, Policy, ThreadView};
 use crate::recent::RecentExits;
-use crate::wait_source::{ChildState, Peek, SystemWait, WaitSource};
+use crate::wait_source::{ChildState, SystemWait, WaitSource};
+use crate::waits::{Fired, WaitCallback, Waits};
 
 /// Exits recorded in one drain are handed to the delivery thread together, up to this many.
 const PUBLISH_BATCH: usize = 64;
-
-/// How long the first zombie may be an owner's before the engine scans for others behind it.
-const OWNER_GRACE_BEFORE_SCAN: Duration = Duration::from_millis(4);
-
-/// Identifies the owner of a set of pids (for example one Node environment), so that all of
-/// its pids can be handed back to the engine at once when it goes away.
-pub type OwnerId = u64;
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -40,10 +38,19 @@ pub struct Config {
     /// How long a recent exit is kept for `wait`.
     pub recent_max_age: Duration,
     /// With no children at all the thread sleeps until told a child may exist, or this long:
-    /// a backstop for children forked by code that does not tell the engine.
+    /// a backstop for children made by code that does not `fork()`.
     pub idle_sweep: Duration,
-    /// Longest pause between looks while the first zombie belongs to another waiter.
+    /// Longest pause between looks past a zombie another waiter has still to reap.
     pub owner_poll_max: Duration,
+    /// Whether other waiters share the process (see [`Policy`]).
+    pub policy: Policy,
+    /// In subreaper or PID 1 mode, how long an unclaimed zombie (an adopted orphan, or a
+    /// child native code made on the main thread without `fork()`) is left before the engine
+    /// reaps it. 0 reaps orphans at once, as containerd and tini do.
+    pub orphan_grace: Duration,
+    /// How long a child whose waiter has gone (its thread ended, its environment was torn
+    /// down) is left before the engine reaps it, in case a native waiter still takes it.
+    pub leftover_grace: Duration,
 }
 
 impl Default for Config {
@@ -52,7 +59,10 @@ impl Default for Config {
             recent_capacity: 4096,
             recent_max_age: Duration::from_secs(300),
             idle_sweep: Duration::from_secs(1),
-            owner_poll_max: Duration::from_millis(50),
+            owner_poll_max: Duration::from_millis(100),
+            policy: Policy::Cooperative,
+            orphan_grace: Duration::ZERO,
+            leftover_grace: Duration::from_secs(1),
         }
     }
 }
@@ -89,50 +99,103 @@ pub enum WaitOutcome {
     Pending(u64),
 }
 
-type WaitCallback = Box<dyn FnOnce(Arc<Exit>) + Send>;
-
-struct Owned {
-    owner: Option<OwnerId>,
-    comm: Option<String>,
-    start_time: Option<u64>,
-    /// The exit was broadcast (by the engine's peek or by the owner's report).
-    announced: bool,
-    /// The owner has reaped the child; the entry is removed before the next peek.
-    reported: bool,
+/// What the reaper thread is doing, for [`Stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    Starting,
+    /// Handling exited children.
+    Draining,
+    /// Asleep in the kernel until any child exits.
+    WaitingForExit,
+    /// No children: asleep until told one may exist.
+    NoChildren,
+    /// The first zombie in line is this pid, left to its owner; looking past it.
+    LeftToOwner(i32),
+    Stopped,
 }
 
-struct State {
-    paused: u32,
-    kicks: u64,
-    shutdown: bool,
-    seq: u64,
-    owned: HashMap<i32, Owned>,
-    reported_owned: usize,
-    /// Unowned exits the engine announced but another waiter reaped: if that waiter reports
-    /// them too, they are not announced twice.
+impl Activity {
+    pub fn describe(self) -> String {
+        match self {
+            Activity::Starting => "starting".into(),
+            Activity::Draining => "draining".into(),
+            Activity::WaitingForExit => "waiting for an exit".into(),
+            Activity::NoChildren => "no children".into(),
+            Activity::LeftToOwner(pid) => format!("zombie {pid} left to its owner"),
+            Activity::Stopped => "stopped".into(),
+        }
+    }
+}
+
+impl State {
+    /// The threads in the middle of a spawn.
+    pub(crate) fn spawning_threads(&self) -> Vec<i32> {
+        self.spawning.keys().copied().collect()
+    }
+}
+
+/// A snapshot of the engine's state.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    pub exits_recorded: u64,
+    pub subscribers: usize,
+    /// Children declared by an owner ([`Reaper::own`]).
+    pub declared: usize,
+    /// Children the engine knows of, of any claim.
+    pub known: usize,
+    /// Known children watched through a pidfd.
+    pub watched: usize,
+    /// Zombies whose exit was announced and that are left to their owner.
+    pub left_to_owner: usize,
+    pub pending_waits: usize,
+    pub recent: usize,
+    /// Spawns in flight ([`Reaper::pause`]).
+    pub paused: u32,
+    pub activity: Activity,
+    pub activity_since: Duration,
+    pub adopts_orphans: bool,
+    /// The current [`Config::orphan_grace`] and [`Config::leftover_grace`].
+    pub orphan_grace: Duration,
+    pub leftover_grace: Duration,
+}
+
+pub(crate) struct State {
+    pub(crate) paused: u32,
+    /// Threads in the middle of a spawn (see [`Reaper::pause`]), with how many.
+    spawning: std::collections::HashMap<i32, u32>,
+    pub(crate) kicks: u64,
+    pub(crate) shutdown: bool,
+    pub(crate) seq: u64,
+    pub(crate) children: Children,
+    pub(crate) threads: ThreadView,
+    /// Exits the engine announced from a peek whose reap another waiter won: if that waiter
+    /// reports them too, they are not announced twice.
     lost: HashSet<i32>,
     lost_order: VecDeque<i32>,
-    waiters: HashMap<i32, Vec<(u64, WaitCallback)>>,
-    next_wait_id: u64,
+    pub(crate) waits: Waits,
     /// Recorded, not yet handed to the delivery thread (see `PUBLISH_BATCH`).
     unpublished: Vec<Arc<Exit>>,
-    recent: RecentExits,
+    pub(crate) recent: RecentExits,
+    activity: (Activity, Instant),
+    /// [`Config::orphan_grace`] and [`Config::leftover_grace`], changeable at run time.
+    graces: (Duration, Duration),
 }
 
-struct Shared<W: WaitSource> {
-    source: W,
-    config: Config,
+pub(crate) struct Shared<W: WaitSource> {
+    pub(crate) source: W,
+    pub(crate) config: Config,
     state: Mutex<State>,
-    wake: Condvar,
+    pub(crate) wake: Condvar,
     /// Serialises reaping between the reaper thread and explicit sweeps, so that one peeked
     /// zombie is never handled twice.
-    reap_lock: Mutex<()>,
+    pub(crate) reap_lock: Mutex<()>,
     hub: Arc<Hub>,
+    pub(crate) watch: Option<ExitWatch>,
 }
 
 /// The reaper. One per process for the real wait source: use [`Reaper::global`].
 pub struct Reaper<W: WaitSource = SystemWait> {
-    shared: Arc<Shared<W>>,
+    pub(crate) shared: Arc<Shared<W>>,
 }
 
 impl<W: WaitSource> Clone for Reaper<W> {
@@ -153,29 +216,23 @@ impl Reaper<SystemWait> {
 
     /// Like [`Reaper::global`]; `config` applies only if this call starts it.
     pub fn global_with(config: Config) -> &'static Reaper<SystemWait> {
-        GLOBAL.get_or_init(|| Reaper::start(SystemWait, config))
+        GLOBAL.get_or_init(|| {
+            let reaper = Reaper::start(SystemWait, config);
+            reaper.register_existing_children();
+            crate::fork_hook::install();
+            reaper
+        })
+    }
+
+    /// The global reaper if it has been started (the fork hook uses this).
+    pub fn try_global() -> Option<&'static Reaper<SystemWait>> {
+        GLOBAL.get()
     }
 
     /// Whether the process-wide reaper has been started.
     pub fn global_started() -> bool {
         GLOBAL.get().is_some()
     }
-}
-
-enum Handled {
-    Recorded(Arc<Exit>),
-    /// Announced (now or before) and left to its owner, who has not reaped it yet.
-    LeftToOwner,
-    /// The peek was stale (the owner reaped it meanwhile), or the engine is paused.
-    Skipped,
-}
-
-enum DrainEnd {
-    NothingExited,
-    NoChildren,
-    /// The first zombie belongs to another waiter that has not reaped it yet.
-    OwnerPending,
-    Paused,
 }
 
 impl<W: WaitSource> Reaper<W> {
@@ -186,28 +243,38 @@ impl<W: WaitSource> Reaper<W> {
             source,
             state: Mutex::new(State {
                 paused: 0,
+                spawning: std::collections::HashMap::new(),
                 kicks: 0,
                 shutdown: false,
                 seq: 0,
-                owned: HashMap::new(),
-                reported_owned: 0,
+                children: Children::default(),
+                threads: ThreadView::default(),
                 lost: HashSet::new(),
                 lost_order: VecDeque::new(),
-                waiters: HashMap::new(),
-                next_wait_id: 1,
+                waits: Waits::default(),
                 unpublished: Vec::new(),
                 recent: RecentExits::new(config.recent_capacity, config.recent_max_age),
+                activity: (Activity::Starting, Instant::now()),
+                graces: (config.orphan_grace, config.leftover_grace),
             }),
             config,
             wake: Condvar::new(),
             reap_lock: Mutex::new(()),
             hub: Hub::start(),
+            watch: ExitWatch::new().ok(),
         });
         let worker = shared.clone();
         thread::Builder::new()
             .name("subreaper".into())
             .spawn(move || worker.run())
             .expect("cannot start the subreaper thread");
+        if shared.watch.is_some() {
+            let watcher = shared.clone();
+            thread::Builder::new()
+                .name("subreaper-watch".into())
+                .spawn(move || watcher.run_watch())
+                .expect("cannot start the subreaper-watch thread");
+        }
         Reaper { shared }
     }
 
@@ -236,9 +303,8 @@ impl<W: WaitSource> Reaper<W> {
             return Err(WaitError::NotAChild(pid));
         }
         let mut st = self.shared.lock();
-        let pending = match st.owned.get(&pid) {
-            Some(o) if !o.announced => true,
-            Some(_) => false,
+        let pending = match st.children.get(pid) {
+            Some(c) => !c.announced,
             None => self.shared.source.child_state(pid) != ChildState::NotAChild,
         };
         if !pending {
@@ -247,28 +313,13 @@ impl<W: WaitSource> Reaper<W> {
                 None => Err(WaitError::NotAChild(pid)),
             };
         }
-        let id = st.next_wait_id;
-        st.next_wait_id += 1;
-        st.waiters
-            .entry(pid)
-            .or_default()
-            .push((id, Box::new(callback)));
+        let id = st.waits.add(pid, Box::new(callback) as WaitCallback);
         Ok(WaitOutcome::Pending(id))
     }
 
     /// Withdraws a pending wait. Returns false if it already fired.
     pub fn cancel_wait(&self, pid: i32, id: u64) -> bool {
-        let mut st = self.shared.lock();
-        let Some(list) = st.waiters.get_mut(&pid) else {
-            return false;
-        };
-        let before = list.len();
-        list.retain(|(i, _)| *i != id);
-        let removed = list.len() != before;
-        if list.is_empty() {
-            st.waiters.remove(&pid);
-        }
-        removed
+        self.shared.lock().waits.cancel(pid, id)
     }
 
     /// Blocks until `pid` exits (or `timeout` passes) and returns its exit.
@@ -297,13 +348,20 @@ impl<W: WaitSource> Reaper<W> {
         }
     }
 
-    /// Spawns `command` with its exit already awaited: the seed's subscribe-before-start.
-    /// Do not call `Child::wait` on the returned child: the engine reaps it.
-    pub fn start_command(&self, command: &mut Command) -> io::Result<(Child, ExitReceiver)> {
-        let child = command.spawn()?;
-        self.kick();
-        let (tx, rx) = mpsc::channel();
+    /// Spawns `command` with its exit already awaited (containerd's subscribe-before-start),
+    /// and reaps it. Do not call `Child::wait` on the returned child: the engine reaps it.
+    pub fn start_command(&self, command: &mut Command) -> io::Result<(StdChild, ExitReceiver)> {
+        // Held from before the spawn: its child is the engine's, never announced as a thread's.
+        self.pause();
+        let spawned = command.spawn();
+        let pid = spawned.as_ref().map(|c| c.id() as i32);
+        if let Ok(pid) = pid {
+            self.adopt(pid);
+        }
+        self.resume();
+        let child = spawned?;
         let pid = child.id() as i32;
+        let (tx, rx) = mpsc::channel();
         let ready = match self.wait_with(pid, move |e| {
             let _ = tx.send(e);
         }) {
@@ -314,56 +372,106 @@ impl<W: WaitSource> Reaper<W> {
         Ok((child, ExitReceiver { pid, ready, rx }))
     }
 
-    /// Registers `pid` as reaped by another waiter. Its exit is still broadcast, once.
-    /// Returns the child's start time (clock ticks since boot) when it can be read: with the
-    /// pid, it identifies the child for signals that must not reach a recycled pid.
+    /// Registers `pid` as reaped by another waiter (`owner`). Its exit is still broadcast,
+    /// once. Returns the child's start time (clock ticks since boot) when it can be read:
+    /// with the pid, it identifies the child for signals that must not reach a recycled pid.
     pub fn own(&self, pid: i32, owner: OwnerId) -> Option<u64> {
-        let info = self.shared.source.identify(pid);
+        self.claim(pid, |tid| Claim::Declared { owner, tid })
+    }
+
+    /// Hands `pid` to the engine: it reaps the child itself (the child of a program that
+    /// leaves all waiting to the engine).
+    pub fn adopt(&self, pid: i32) -> Option<u64> {
+        self.claim(pid, |_| Claim::Engine)
+    }
+
+    /// Like [`Reaper::adopt`]: hands a pid back after [`Reaper::own`].
+    pub fn disown(&self, pid: i32) {
+        self.adopt(pid);
+    }
+
+    fn claim(&self, pid: i32, claim: impl FnOnce(Option<i32>) -> Claim) -> Option<u64> {
+        let info = self.shared.source.inspect(pid);
         let start_time = info.start_time;
         let mut st = self.shared.lock();
-        if let Some(old) = st.owned.insert(
-            pid,
-            Owned {
-                owner: Some(owner),
-                comm: info.comm,
-                start_time: info.start_time,
-                announced: false,
-                reported: false,
-            },
-        ) {
-            if old.reported {
-                st.reported_owned -= 1;
+        let fresh = st.children.get_current(pid, start_time).is_none();
+        if fresh {
+            if self.shared.source.child_state(pid) == ChildState::NotAChild {
+                // Not a child, or already exited and reaped: nothing left to claim.
+                return start_time;
             }
+            let mut child = Child::new(Claim::Unclaimed, start_time);
+            child.comm = info.comm.clone();
+            st.children.insert(pid, child);
         }
+        let child = st.children.get_mut(pid).expect("inserted above");
+        let tid = match child.claim {
+            Claim::Forked { tid } => Some(tid),
+            Claim::Declared { tid, .. } => tid,
+            _ => None,
+        };
+        child.claim = claim(tid);
+        if child.comm.is_none() || info.comm.is_some() {
+            // After exec (a spawn returns once the child has exec'd), the real name.
+            child.comm = info.comm.or(child.comm.take());
+        }
+        self.shared.ensure_watched(&mut st, pid);
+        drop(st);
+        self.kick();
         start_time
     }
 
-    /// Hands `pid` back to the engine: it reaps the child itself from now on.
-    pub fn disown(&self, pid: i32) {
-        let mut st = self.shared.lock();
-        let fired = self.shared.disown_locked(&mut st, pid);
-        self.shared.publish(&mut st);
-        drop(st);
-        fired.into_iter().for_each(fire_callbacks);
-        self.kick();
-    }
-
-    /// Hands back every pid of `owner` (the owner is going away).
+    /// Hands back every pid of `owner` (the owner is going away): its children become
+    /// leftovers, reaped in subreaper or PID 1 mode after [`Config::leftover_grace`].
     pub fn disown_all(&self, owner: OwnerId) {
-        let mut st = self.shared.lock();
+        let shared = &self.shared;
+        let mut st = shared.lock();
         let pids: Vec<i32> = st
-            .owned
+            .children
             .iter()
-            .filter(|(_, o)| o.owner == Some(owner))
-            .map(|(p, _)| *p)
+            .filter(|(_, c)| matches!(c.claim, Claim::Declared { owner: o, .. } if o == owner))
+            .map(|(pid, _)| *pid)
             .collect();
-        let fired: Vec<Fired> = pids
-            .into_iter()
-            .filter_map(|pid| self.shared.disown_locked(&mut st, pid))
-            .collect();
-        self.shared.publish(&mut st);
+        let mut fired = Vec::new();
+        for pid in pids {
+            let child = st.children.get_mut(pid).expect("listed above");
+            child.claim = Claim::Leftover;
+            if child.pidfd.is_some() {
+                // Its exit will be seen through the pidfd, even past a reap.
+                continue;
+            }
+            if child.announced {
+                // Seen already; once it is no longer a child there is nothing left to track.
+                child.reaped = shared.source.child_state(pid) == ChildState::NotAChild;
+                continue;
+            }
+            // No pidfd (a scripted source, an old kernel): an owner torn down as its child
+            // exited may have reaped it without reporting. That exit is announced with an
+            // unknown status rather than lost, so no wait on it hangs.
+            let start = child.start_time;
+            let gone = shared.source.child_state(pid) == ChildState::NotAChild
+                || shared
+                    .source
+                    .inspect(pid)
+                    .start_time
+                    .zip(start)
+                    .is_some_and(|(a, b)| a != b);
+            if gone {
+                let child = st.children.remove(pid).expect("listed above");
+                fired.push(shared.record(
+                    &mut st,
+                    pid,
+                    Termination::Unknown,
+                    Rusage::default(),
+                    (child.comm, child.start_time),
+                    ReapedBy::Other,
+                ));
+            }
+        }
+        st.children.retain(|_, c| !c.finished());
+        shared.publish(&mut st);
         drop(st);
-        fired.into_iter().for_each(fire_callbacks);
+        fired.into_iter().for_each(Fired::run);
         self.kick();
     }
 
@@ -374,15 +482,15 @@ impl<W: WaitSource> Reaper<W> {
         let mut st = shared.lock();
         let mut comm = None;
         let mut start_time = None;
-        if let Some(o) = st.owned.get_mut(&pid) {
-            if o.reported {
+        if let Some(c) = st.children.get_mut(pid) {
+            if c.reported {
                 return;
             }
-            o.reported = true;
-            let announced = std::mem::replace(&mut o.announced, true);
-            comm = o.comm.take();
-            start_time = o.start_time;
-            st.reported_owned += 1;
+            c.reported = true;
+            c.reaped = true;
+            let announced = std::mem::replace(&mut c.announced, true);
+            comm = c.comm.clone();
+            start_time = c.start_time;
             if announced {
                 drop(st);
                 self.kick();
@@ -402,33 +510,55 @@ impl<W: WaitSource> Reaper<W> {
         );
         shared.publish(&mut st);
         drop(st);
-        fire_callbacks(fired);
+        fired.run();
         self.kick();
     }
 
-    /// Holds all reaping until [`Reaper::resume`]: an owner calls it before creating a child
-    /// whose pid it can only register afterwards. Calls nest.
+    /// Marks a spawn in flight on the calling thread whose child the engine cannot attribute
+    /// until it returns: until [`Reaper::resume`], that thread's new children and unclaimed
+    /// zombies are neither announced nor reaped (they are decided once the spawn has said
+    /// whose its child is). Everything else goes on. Calls nest.
     pub fn pause(&self) {
-        self.shared.lock().paused += 1;
+        let tid = crate::procfs::current_thread();
+        let mut st = self.shared.lock();
+        st.paused += 1;
+        *st.spawning.entry(tid).or_default() += 1;
     }
 
+    /// Ends a [`Reaper::pause`]. Call it on the thread that paused.
     pub fn resume(&self) {
+        let tid = crate::procfs::current_thread();
         let mut st = self.shared.lock();
         st.paused = st.paused.saturating_sub(1);
+        if let Some(n) = st.spawning.get_mut(&tid) {
+            *n -= 1;
+            if *n == 0 {
+                st.spawning.remove(&tid);
+            }
+        } else if st.paused == 0 {
+            // Resumed from another thread (a torn-down environment releasing its pauses).
+            st.spawning.clear();
+        }
         st.kicks += 1;
         drop(st);
         self.shared.wake.notify_all();
     }
 
+    /// Changes [`Config::orphan_grace`] and [`Config::leftover_grace`] from now on.
+    pub fn set_graces(&self, orphan: Duration, leftover: Duration) {
+        self.shared.lock().graces = (orphan, leftover);
+        self.kick();
+    }
+
     /// Tells the engine a child may have appeared or an owner reaped one: it looks now rather
     /// than at its next timed sweep.
     pub fn kick(&self) {
-        self.shared.lock().kicks += 1;
-        self.shared.wake.notify_all();
+        self.shared.kick();
     }
 
-    /// Reaps every child that has exited by now, on the calling thread, and returns those
-    /// exits (the seed's `Reap`). Exits the reaper thread took first are not included.
+    /// Handles every child that has exited by now, on the calling thread, following the same
+    /// ownership rules as the reaper thread, and returns the exits recorded (containerd's
+    /// `Reap`). Exits the reaper thread took first are not included.
     pub fn sweep(&self) -> Vec<Arc<Exit>> {
         self.shared.drain(true).0
     }
@@ -443,289 +573,182 @@ impl<W: WaitSource> Reaper<W> {
         self.shared.lock().seq
     }
 
-    /// Pids currently registered as owned by another waiter.
+    /// Pids currently declared by another waiter.
     pub fn owned_count(&self) -> usize {
-        self.shared.lock().owned.len()
+        self.shared
+            .lock()
+            .children
+            .count(|c| matches!(c.claim, Claim::Declared { .. }) && !c.reaped)
     }
 
-    /// Pauses currently held (see [`Reaper::pause`]); reaping waits while this is not 0.
+    /// Spawns in flight (see [`Reaper::pause`]).
     pub fn paused_count(&self) -> u32 {
         self.shared.lock().paused
     }
 
     /// Pending waits (all pids).
     pub fn pending_waits(&self) -> usize {
-        self.shared.lock().waiters.values().map(Vec::len).sum()
+        self.shared.lock().waits.len()
     }
 
     pub fn recent_len(&self) -> usize {
         self.shared.lock().recent.len()
     }
 
-    /// Stops the reaper thread (tests and embedders that start their own).
+    /// What the engine holds and what its thread is doing.
+    pub fn stats(&self) -> Stats {
+        let st = self.shared.lock();
+        Stats {
+            exits_recorded: st.seq,
+            subscribers: self.shared.hub.subscriber_count(),
+            declared: st
+                .children
+                .count(|c| matches!(c.claim, Claim::Declared { .. }) && !c.reaped),
+            known: st.children.len(),
+            watched: st.children.count(|c| c.pidfd.is_some()),
+            left_to_owner: st
+                .children
+                .count(|c| c.announced && !c.reaped && c.zombie_since.is_some()),
+            pending_waits: st.waits.len(),
+            recent: st.recent.len(),
+            paused: st.paused,
+            activity: st.activity.0,
+            activity_since: st.activity.1.elapsed(),
+            adopts_orphans: self.shared.source.adopts_orphans(),
+            orphan_grace: st.graces.0,
+            leftover_grace: st.graces.1,
+        }
+    }
+
+    /// Stops the reaper's threads (tests and embedders that start their own).
     pub fn shutdown(&self) {
         self.shared.lock().shutdown = true;
         self.shared.wake.notify_all();
+        if let Some(watch) = &self.shared.watch {
+            watch.interrupt();
+        }
+    }
+
+    /// A fork on thread `tid` just returned in the parent; `since` is the start-time tick
+    /// taken before it. Registers the new child as that thread's (see `fork_hook`).
+    pub(crate) fn note_fork(&self, tid: i32, since: u64, children: &[i32]) {
+        let mut st = self.shared.lock();
+        // The new child is at the end of the forking thread's list; orphans adopted meanwhile
+        // may follow it. Every unknown entry born since the fork began is this thread's fork.
+        for &pid in children.iter().rev().take(8) {
+            if st.children.contains(pid) {
+                continue;
+            }
+            let Some(start) = crate::procfs::start_time(pid) else {
+                continue;
+            };
+            if start < since {
+                break;
+            }
+            st.children
+                .insert(pid, Child::new(Claim::Forked { tid }, Some(start)));
+            self.shared.ensure_watched(&mut st, pid);
+        }
+        drop(st);
+        self.kick();
+    }
+
+    /// Registers the children that exist when the engine starts, by the thread that forked
+    /// them. In PID 1 the main thread's list may already hold orphans: those stay unclaimed.
+    fn register_existing_children(&self) {
+        let Some(lists) = self.shared.source.children_by_thread() else {
+            return;
+        };
+        let main = self.shared.source.main_thread();
+        let init = crate::process_role::is_init();
+        let mut st = self.shared.lock();
+        for (tid, children) in lists {
+            if tid == main && init {
+                continue;
+            }
+            for pid in children {
+                let start = crate::procfs::start_time(pid);
+                st.children
+                    .insert(pid, Child::new(Claim::Forked { tid }, start));
+                self.shared.ensure_watched(&mut st, pid);
+            }
+        }
     }
 }
 
 impl<W: WaitSource> Shared<W> {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Ends `pid`'s ownership. An owner that goes away may have reaped the child without
-    /// reporting it (a worker terminated as its child exited: its libuv reaped, its JavaScript
-    /// never ran). That exit is announced with an unknown status rather than lost, so waits on
-    /// it settle; the entry is never left behind to misattribute a recycled pid.
-    fn disown_locked(&self, st: &mut State, pid: i32) -> Option<Fired> {
-        let o = st.owned.get(&pid)?;
-        if o.reported {
-            st.reported_owned -= 1;
-            st.owned.remove(&pid);
-            return None;
-        }
-        let still_ours = self.source.child_state(pid) != ChildState::NotAChild
-            && match (o.start_time, self.source.identify(pid).start_time) {
-                (Some(then), Some(now)) => then == now,
-                _ => true,
-            };
-        let o = st.owned.get_mut(&pid)?;
-        if still_ours {
-            if o.announced {
-                // Already broadcast: the engine reaps the zombie quietly.
-                o.owner = None;
-            } else {
-                // Not exited yet (or not yet seen): the engine reaps and announces it.
-                st.owned.remove(&pid);
-            }
-            return None;
-        }
-        let o = st.owned.remove(&pid)?;
-        if o.announced {
-            return None;
-        }
-        Some(self.record(
-            st,
-            pid,
-            Termination::Unknown,
-            Rusage::default(),
-            (o.comm, o.start_time),
-            ReapedBy::Other,
-        ))
+    pub(crate) fn kick(&self) {
+        self.lock().kicks += 1;
+        self.wake.notify_all();
     }
 
-    fn run(&self) {
-        let mut backoff = Duration::from_millis(1);
-        // Since when the first zombie has been one an owner still has to reap.
-        let mut owner_pending_since: Option<Instant> = None;
-        loop {
-            // Kicks are counted from before the drain: a kick that lands while it runs (a
-            // child spawned just after the drain found none) must cut the next sleep short.
-            let kicks = {
-                let st = self.lock();
-                if st.shutdown {
-                    return;
-                }
-                st.kicks
-            };
-            // Scanning /proc to look past an owner's zombie costs a read per process: only do
-            // it once the owner has been slow for a few milliseconds (libuv usually is not).
-            let scan =
-                owner_pending_since.is_some_and(|since| since.elapsed() >= OWNER_GRACE_BEFORE_SCAN);
-            let (_, end) = self.drain(scan);
-            match end {
-                DrainEnd::NothingExited => {
-                    backoff = Duration::from_millis(1);
-                    owner_pending_since = None;
-                    // Sleeps in the kernel until any child exits: no signal needed, no polling.
-                    let _ = self.source.peek(true);
-                }
-                DrainEnd::NoChildren => {
-                    backoff = Duration::from_millis(1);
-                    owner_pending_since = None;
-                    self.sleep(kicks, self.config.idle_sweep, false);
-                }
-                DrainEnd::Paused => self.sleep(kicks, self.config.idle_sweep, true),
-                DrainEnd::OwnerPending => {
-                    owner_pending_since.get_or_insert_with(Instant::now);
-                    self.sleep(kicks, backoff, false);
-                    backoff = (backoff * 2).min(self.config.owner_poll_max);
-                }
-            }
-        }
-    }
-
-    /// Sleeps until kicked (any kick after the `kicks` count was read), resumed or shut down,
-    /// or `timeout`.
-    fn sleep(&self, kicks: u64, timeout: Duration, until_resumed: bool) {
-        let st = self.lock();
-        let _ = self
-            .wake
-            .wait_timeout_while(st, timeout, |st| {
-                !st.shutdown && st.kicks == kicks && !(until_resumed && st.paused == 0)
-            })
-            .unwrap_or_else(|e| e.into_inner());
-    }
-
-    /// Handles every exited child, until none is left, the engine is paused, or the first
-    /// zombie is one an owner has still to reap (then the others are found by a scan).
-    fn drain(&self, scan_past_owner: bool) -> (Vec<Arc<Exit>>, DrainEnd) {
-        let _reaping = self.reap_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let drained = self.drain_locked(scan_past_owner);
+    pub(crate) fn set_activity(&self, activity: Activity) {
         let mut st = self.lock();
-        self.publish(&mut st);
-        drained
-    }
-
-    fn drain_locked(&self, scan_past_owner: bool) -> (Vec<Arc<Exit>>, DrainEnd) {
-        let mut exits = Vec::new();
-        loop {
-            // Exits numbered above this were recorded after the peek below began.
-            let since;
-            {
-                let mut st = self.lock();
-                if st.paused > 0 {
-                    return (exits, DrainEnd::Paused);
-                }
-                since = st.seq;
-                // A reported entry can only match a peek made before the report; the peek
-                // below is made after, so the entry can go.
-                if st.reported_owned > 0 {
-                    st.owned.retain(|_, o| !o.reported);
-                    st.reported_owned = 0;
-                }
-            }
-            let peek = match self.source.peek(false) {
-                Ok(p) => p,
-                Err(_) => return (exits, DrainEnd::NoChildren),
-            };
-            match peek {
-                Peek::NoChildren => return (exits, DrainEnd::NoChildren),
-                Peek::NoneExited => return (exits, DrainEnd::NothingExited),
-                Peek::Exited { pid, termination } => match self.handle(pid, termination, since) {
-                    Handled::Recorded(e) => exits.push(e),
-                    Handled::Skipped => continue,
-                    Handled::LeftToOwner => {
-                        if !scan_past_owner {
-                            return (exits, DrainEnd::OwnerPending);
-                        }
-                        // Peeks keep returning this zombie until its owner reaps it: look past it.
-                        for (other, termination) in self.source.exited_children() {
-                            if other == pid {
-                                continue;
-                            }
-                            match self.handle(other, termination, since) {
-                                Handled::Recorded(e) => exits.push(e),
-                                Handled::LeftToOwner | Handled::Skipped => {}
-                            }
-                        }
-                        return (exits, DrainEnd::OwnerPending);
-                    }
-                },
-            }
+        if st.activity.0 != activity {
+            st.activity = (activity, Instant::now());
         }
     }
 
-    /// `since`: the number of the last exit recorded before `pid` was peeked.
-    fn handle(&self, pid: i32, termination: Termination, since: u64) -> Handled {
-        // Read while the child is still a zombie: afterwards /proc/<pid> is gone. A child the
-        // engine reaps itself gets its resource usage from wait4, so only its name is read.
-        let owned = self.lock().owned.contains_key(&pid);
-        let info = if owned {
-            self.source.inspect(pid)
-        } else {
-            self.source.identify(pid)
+    /// The context the ownership rules are applied in, now.
+    pub(crate) fn context<'a>(
+        &'a self,
+        st: &State,
+        thread_alive: &'a dyn Fn(i32) -> bool,
+        spawning: &'a dyn Fn(i32) -> bool,
+    ) -> Context<'a> {
+        Context {
+            policy: self.config.policy,
+            adopts_orphans: self.source.adopts_orphans(),
+            spawn_in_flight: st.paused > 0,
+            spawning,
+            orphan_grace: st.graces.0,
+            leftover_grace: st.graces.1,
+            thread_alive,
+        }
+    }
+
+    /// Opens a pidfd for a known child and adds it to the watch, if it has none.
+    pub(crate) fn ensure_watched(&self, st: &mut State, pid: i32) {
+        let Some(watch) = &self.watch else { return };
+        let Some(child) = st.children.get_mut(pid) else {
+            return;
         };
-        let mut st = self.lock();
-        if st.paused > 0 {
-            return Handled::Skipped;
+        if child.pidfd.is_some() {
+            return;
         }
-        if let Some(o) = st.owned.get_mut(&pid) {
-            if o.reported {
-                return Handled::Skipped;
-            }
-            if o.owner.is_some() {
-                if o.announced {
-                    return Handled::LeftToOwner;
-                }
-                o.announced = true;
-                let comm = info.comm.or_else(|| o.comm.take());
-                let start_time = info.start_time.or(o.start_time);
-                let fired = self.record(
-                    &mut st,
-                    pid,
-                    termination,
-                    info.rusage,
-                    (comm, start_time),
-                    ReapedBy::Other,
-                );
-                drop(st);
-                fire_callbacks(fired);
-                return Handled::LeftToOwner;
-            }
-            // The owner went away without reaping: the engine reaps it.
-            let announced = o.announced;
-            st.owned.remove(&pid);
-            if announced {
-                let _ = self.source.reap(pid);
-                return Handled::Skipped;
+        if let Some(fd) = self.source.watch(pid) {
+            if watch.add(&fd, pid).is_ok() {
+                child.pidfd = Some(fd);
             }
         }
-        // The state lock is held across the reap so that `wait` sees either a live child or
-        // its recorded exit, never neither.
-        // An error reaping is treated like a lost race (the exit is still announced).
-        let reaped = self.source.reap(pid).unwrap_or_default();
-        let (termination, rusage, by) = match reaped {
-            Some((t, ru)) => (t, ru, ReapedBy::Reaper),
-            None => {
-                if self.source.child_state(pid) == ChildState::Running {
-                    // Not an exit after all (a traced child resumed): nothing to record.
-                    return Handled::Skipped;
-                }
-                // The waiter that took it already reported it (a synchronous spawn's loop reaps
-                // its child, then reports it): announced once already. The zombie peeked held
-                // its pid until that reap, so an exit of this pid recorded since the peek is
-                // this one.
-                if st.recent.get(pid).is_some_and(|e| e.seq > since) {
-                    return Handled::Skipped;
-                }
-                // Another waiter took it between the peek and the reap. The exit is still
-                // announced, from the peek.
-                st.lost.insert(pid);
-                st.lost_order.push_back(pid);
-                if st.lost_order.len() > 1024 {
-                    if let Some(old) = st.lost_order.pop_front() {
-                        st.lost.remove(&old);
-                    }
-                }
-                (termination, info.rusage, ReapedBy::Other)
-            }
-        };
-        let fired = self.record(
-            &mut st,
-            pid,
-            termination,
-            rusage,
-            (info.comm, info.start_time),
-            by,
-        );
-        let exit = fired.exit.clone();
-        drop(st);
-        fire_callbacks(fired);
-        Handled::Recorded(exit)
     }
 
-    /// Numbers the exit, keeps it for late waits, publishes it. Returns the wait callbacks to
-    /// call once the state lock is released.
+    /// Notes an exit another waiter took between the engine's peek and its reap, so that a
+    /// later report of it is not announced twice.
+    pub(crate) fn note_lost(&self, st: &mut State, pid: i32) {
+        st.lost.insert(pid);
+        st.lost_order.push_back(pid);
+        if st.lost_order.len() > 1024 {
+            if let Some(old) = st.lost_order.pop_front() {
+                st.lost.remove(&old);
+            }
+        }
+    }
+
     /// Hands the recorded exits to the delivery thread (under the state lock: in seq order).
-    fn publish(&self, st: &mut State) {
+    pub(crate) fn publish(&self, st: &mut State) {
         if !st.unpublished.is_empty() {
             self.hub.publish(std::mem::take(&mut st.unpublished));
         }
     }
 
-    fn record(
+    /// Numbers the exit, keeps it for late waits, queues it for the subscribers. Returns the
+    /// wait callbacks to call once the state lock is released.
+    pub(crate) fn record(
         &self,
         st: &mut State,
         pid: i32,
@@ -739,7 +762,8 @@ impl<W: WaitSource> Shared<W> {
             pid,
             termination,
             timestamp: SystemTime::now(),
-            started_at: start_time.and_then(crate::wait_source::started_at),
+            started_at: start_time.and_then(crate::procfs::started_at),
+            start_time,
             rusage,
             comm,
             reaped_by,
@@ -751,21 +775,9 @@ impl<W: WaitSource> Shared<W> {
             self.publish(st);
         }
         Fired {
-            callbacks: st.waiters.remove(&pid).unwrap_or_default(),
+            callbacks: st.waits.take(pid),
             exit,
         }
-    }
-}
-
-/// Wait callbacks to run outside the state lock.
-struct Fired {
-    callbacks: Vec<(u64, WaitCallback)>,
-    exit: Arc<Exit>,
-}
-
-fn fire_callbacks(fired: Fired) {
-    for (_, cb) in fired.callbacks {
-        cb(fired.exit.clone());
     }
 }
 

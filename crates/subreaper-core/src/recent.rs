@@ -1,5 +1,5 @@
 //! A bounded table of recent exits, so that `wait(pid)` called after the child was reaped still
-//! gets its exit (the race the seed avoids only by subscribing before start).
+//! gets its exit (the race containerd's reaper avoids only by subscribing before start).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

@@ -1,9 +1,11 @@
-//! The wait mechanism behind a small trait, so that the reaping and ownership logic can be
-//! unit-tested with a scripted source and integration-tested against the kernel.
+//! The kernel calls the engine makes, behind a small trait, so that the reaping and ownership
+//! logic can be unit-tested with a scripted source and integration-tested against the kernel.
 
 use std::io;
 
 use crate::exit::{Rusage, Termination};
+use crate::pidfd::{self, Pidfd, WaitidPeek};
+use crate::procfs;
 
 /// What a peek at the process's children found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +33,7 @@ pub struct ProcInfo {
     /// Start time in clock ticks since boot: with the pid, it names one process even after the
     /// pid is recycled.
     pub start_time: Option<u64>,
-    /// Resource usage as far as `/proc` keeps it (no maximum RSS).
+    /// Resource usage as far as `/proc` keeps it (no maximum RSS, no context switches).
     pub rusage: Rusage,
 }
 
@@ -44,15 +46,39 @@ pub trait WaitSource: Send + Sync + 'static {
     fn reap(&self, pid: i32) -> io::Result<Option<(Termination, Rusage)>>;
     /// Whether `pid` is a child of this process.
     fn child_state(&self, pid: i32) -> ChildState;
-    /// Every exited, unreaped child: used to look past a zombie that belongs to another waiter
-    /// (a peek always reports the same first zombie until someone reaps it).
-    fn exited_children(&self) -> Vec<(i32, Termination)>;
-    /// What `/proc` says about `pid` (command name, start time, resource usage so far).
+    /// The exit of `pid` if it is a zombie child now, without reaping it.
+    fn peek_pid(&self, pid: i32) -> Option<Termination>;
+    /// What `/proc` says about `pid` while it exists (one read).
     fn inspect(&self, pid: i32) -> ProcInfo;
-    /// Command name and start time only, for a child the engine is about to reap itself
-    /// (`wait4` then gives the resource usage): one read instead of two.
-    fn identify(&self, pid: i32) -> ProcInfo {
-        self.inspect(pid)
+    /// Every child, by the thread that forked it (the main thread's list also holds adopted
+    /// orphans). `None` where the kernel keeps no per-thread lists.
+    fn children_by_thread(&self) -> Option<Vec<(i32, Vec<i32>)>> {
+        None
+    }
+    /// Every child pid, where there are no per-thread lists (a walk of `/proc`).
+    fn all_children(&self) -> Vec<i32> {
+        Vec::new()
+    }
+    /// Whether orphans come to this process (PID 1 or subreaper).
+    fn adopts_orphans(&self) -> bool {
+        true
+    }
+    /// Whether thread `tid` of this process is alive.
+    fn thread_alive(&self, _tid: i32) -> bool {
+        true
+    }
+    /// The thread that adopted orphans and ended threads' children are listed under.
+    fn main_thread(&self) -> i32 {
+        procfs::main_thread()
+    }
+    /// The current start-time tick.
+    fn now_ticks(&self) -> u64 {
+        procfs::now_ticks()
+    }
+    /// A pidfd that watches `pid`'s exit and reap; `None` where there are none (a scripted
+    /// source, kernels before 5.3).
+    fn watch(&self, _pid: i32) -> Option<Pidfd> {
+        None
     }
 }
 
@@ -60,67 +86,23 @@ pub trait WaitSource: Send + Sync + 'static {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemWait;
 
-#[cfg(target_os = "linux")]
-const WAIT_ALL_KINDS: libc::c_int = libc::__WALL;
-#[cfg(not(target_os = "linux"))]
-const WAIT_ALL_KINDS: libc::c_int = 0;
-
-fn decode_siginfo(info: &libc::siginfo_t) -> Option<(i32, Termination)> {
-    #[cfg(target_os = "linux")]
-    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
-    #[cfg(not(target_os = "linux"))]
-    let (pid, status) = (info.si_pid, info.si_status);
-    if pid == 0 {
-        return None;
-    }
-    let termination = match info.si_code {
-        libc::CLD_EXITED => Termination::Exited(status & 0xff),
-        libc::CLD_KILLED => Termination::Signaled {
-            signal: status,
-            core_dumped: false,
-        },
-        libc::CLD_DUMPED => Termination::Signaled {
-            signal: status,
-            core_dumped: true,
-        },
-        _ => return None,
-    };
-    Some((pid, termination))
-}
-
-fn waitid_nowait(idtype: libc::idtype_t, id: libc::id_t, hang: bool) -> io::Result<Peek> {
-    loop {
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let mut flags = libc::WEXITED | libc::WNOWAIT | WAIT_ALL_KINDS;
-        if !hang {
-            flags |= libc::WNOHANG;
-        }
-        let rc = unsafe { libc::waitid(idtype, id, &mut info, flags) };
-        if rc == -1 {
-            let err = io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::ECHILD) => return Ok(Peek::NoChildren),
-                _ => return Err(err),
-            }
-        }
-        return Ok(match decode_siginfo(&info) {
-            Some((pid, termination)) => Peek::Exited { pid, termination },
-            None => Peek::NoneExited,
-        });
-    }
-}
-
 impl WaitSource for SystemWait {
     fn peek(&self, block: bool) -> io::Result<Peek> {
-        waitid_nowait(libc::P_ALL, 0, block)
+        Ok(match pidfd::waitid_nowait(libc::P_ALL, 0, block)? {
+            WaitidPeek::Exited(pid, termination) => Peek::Exited { pid, termination },
+            WaitidPeek::NoneExited => Peek::NoneExited,
+            WaitidPeek::NoChildren => Peek::NoChildren,
+        })
     }
 
     fn reap(&self, pid: i32) -> io::Result<Option<(Termination, Rusage)>> {
         loop {
             let mut raw = 0;
+            // SAFETY: rusage is plain data; zeroed is valid for wait4 to overwrite.
             let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-            let rc = unsafe { libc::wait4(pid, &mut raw, libc::WNOHANG | WAIT_ALL_KINDS, &mut ru) };
+            // nix's wait4 has no rusage out-parameter: libc it is.
+            // SAFETY: `raw` and `ru` are valid for the kernel to fill.
+            let rc = unsafe { libc::wait4(pid, &mut raw, libc::WNOHANG | libc::__WALL, &mut ru) };
             if rc == -1 {
                 let err = io::Error::last_os_error();
                 match err.raw_os_error() {
@@ -140,177 +122,64 @@ impl WaitSource for SystemWait {
         if pid <= 0 {
             return ChildState::NotAChild;
         }
-        match waitid_nowait(libc::P_PID, pid as libc::id_t, false) {
-            Ok(Peek::Exited { .. }) => ChildState::Exited,
-            Ok(Peek::NoneExited) => ChildState::Running,
-            Ok(Peek::NoChildren) | Err(_) => ChildState::NotAChild,
+        match pidfd::waitid_nowait(libc::P_PID, pid as libc::id_t, false) {
+            Ok(WaitidPeek::Exited(..)) => ChildState::Exited,
+            Ok(WaitidPeek::NoneExited) => ChildState::Running,
+            Ok(WaitidPeek::NoChildren) | Err(_) => ChildState::NotAChild,
         }
     }
 
-    fn exited_children(&self) -> Vec<(i32, Termination)> {
-        zombie_child_candidates()
-            .into_iter()
-            .filter_map(
-                |pid| match waitid_nowait(libc::P_PID, pid as libc::id_t, false) {
-                    Ok(Peek::Exited { pid, termination }) => Some((pid, termination)),
-                    _ => None,
-                },
-            )
-            .collect()
+    fn peek_pid(&self, pid: i32) -> Option<Termination> {
+        pidfd::peek_siginfo(libc::P_PID, pid as libc::id_t).map(|(_, t)| t)
     }
 
     fn inspect(&self, pid: i32) -> ProcInfo {
-        proc_info(pid, true)
-    }
-
-    fn identify(&self, pid: i32) -> ProcInfo {
-        proc_info(pid, false)
-    }
-}
-
-/// Pids that may be zombie children of this process.
-#[cfg(target_os = "linux")]
-fn zombie_child_candidates() -> Vec<i32> {
-    let me = std::process::id() as i32;
-    // /proc/<pid>/task/<tid>/children needs CONFIG_PROC_CHILDREN, which many kernels lack:
-    // read the zombies' parent field instead.
-    crate::process_tree::processes()
-        .filter(|p| p.zombie && p.ppid == me)
-        .map(|p| p.pid)
-        .collect()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn zombie_child_candidates() -> Vec<i32> {
-    Vec::new()
-}
-
-/// The fields of `/proc/<pid>/stat` this crate uses (one parser for the engine and the
-/// process tree).
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-pub(crate) struct Stat {
-    pub(crate) comm: String,
-    pub(crate) state: char,
-    pub(crate) ppid: i32,
-    minflt: u64,
-    majflt: u64,
-    utime: u64,
-    stime: u64,
-    pub(crate) start_time: u64,
-}
-
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn parse_stat(text: &str) -> Option<Stat> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let comm = text.get(open + 1..close)?.to_string();
-    let rest: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
-    // `rest[0]` is field 3 (state) of proc(5).
-    let field = |n: usize| rest.get(n - 3).and_then(|s| s.parse::<u64>().ok());
-    Some(Stat {
-        comm,
-        state: rest.first()?.chars().next()?,
-        ppid: rest.get(1)?.parse().ok()?,
-        // A zombie's own counts plus those of the children it reaped, as wait4 reports them.
-        minflt: field(10)? + field(11)?,
-        majflt: field(12)? + field(13)?,
-        utime: field(14)? + field(16)?,
-        stime: field(15)? + field(17)?,
-        start_time: field(22)?,
-    })
-}
-
-#[cfg(target_os = "linux")]
-pub(crate) fn read_stat(pid: i32) -> Option<Stat> {
-    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-}
-
-#[cfg(target_os = "linux")]
-fn proc_info(pid: i32, with_context_switches: bool) -> ProcInfo {
-    let Some(stat) = read_stat(pid) else {
-        return ProcInfo::default();
-    };
-    let ticks = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
-        t if t > 0 => t as u64,
-        _ => 100,
-    };
-    let mut rusage = Rusage {
-        user_cpu_us: stat.utime * 1_000_000 / ticks,
-        system_cpu_us: stat.stime * 1_000_000 / ticks,
-        max_rss_kib: None,
-        minor_faults: stat.minflt,
-        major_faults: stat.majflt,
-        ..Rusage::default()
-    };
-    let status = if with_context_switches {
-        std::fs::read_to_string(format!("/proc/{pid}/status")).ok()
-    } else {
-        None
-    };
-    if let Some(status) = status {
-        for line in status.lines() {
-            let mut parts = line.split(':');
-            let (Some(key), Some(value)) = (parts.next(), parts.next()) else {
-                continue;
-            };
-            let value = value.trim().parse().unwrap_or(0);
-            match key {
-                "voluntary_ctxt_switches" => rusage.voluntary_context_switches = value,
-                "nonvoluntary_ctxt_switches" => rusage.involuntary_context_switches = value,
-                _ => {}
-            }
+        let Some(stat) = procfs::read_stat(pid) else {
+            return ProcInfo::default();
+        };
+        ProcInfo {
+            rusage: Rusage {
+                user_cpu_us: procfs::ticks_to_us(stat.utime),
+                system_cpu_us: procfs::ticks_to_us(stat.stime),
+                max_rss_kib: None,
+                minor_faults: stat.minflt,
+                major_faults: stat.majflt,
+                ..Rusage::default()
+            },
+            comm: Some(stat.comm),
+            start_time: Some(stat.start_time),
         }
     }
-    ProcInfo {
-        comm: Some(stat.comm),
-        start_time: Some(stat.start_time),
-        rusage,
+
+    fn children_by_thread(&self) -> Option<Vec<(i32, Vec<i32>)>> {
+        if !procfs::has_children_lists() {
+            return None;
+        }
+        Some(
+            procfs::threads()
+                .into_iter()
+                .filter_map(|tid| Some((tid, procfs::thread_children(tid)?)))
+                .collect(),
+        )
     }
-}
 
-/// Converts a `/proc` start time (clock ticks since boot) to wall-clock time.
-#[cfg(target_os = "linux")]
-pub fn started_at(start_ticks: u64) -> Option<std::time::SystemTime> {
-    let ticks = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
-        t if t > 0 => t as u64,
-        _ => return None,
-    };
-    let mut now: libc::timespec = unsafe { std::mem::zeroed() };
-    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) } != 0 {
-        return None;
+    fn all_children(&self) -> Vec<i32> {
+        let me = std::process::id() as i32;
+        crate::process_tree::processes()
+            .filter(|p| p.ppid == me)
+            .map(|p| p.pid)
+            .collect()
     }
-    let since_boot = std::time::Duration::new(now.tv_sec as u64, now.tv_nsec as u32);
-    let started =
-        std::time::Duration::from_nanos(start_ticks.saturating_mul(1_000_000_000 / ticks));
-    let age = since_boot.checked_sub(started)?;
-    std::time::SystemTime::now().checked_sub(age)
-}
 
-#[cfg(not(target_os = "linux"))]
-pub fn started_at(_start_ticks: u64) -> Option<std::time::SystemTime> {
-    None
-}
+    fn adopts_orphans(&self) -> bool {
+        crate::process_role::adopts_orphans()
+    }
 
-#[cfg(not(target_os = "linux"))]
-fn proc_info(_pid: i32, _with_context_switches: bool) -> ProcInfo {
-    ProcInfo::default()
-}
+    fn thread_alive(&self, tid: i32) -> bool {
+        procfs::thread_alive(tid)
+    }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_stat_with_odd_command_names() {
-        let line = "42 (a) b (c)) Z 7 1 1 0 -1 4227148 10 1 2 3 4 5 6 7 20 0 1 0 999 0 0";
-        let stat = parse_stat(line).unwrap();
-        assert_eq!(stat.comm, "a) b (c)");
-        assert_eq!(stat.state, 'Z');
-        assert_eq!(stat.ppid, 7);
-        assert_eq!(stat.minflt, 11);
-        assert_eq!(stat.majflt, 5);
-        assert_eq!(stat.utime, 4 + 6);
-        assert_eq!(stat.stime, 5 + 7);
-        assert_eq!(stat.start_time, 999);
+    fn watch(&self, pid: i32) -> Option<Pidfd> {
+        Pidfd::open(pid).ok()
     }
 }

@@ -15,7 +15,7 @@ use subreaper_core::{
 };
 
 fn reaper() -> &'static Reaper {
-    Reaper::global()
+    common::sole_reaper()
 }
 
 fn big_subscription() -> subreaper_core::Subscription {

@@ -12,11 +12,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use subreaper_core::{Reaper, RecvError, SubscribeOptions};
+use subreaper_core::{RecvError, SubscribeOptions};
 
 #[test]
 fn stuck_subscribers_are_closed_with_exact_lag_counts_and_delay_no_one() {
-    let r = Reaper::global();
+    let r = common::sole_reaper();
     let n = 300;
 
     // The reader, on a thread of its own.

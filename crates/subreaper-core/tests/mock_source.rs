@@ -170,12 +170,16 @@ impl WaitSource for Mock {
         }
     }
 
-    fn exited_children(&self) -> Vec<(i32, Termination)> {
+    fn peek_pid(&self, pid: i32) -> Option<Termination> {
         self.st()
             .children
             .iter()
-            .filter_map(|(p, t)| t.map(|t| (*p, t)))
-            .collect()
+            .find(|(p, _)| *p == pid)
+            .and_then(|(_, t)| *t)
+    }
+
+    fn all_children(&self) -> Vec<i32> {
+        self.st().children.iter().map(|(p, _)| *p).collect()
     }
 
     fn inspect(&self, pid: i32) -> ProcInfo {

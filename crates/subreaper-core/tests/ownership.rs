@@ -158,37 +158,127 @@ fn unowned_pid_reaped_by_another_waiter_is_announced_from_its_report() {
     assert_no_more(&sub, &HashSet::from([pid]), Duration::from_millis(300));
 }
 
+/// How a native waiter takes its own children.
+#[derive(Clone, Copy, Debug)]
+enum Waiter {
+    /// A thread blocked in `waitpid(pid)` (node-pty).
+    Blocking,
+    /// `waitpid(pid, WNOHANG)` every 2 ms (Chromium's style).
+    Polling,
+}
+
+fn reap_as(waiter: Waiter, pid: i32) -> i32 {
+    let mut status = 0;
+    loop {
+        let flags = match waiter {
+            Waiter::Blocking => 0,
+            Waiter::Polling => libc::WNOHANG,
+        };
+        // SAFETY: `status` is valid for the kernel to fill.
+        let rc = unsafe { libc::waitpid(pid, &mut status, flags) };
+        if rc == pid {
+            return status;
+        }
+        assert_eq!(
+            rc,
+            0,
+            "waitpid({pid}): {} (the engine took a native waiter's child)",
+            std::io::Error::last_os_error()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// `fork()` + `_exit(code)` (the fork hook sees it) or `posix_spawn` of `sh -c 'exit code'`
+/// (only the thread's children list attributes it), on the calling thread.
+fn make_child(code: i32, with_fork: bool) -> i32 {
+    if !with_fork {
+        return spawn(&["sh", "-c", &format!("exit {code}")], None);
+    }
+    // SAFETY: the child only calls the async-signal-safe `_exit`.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        unsafe { libc::_exit(code) };
+    }
+    assert!(pid > 0, "fork: {}", std::io::Error::last_os_error());
+    pid
+}
+
+/// Threads that are not the engine's fork children and wait for them themselves: every status
+/// is theirs, and every exit of a `fork()` child is still announced once.
 #[test]
-fn paused_engine_leaves_zombies_until_resumed() {
+fn native_waiters_keep_their_children_and_every_exit_is_announced_once() {
+    let _serial = serial();
+    Reaper::global();
+    let sub = subscription();
+    let n = 40;
+    let mut all = HashSet::new();
+    for waiter in [Waiter::Blocking, Waiter::Polling] {
+        for with_fork in [true, false] {
+            let handle = std::thread::spawn(move || {
+                (0..n)
+                    .map(|i| {
+                        let code = (i * 7 + 3) % 256;
+                        let pid = make_child(code, with_fork);
+                        let status = reap_as(waiter, pid);
+                        assert!(libc::WIFEXITED(status), "{waiter:?}: status {status:#x}");
+                        assert_eq!(
+                            libc::WEXITSTATUS(status),
+                            code,
+                            "{waiter:?} fork={with_fork}"
+                        );
+                        (pid, code)
+                    })
+                    .collect::<Vec<_>>()
+            });
+            let done = handle
+                .join()
+                .expect("every native waiter got its own child");
+            let pids: HashSet<i32> = done.iter().map(|(p, _)| *p).collect();
+            if !with_fork {
+                // Made without fork(): the engine learns of such a child only if it sees its
+                // exit before its waiter reaps it. Never taken, at most announced once.
+                let got = collect(&sub, &pids, Duration::from_millis(300));
+                let unique: HashSet<i32> = got.iter().map(|e| e.pid).collect();
+                assert_eq!(unique.len(), got.len(), "announced twice: {got:?}");
+                continue;
+            }
+            let got = collect(&sub, &pids, 10 * SECOND);
+            assert_once_each_in_order(&got, &pids);
+            for e in &got {
+                let code = done.iter().find(|(p, _)| *p == e.pid).unwrap().1;
+                assert_eq!(e.termination, Termination::Exited(code), "{e:?}");
+                assert_eq!(e.reaped_by, ReapedBy::Other);
+            }
+            all.extend(pids);
+        }
+    }
+    assert_no_more(&sub, &all, Duration::from_millis(200));
+}
+
+/// A child whose forking thread has ended is not the engine's in default mode: it stays for
+/// whoever waits (here the test, from another thread), announced once.
+#[test]
+fn a_child_of_an_ended_thread_is_left_in_default_mode() {
     let _serial = serial();
     let r = Reaper::global();
     let sub = subscription();
-    r.pause();
-    let mut pids = HashSet::new();
-    for _ in 0..3 {
-        pids.insert(spawn(&["true"], None));
-    }
-    r.kick();
-    let list: Vec<i32> = pids.iter().copied().collect();
-    until_zombies(&list, 5 * SECOND);
+    let mut gate = Gate::new();
+    let fd = gate.read_fd();
+    let pid = std::thread::spawn(move || spawn(&["sh", "-c", "read x; exit 9"], Some(fd)))
+        .join()
+        .unwrap();
+    gate.release();
+    let got = collect(&sub, &HashSet::from([pid]), 5 * SECOND);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].termination, Termination::Exited(9));
     std::thread::sleep(Duration::from_millis(300));
     assert!(
-        list.iter().all(|p| is_our_zombie(*p)),
-        "reaped while paused"
+        is_our_zombie(pid),
+        "the engine reaped a child it did not start"
     );
-    assert!(collect(&sub, &pids, Duration::from_millis(100)).is_empty());
-    assert!(r.sweep().is_empty(), "a sweep reaped while paused");
-    let t = Instant::now();
-    r.resume();
-    let got = collect(&sub, &pids, 5 * SECOND);
-    assert!(
-        t.elapsed() < SECOND,
-        "resume did not wake the engine: {:?}",
-        t.elapsed()
-    );
-    assert_once_each_in_order(&got, &pids);
-    assert!(got.iter().all(|e| e.reaped_by == ReapedBy::Reaper));
-    until("the zombies are gone", 5 * SECOND, || {
-        list.iter().all(|p| !is_our_zombie(*p))
-    });
+    assert!(r.sweep().is_empty(), "a sweep follows the same rules");
+    let status = waitpid(pid);
+    assert_eq!(libc::WEXITSTATUS(status), 9);
+    assert_no_more(&sub, &HashSet::from([pid]), Duration::from_millis(200));
 }

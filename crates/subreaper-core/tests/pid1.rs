@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use subreaper_core::{adopts_orphans, is_init, is_subreaper, ReapedBy, Reaper, Termination};
+use subreaper_core::{adopts_orphans, is_init, is_subreaper, ReapedBy, Termination};
 
 const PROBE_ENV: &str = "SUBREAPER_PID1_PROBE";
 const RESULT: &str = "PID1_PROBE_RESULT";
@@ -77,7 +77,7 @@ fn probe() {
     assert!(is_init(), "the probe is not PID 1: {}", std::process::id());
     assert!(adopts_orphans());
     assert!(!is_subreaper().unwrap(), "PID 1 needs no subreaper mode");
-    let r = Reaper::global();
+    let r = common::sole_reaper();
     let sub = r.subscribe(Default::default());
 
     // Shells that exit at once, leaving background jobs (and one a job of an inner shell)

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use subreaper_core::{Exit, ReapedBy, Reaper, SubscribeOptions, Termination};
+use subreaper_core::{Exit, ReapedBy, SubscribeOptions, Termination};
 
 #[test]
 fn storm_of_exits_reaches_every_subscriber_once_in_order() {
@@ -19,7 +19,7 @@ fn storm_of_exits_reaches_every_subscriber_once_in_order() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5_000);
-    let r = Reaper::global();
+    let r = common::sole_reaper();
     assert!(
         children().is_empty(),
         "the test process has children already"

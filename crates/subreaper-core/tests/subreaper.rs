@@ -11,14 +11,13 @@ use std::time::Duration;
 
 use common::*;
 use subreaper_core::{
-    adopts_orphans, is_init, is_subreaper, set_subreaper, ReapedBy, Reaper, SubscribeOptions,
-    Termination,
+    adopts_orphans, is_init, is_subreaper, set_subreaper, ReapedBy, SubscribeOptions, Termination,
 };
 
 /// Runs `script` (which prints one orphan pid per line) and returns those pids once the shell
 /// itself has exited and been reaped.
 fn orphans_of(script: &str, count: usize) -> Vec<i32> {
-    let r = Reaper::global();
+    let r = common::sole_reaper();
     let (mut child, rx) = r
         .start_command(
             Command::new("sh")
@@ -40,7 +39,7 @@ fn orphans_of(script: &str, count: usize) -> Vec<i32> {
 fn grandchildren_adopted_in_subreaper_mode_are_reaped() {
     assert!(!is_init());
     assert!(!is_subreaper().unwrap(), "subreaper mode is off by default");
-    let r = Reaper::global();
+    let r = common::sole_reaper();
     let sub = r.subscribe(SubscribeOptions {
         buffer_size: 10_000,
         ..SubscribeOptions::default()

@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use subreaper_core::{Exit, Reaper, RecvError, SubscribeOptions, Subscription};
+use subreaper_core::{Exit, RecvError, SubscribeOptions, Subscription};
 
 fn options() -> SubscribeOptions {
     SubscribeOptions {
@@ -30,7 +30,7 @@ fn wait_progress(progress: &AtomicUsize, at: usize) {
 
 #[test]
 fn unsubscribing_during_a_storm_neither_deadlocks_nor_disturbs_the_others() {
-    let r = Reaper::global();
+    let r = common::sole_reaper();
     let half = 1000;
     let n = 2 * half;
 

@@ -119,24 +119,57 @@ pub fn cancel_wait(pid: i32, id: f64) -> Result<bool> {
 pub struct ReaperStats {
     pub exits_recorded: f64,
     pub subscribers: u32,
+    /// Children declared by an owner (a `child_process` child, a `declareChild` pid).
     pub owned: u32,
+    /// Children the engine knows of, whoever owns them.
+    pub known: u32,
+    /// Known children watched through a pidfd.
+    pub watched: u32,
+    /// Zombies whose exit was announced, left to their owner to reap.
+    pub left_to_owner: u32,
     pub pending_waits: u32,
     pub recent: u32,
-    /// Pauses held (synchronous spawns in flight); nothing is reaped while this is not 0.
+    /// Spawns in flight (see `pause`).
     pub paused: u32,
+    /// What the reaper thread is doing: "waiting for an exit", "no children", "draining",
+    /// "zombie <pid> left to its owner".
+    pub activity: String,
+    /// For how long, in milliseconds.
+    pub activity_ms: f64,
+    /// Whether orphans come to this process (subreaper or PID 1).
+    pub adopts_orphans: bool,
+    pub orphan_grace_ms: f64,
+    pub leftover_grace_ms: f64,
 }
 
 #[napi]
 pub fn stats() -> Result<ReaperStats> {
-    let r = reaper()?;
+    let s = reaper()?.stats();
     Ok(ReaperStats {
-        exits_recorded: r.exits_recorded() as f64,
-        subscribers: r.subscriber_count() as u32,
-        owned: r.owned_count() as u32,
-        pending_waits: r.pending_waits() as u32,
-        recent: r.recent_len() as u32,
-        paused: r.paused_count(),
+        exits_recorded: s.exits_recorded as f64,
+        subscribers: s.subscribers as u32,
+        owned: s.declared as u32,
+        known: s.known as u32,
+        watched: s.watched as u32,
+        left_to_owner: s.left_to_owner as u32,
+        pending_waits: s.pending_waits as u32,
+        recent: s.recent as u32,
+        paused: s.paused,
+        activity: s.activity.describe(),
+        activity_ms: s.activity_since.as_secs_f64() * 1000.0,
+        adopts_orphans: s.adopts_orphans,
+        orphan_grace_ms: s.orphan_grace.as_secs_f64() * 1000.0,
+        leftover_grace_ms: s.leftover_grace.as_secs_f64() * 1000.0,
     })
+}
+
+/// Sets how long unclaimed zombies (orphans) and leftovers (children of an ended thread or a
+/// torn-down environment) are left before the engine reaps them, in milliseconds.
+#[napi]
+pub fn set_graces(orphan_ms: f64, leftover_ms: f64) -> Result<()> {
+    let ms = |v: f64| std::time::Duration::from_secs_f64(v / 1000.0);
+    reaper()?.set_graces(ms(orphan_ms), ms(leftover_ms));
+    Ok(())
 }
 
 /// Throws with code `ERR_SUBREAPER_UNSUPPORTED` where the platform has no subreaper mode.

@@ -1,14 +1,21 @@
-// Where Node's own child_process is kept working while the reaper runs.
+// What the package adds to Node's child_process in an environment that loads it, and why
+// nothing of it is visible.
 //
-// A reaper that took every exited child would steal libuv's children: their 'exit' would never
-// fire. So every child that child_process creates is registered with the engine as owned by
-// libuv: the engine announces its exit (subscribers and waits see it) but leaves the zombie for
-// libuv to reap, exactly as without subreaper. Reaping is paused while a spawn is in flight,
-// because the pid is only known once spawn returns. Synchronous spawns (spawnSync, execSync,
-// execFileSync) run a private libuv loop whose child's pid is only known when it is over: the
-// engine is paused for their whole duration, and their exit is announced afterwards.
+// The engine never needs these hooks to keep child_process working: every fork() in the
+// process (libuv's, in every thread, whether that thread loaded subreaper or not) registers
+// its child with the engine as that thread's, before fork() returns, and the engine never
+// reaps a live thread's child. The hooks only add what the engine cannot know by itself:
+// - the owner: the child is declared as this environment's, so that when the environment
+//   is torn down (a worker terminated) its children become leftovers;
+// - the start time, read once the child has exec'd, so that `monitor.kill` can refuse a
+//   recycled pid;
+// - libuv's own report of the exit, taken from the process handle's internal `onexit`
+//   callback, which kernels before 6.15 need when libuv reaps before the engine can look.
+// No listener is added to the ChildProcess (its `eventNames()` stay as without subreaper,
+// and `removeAllListeners()` cannot remove anything of ours), no `process.binding` is used,
+// and synchronous spawns are not hooked at all: their child is registered by the fork hook
+// like any other, so a long `execSync` holds nothing back.
 import { ChildProcess } from 'node:child_process'
-import { isMainThread } from 'node:worker_threads'
 import { getSystemErrorName } from 'node:util'
 
 import { signalNumber } from './exit.cjs'
@@ -39,89 +46,75 @@ export function spawnFailure(child: ChildProcess): SpawnFailure | undefined {
 }
 
 type SpawnFn = (this: ChildProcess, options: unknown) => unknown
+type OnExit = (this: ProcessHandle, exitCode: number, signalCode: string | null) => unknown
 
 /** Node's native process handle (`ChildProcess._handle`): its spawn runs libuv's uv_spawn. */
 interface ProcessHandle {
   spawn: (this: ProcessHandle, options: unknown) => unknown
+  /** Called by Node when libuv has reaped the child. */
+  onexit?: OnExit
   /** Set by the native spawn when it succeeded. */
   pid?: number
 }
 
-function report(pid: number, code: number | null, signal: NodeJS.Signals | null): void {
-  const signo = signal ? signalNumber(signal) : undefined
-  native.report(pid, code ?? undefined, signo)
+function report(pid: number, code: number | null, signal: string | null): void {
+  const signo = signal ? signalNumber(signal as NodeJS.Signals) : undefined
+  native.report(pid, signo === undefined ? (code ?? 0) : undefined, signo)
+}
+
+function declare(child: ChildProcess, pid: number, owner: number): void {
+  const start = native.own(pid, owner)
+  if (start != null) startTimes.set(child, start)
 }
 
 export function installChildProcessHooks(owner: number): void {
   const proto = ChildProcess.prototype as unknown as Record<PropertyKey, unknown> & { spawn: SpawnFn }
   if (proto[INSTALLED]) return
-  proto[INSTALLED] = true
+  Object.defineProperty(proto, INSTALLED, { value: true })
 
   const originalSpawn = proto.spawn
   proto.spawn = function spawn(this: ChildProcess, options: unknown) {
     const child = this
-    // The engine is paused around the native spawn only (libuv's fork and exec), not around
-    // ChildProcess.prototype.spawn: a worker terminated while JavaScript runs skips `finally`
-    // blocks, so a pause spanning JavaScript function calls could be left held forever, and the
-    // engine would stop reaping for the whole process. Between pause() and resume() below only
-    // native functions are called, and V8 acts on a termination only when JavaScript enters a
-    // function or loops: it lands before the pause or after the resume.
     const handle = (this as unknown as { _handle?: ProcessHandle | null })._handle
-    const wrapped = handle != null && typeof handle.spawn === 'function'
-    if (wrapped) {
-      const nativeSpawn = handle.spawn
-      handle.spawn = function spawnPaused(this: ProcessHandle, opts: unknown): unknown {
-        native.pause(owner)
-        try {
-          return nativeSpawn.call(this, opts)
-        } finally {
-          // Also when the native spawn threw: it can start the child and then throw (an argument
-          // that does not convert to a string, such as a Symbol), and libuv reaps that child
-          // like any other. Unowned, the engine would take it from libuv, and the ChildProcess
-          // would never emit 'exit' and would hold the event loop forever.
-          try {
-            const pid = this.pid
-            if (typeof pid === 'number' && pid > 0) {
-              const start = native.own(pid, owner)
-              if (start != null) startTimes.set(child, start)
-            }
-          } finally {
-            native.resume(owner)
-          }
-        }
-      }
-    } else {
+    if (handle == null || typeof handle.spawn !== 'function') return originalSpawn.call(this, options)
+    const nativeSpawn = handle.spawn
+    // Pauses only the attribution of this thread's new children, for kernels without
+    // per-thread children lists, and only around the native spawn: a worker terminated while
+    // JavaScript runs skips `finally` blocks, but between pause() and resume() below only
+    // native functions run, and V8 acts on a termination only when JavaScript enters a
+    // function or loops.
+    handle.spawn = function spawnDeclared(this: ProcessHandle, opts: unknown): unknown {
       native.pause(owner)
-    }
-    let result: unknown
-    try {
-      result = originalSpawn.call(this, options)
-    } finally {
       try {
-        // The handle's pid when the spawn threw after starting the child (see spawnPaused).
-        const pid = this.pid ?? (wrapped && typeof handle.pid === 'number' && handle.pid > 0 ? handle.pid : undefined)
-        if (pid !== undefined) {
-          if (!wrapped) {
-            const start = native.own(pid, owner)
-            if (start != null) startTimes.set(child, start)
-          }
-          this.once('exit', (code: number | null, signal: NodeJS.Signals | null) => report(pid, code, signal))
-        } else if (typeof result === 'number' && result < 0) {
-          recordSpawnFailure(this, result)
-        }
+        return nativeSpawn.call(this, opts)
       } finally {
-        if (!wrapped) native.resume(owner)
+        // Also when the native spawn threw after starting the child (an argument that does
+        // not convert to a string, such as a Symbol): libuv reaps that child like any other.
+        try {
+          const pid = this.pid
+          if (typeof pid === 'number' && pid > 0) declare(child, pid, owner)
+        } finally {
+          native.resume(owner)
+        }
       }
     }
+    const onexit = handle.onexit
+    if (typeof onexit === 'function') {
+      handle.onexit = function onexitReported(this: ProcessHandle, exitCode: number, signalCode: string | null) {
+        const pid = this.pid ?? child.pid
+        if (typeof pid === 'number' && pid > 0) {
+          try {
+            report(pid, exitCode, signalCode)
+          } catch {
+            // Never let the report stand between libuv and the ChildProcess.
+          }
+        }
+        return onexit.call(this, exitCode, signalCode)
+      }
+    }
+    const result = originalSpawn.call(this, options)
+    if (child.pid === undefined && typeof result === 'number' && result < 0) recordSpawnFailure(child, result)
     return result
-  }
-
-  hookSpawnSync(owner)
-
-  if (isMainThread) {
-    // A SIGCHLD from a child the engine was not told about (forked by native code) wakes it
-    // at once instead of at its next timed sweep. Node's signal watchers do not hold the loop.
-    process.on('SIGCHLD', () => native.kick())
   }
 }
 
@@ -137,41 +130,8 @@ function recordSpawnFailure(child: ChildProcess, errno: number): void {
   })
   const failure: SpawnFailure = { error, emitted: false }
   spawnFailures.set(child, failure)
-  // Node emits the 'error' event on the next tick; this tick runs after it.
+  // Node emits the 'error' event on the next tick: this tick runs after it.
   process.nextTick(() => {
     failure.emitted = true
   })
-}
-
-interface SpawnSyncResult {
-  pid?: number
-  status?: number | null
-  signal?: string | null
-}
-
-function hookSpawnSync(owner: number): void {
-  let binding: { spawn: (options: unknown) => SpawnSyncResult } | undefined
-  try {
-    // The object child_process itself calls for spawnSync, execSync and execFileSync.
-    const bindingFn = (process as unknown as { binding?: (name: string) => unknown }).binding
-    binding = bindingFn?.call(process, 'spawn_sync') as typeof binding
-  } catch {
-    binding = undefined
-  }
-  if (!binding || typeof binding.spawn !== 'function') return
-  const originalSpawnSync = binding.spawn
-  binding.spawn = function spawnSync(options: unknown): SpawnSyncResult {
-    native.pause(owner)
-    let result: SpawnSyncResult
-    try {
-      result = originalSpawnSync.call(this, options)
-    } finally {
-      native.resume(owner)
-    }
-    if (result && typeof result.pid === 'number' && result.pid > 0) {
-      const signal = typeof result.signal === 'string' ? (result.signal as NodeJS.Signals) : null
-      if (signal || typeof result.status === 'number') report(result.pid, result.status ?? null, signal)
-    }
-    return result
-  }
 }

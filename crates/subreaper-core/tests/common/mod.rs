@@ -222,3 +222,12 @@ pub fn assert_once_each_in_order(exits: &[Arc<Exit>], pids: &HashSet<i32>) {
         "exits out of order"
     );
 }
+
+/// The process-wide reaper as the only waiter of this test process: it reaps every child not
+/// declared by an owner (these tests spawn from test threads and leave reaping to it).
+pub fn sole_reaper() -> &'static subreaper_core::Reaper {
+    subreaper_core::Reaper::global_with(subreaper_core::Config {
+        policy: subreaper_core::Policy::SoleWaiter,
+        ..subreaper_core::Config::default()
+    })
+}

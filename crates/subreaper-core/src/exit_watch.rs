@@ -1,0 +1,192 @@
+//! Where the exits of known children are seen, whoever reaps them: one epoll set holding a
+//! pidfd per child the engine knows of.
+//!
+//! A pidfd is readable once its child exits (a zombie: the status is read without reaping it)
+//! and hangs up once the child is reaped. So the watch sees each known child's exit even while
+//! another waiter's zombie blocks `waitid`'s line for the drain, and, from Linux 6.15 on, knows
+//! it exactly even when the owner (libuv, a native waiter) reaps it before anyone could peek.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+
+use crate::exit::{ReapedBy, Rusage, Termination};
+use crate::ownership::{decide, Claim, Disposition};
+use crate::pidfd::Pidfd;
+use crate::reaper::Shared;
+use crate::wait_source::WaitSource;
+
+/// Event data of the eventfd that interrupts the wait (pids are never 0).
+const INTERRUPT: u64 = 0;
+
+pub(crate) struct ExitWatch {
+    epoll: Epoll,
+    interrupt: EventFd,
+}
+
+fn key(pid: i32, fd: i32) -> u64 {
+    ((pid as u32 as u64) << 32) | fd as u32 as u64
+}
+
+impl ExitWatch {
+    pub(crate) fn new() -> io::Result<ExitWatch> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        let interrupt = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC)?;
+        epoll.add(
+            interrupt.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, INTERRUPT),
+        )?;
+        Ok(ExitWatch { epoll, interrupt })
+    }
+
+    pub(crate) fn add(&self, fd: &Pidfd, pid: i32) -> io::Result<()> {
+        let event = EpollEvent::new(EpollFlags::EPOLLIN, key(pid, fd.raw()));
+        // SAFETY-free: the fd is borrowed only for the call; closing it later removes it.
+        self.epoll.add(borrow(fd), event)?;
+        Ok(())
+    }
+
+    /// After the exit is handled: only the hang-up (the reap) is still of interest, and a
+    /// level-triggered readable pidfd would otherwise wake the watch again at once.
+    fn quiet(&self, fd: &Pidfd, pid: i32) {
+        let mut event = EpollEvent::new(EpollFlags::empty(), key(pid, fd.raw()));
+        let _ = self.epoll.modify(borrow(fd), &mut event);
+    }
+
+    pub(crate) fn interrupt(&self) {
+        let _ = self.interrupt.write(1);
+    }
+}
+
+fn borrow(fd: &Pidfd) -> std::os::fd::BorrowedFd<'_> {
+    // SAFETY: the raw fd belongs to `fd`, which outlives the returned borrow.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd.raw()) }
+}
+
+impl<W: WaitSource> Shared<W> {
+    pub(crate) fn run_watch(&self) {
+        let Some(watch) = &self.watch else { return };
+        let mut events = vec![EpollEvent::empty(); 256];
+        loop {
+            let n = match watch.epoll.wait(&mut events, EpollTimeout::NONE) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return,
+            };
+            for event in &events[..n] {
+                if event.data() == INTERRUPT {
+                    let _ = watch.interrupt.read();
+                    if self.lock().shutdown {
+                        return;
+                    }
+                    continue;
+                }
+                let pid = (event.data() >> 32) as i32;
+                let fd = (event.data() & 0xffff_ffff) as i32;
+                let hung_up = event
+                    .events()
+                    .intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR);
+                if hung_up {
+                    self.on_reaped(pid, fd);
+                } else {
+                    self.on_exited(pid, fd, watch);
+                }
+            }
+        }
+    }
+
+    /// The child is a zombie: announce it unless the drain has or will (its own children).
+    fn on_exited(&self, pid: i32, fd: i32, watch: &ExitWatch) {
+        let info = self.source.inspect(pid);
+        let mut st = self.lock();
+        let thread_alive = |tid: i32| self.source.thread_alive(tid);
+        let spawning: Vec<i32> = st.spawning_threads();
+        let is_spawning = |tid: i32| spawning.contains(&tid);
+        let ctx = self.context(&st, &thread_alive, &is_spawning);
+        let Some(child) = st.children.get_mut(pid) else {
+            return;
+        };
+        let Some(pidfd) = child.pidfd.as_ref().filter(|p| p.raw() == fd) else {
+            return;
+        };
+        watch.quiet(pidfd, pid);
+        if child.announced {
+            return;
+        }
+        let Some(termination) = pidfd.peek_exit() else {
+            // Reaped already: the hang-up follows.
+            return;
+        };
+        let since = *child
+            .zombie_since
+            .get_or_insert_with(std::time::Instant::now);
+        if decide(child.claim, since, &ctx) != Disposition::Leave {
+            // The engine's to reap (now or after a grace): the drain records it with rusage.
+            drop(st);
+            self.kick();
+            return;
+        }
+        child.announced = true;
+        if child.comm.is_none() {
+            child.comm = info.comm.clone();
+        }
+        let identity = (child.comm.clone(), child.start_time.or(info.start_time));
+        let fired = self.record(
+            &mut st,
+            pid,
+            termination,
+            info.rusage,
+            identity,
+            ReapedBy::Other,
+        );
+        self.publish(&mut st);
+        drop(st);
+        fired.run();
+    }
+
+    /// The child was reaped, by its owner or by the engine. An exit nobody announced yet is
+    /// announced now, with the status the kernel kept for the pidfd.
+    fn on_reaped(&self, pid: i32, fd: i32) {
+        let mut st = self.lock();
+        let Some(child) = st.children.get_mut(pid) else {
+            return;
+        };
+        if child.pidfd.as_ref().map(Pidfd::raw) != Some(fd) {
+            return;
+        }
+        let status = child.pidfd.take().and_then(|p| p.exit_after_reap());
+        child.reaped = true;
+        let awaits_report = matches!(child.claim, Claim::Declared { .. }) && !child.reported;
+        let fired = if child.announced || (status.is_none() && awaits_report) {
+            // Announced already, or its owner will report the status (kernels before 6.15).
+            None
+        } else {
+            child.announced = true;
+            let identity = (child.comm.clone(), child.start_time);
+            Some(self.record(
+                &mut st,
+                pid,
+                status.unwrap_or(Termination::Unknown),
+                Rusage::default(),
+                identity,
+                ReapedBy::Other,
+            ))
+        };
+        st.threads.forget(pid);
+        self.publish(&mut st);
+        drop(st);
+        if let Some(fired) = fired {
+            fired.run();
+        }
+        // The drain may be looking past this zombie, and drops finished entries.
+        self.kick();
+    }
+}
+
+impl AsRawFd for ExitWatch {
+    fn as_raw_fd(&self) -> i32 {
+        self.epoll.0.as_raw_fd()
+    }
+}

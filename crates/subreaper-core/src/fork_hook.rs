@@ -1,0 +1,49 @@
+//! Every `fork()` in the process tells the engine, from the thread that forked, before it
+//! returns: the new child is registered as that thread's, so the engine never takes it for an
+//! orphan, and its pidfd is watched from its first instant.
+//!
+//! libuv forks with `fork()` for every `child_process` spawn (in every thread, whether that
+//! thread loaded subreaper or not), and so do node-pty (`forkpty`) and most native code.
+//! `pthread_atfork` handlers run in the forking thread around each of those. They do not run
+//! for `vfork`, `posix_spawn` or a raw `clone`: children made that way are attributed by the
+//! per-thread children lists instead (see `ownership`).
+
+use std::cell::Cell;
+use std::sync::Once;
+
+use crate::reaper::Reaper;
+
+thread_local! {
+    /// Start-time tick when this thread's current fork began.
+    static FORK_BEGAN: Cell<u64> = const { Cell::new(0) };
+}
+
+extern "C" fn prepare() {
+    FORK_BEGAN.with(|t| t.set(crate::procfs::now_ticks()));
+}
+
+extern "C" fn parent() {
+    let Some(reaper) = Reaper::try_global() else {
+        return;
+    };
+    let since = FORK_BEGAN.with(Cell::get);
+    // The new child is at the end of this thread's children list.
+    let Some(children) = crate::procfs::own_thread_children() else {
+        reaper.kick();
+        return;
+    };
+    reaper.note_fork(crate::procfs::current_thread(), since, &children);
+}
+
+/// Installs the hook once per process. Handlers cannot be removed, and the addon that holds
+/// them is never unloaded by Node, so they stay valid for the life of the process.
+pub(crate) fn install() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: both handlers are `extern "C"` functions with static lifetime that do not
+        // unwind; no handler is given for the child, which runs nothing of ours.
+        unsafe {
+            libc::pthread_atfork(Some(prepare), Some(parent), None);
+        }
+    });
+}

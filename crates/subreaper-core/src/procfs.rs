@@ -1,0 +1,238 @@
+//! What `/proc` says about processes: one parser for `/proc/<pid>/stat`, the per-thread children
+//! lists, and the clock that start times are counted in.
+//!
+//! Reading `/proc/<pid>/stat` is the costliest step of recording an exit (the kernel formats
+//! the whole line), so it is read with one `read` into a stack buffer: no `statx`, no growing
+//! buffer, no second `read`.
+
+use std::fs::File;
+use std::io::Read;
+use std::time::{Duration, SystemTime};
+
+/// The fields of `/proc/<pid>/stat` this crate uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    pub comm: String,
+    pub state: char,
+    pub ppid: i32,
+    /// A zombie's own counts plus those of the children it reaped, as wait4 reports them.
+    pub minflt: u64,
+    pub majflt: u64,
+    pub utime: u64,
+    pub stime: u64,
+    /// Clock ticks since boot: with the pid, it names one process even after the pid is reused.
+    pub start_time: u64,
+}
+
+/// Parses one `/proc/<pid>/stat` line. The command name may contain spaces and parentheses,
+/// so it is the text between the first `(` and the last `)`.
+pub fn parse_stat(text: &str) -> Option<Stat> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?.to_string();
+    // `rest[0]` is field 3 (state) of proc(5); start time is field 22.
+    let rest: Vec<&str> = text
+        .get(close + 1..)?
+        .split_ascii_whitespace()
+        .take(20)
+        .collect();
+    let field = |n: usize| rest.get(n - 3).and_then(|s| s.parse::<u64>().ok());
+    let state = rest.first()?.chars().next()?;
+    let ppid: i32 = rest.get(1)?.parse().ok()?;
+    Some(Stat {
+        comm,
+        state,
+        ppid,
+        minflt: field(10)? + field(11)?,
+        majflt: field(12)? + field(13)?,
+        utime: field(14)? + field(16)?,
+        stime: field(15)? + field(17)?,
+        start_time: field(22)?,
+    })
+}
+
+/// Reads `path` with a single `read` into `buf`; returns the bytes read.
+fn read_once<'a>(path: &str, buf: &'a mut [u8]) -> Option<&'a [u8]> {
+    let mut file = File::open(path).ok()?;
+    let n = file.read(buf).ok()?;
+    Some(&buf[..n])
+}
+
+/// `/proc/<pid>/stat`, or `None` once the process is gone (reaped).
+pub fn read_stat(pid: i32) -> Option<Stat> {
+    let mut buf = [0u8; 1024];
+    let path = format!("/proc/{pid}/stat");
+    let bytes = read_once(&path, &mut buf)?;
+    parse_stat(std::str::from_utf8(bytes).ok()?)
+}
+
+/// The start time of `pid` in clock ticks since boot.
+pub fn start_time(pid: i32) -> Option<u64> {
+    read_stat(pid).map(|s| s.start_time)
+}
+
+/// Clock ticks per second (`USER_HZ`), the unit of start and CPU times in `/proc`.
+pub fn ticks_per_second() -> u64 {
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
+        Ok(Some(t)) if t > 0 => t as u64,
+        _ => 100,
+    }
+}
+
+/// Time since boot, on the clock `/proc` start times are counted on.
+fn since_boot() -> Option<Duration> {
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).ok()?;
+    Some(Duration::new(now.tv_sec() as u64, now.tv_nsec() as u32))
+}
+
+/// The current time in start-time clock ticks: a process started before this tick has a start
+/// time strictly below it.
+pub fn now_ticks() -> u64 {
+    let ticks = ticks_per_second();
+    since_boot()
+        .map(|d| d.as_nanos() as u64 / (1_000_000_000 / ticks))
+        .unwrap_or(0)
+}
+
+/// Converts a start time (clock ticks since boot) to wall-clock time.
+pub fn started_at(start_ticks: u64) -> Option<SystemTime> {
+    let ticks = ticks_per_second();
+    let started = Duration::from_nanos(start_ticks.saturating_mul(1_000_000_000 / ticks));
+    let age = since_boot()?.checked_sub(started)?;
+    SystemTime::now().checked_sub(age)
+}
+
+/// CPU time in microseconds from clock ticks.
+pub fn ticks_to_us(ticks: u64) -> u64 {
+    ticks * 1_000_000 / ticks_per_second()
+}
+
+fn parse_pids(bytes: &[u8]) -> Vec<i32> {
+    std::str::from_utf8(bytes)
+        .unwrap_or("")
+        .split_ascii_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// The children of one thread of this process (`/proc/self/task/<tid>/children`), oldest
+/// first. `None` where the kernel has no per-thread children lists (`CONFIG_PROC_CHILDREN`)
+/// or the thread is gone.
+pub fn thread_children(tid: i32) -> Option<Vec<i32>> {
+    let path = format!("/proc/self/task/{tid}/children");
+    let mut file = File::open(path).ok()?;
+    // The list can be long (every adopted zombie of a busy init): read it whole.
+    let mut bytes = Vec::with_capacity(256);
+    file.read_to_end(&mut bytes).ok()?;
+    Some(parse_pids(&bytes))
+}
+
+/// The children of the calling thread: what a fork just made is at the end of this list.
+pub fn own_thread_children() -> Option<Vec<i32>> {
+    let mut file = File::open("/proc/thread-self/children").ok()?;
+    let mut bytes = Vec::with_capacity(256);
+    file.read_to_end(&mut bytes).ok()?;
+    Some(parse_pids(&bytes))
+}
+
+/// Whether this kernel keeps per-thread children lists.
+pub fn has_children_lists() -> bool {
+    std::path::Path::new("/proc/thread-self/children").exists()
+}
+
+/// The threads of this process.
+pub fn threads() -> Vec<i32> {
+    std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Whether thread `tid` of this process is still alive.
+pub fn thread_alive(tid: i32) -> bool {
+    std::path::Path::new(&format!("/proc/self/task/{tid}")).exists()
+}
+
+/// The pid of this process's main thread (its thread-group leader): where adopted orphans and
+/// the children of ended threads are listed.
+pub fn main_thread() -> i32 {
+    std::process::id() as i32
+}
+
+/// The calling thread's id.
+pub fn current_thread() -> i32 {
+    nix::unistd::gettid().as_raw()
+}
+
+/// Whether `/proc` is this process's own PID namespace's (it is not inside `unshare --pid`
+/// without `--mount-proc`, where it is the host's).
+pub fn is_own_namespace() -> bool {
+    read_stat_self_pid() == Some(std::process::id() as i32)
+}
+
+fn read_stat_self_pid() -> Option<i32> {
+    let mut buf = [0u8; 1024];
+    let bytes = read_once("/proc/self/stat", &mut buf)?;
+    std::str::from_utf8(bytes)
+        .ok()?
+        .split_ascii_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_odd_command_names() {
+        let line = "42 (a) b (c)) Z 7 1 1 0 -1 4227148 10 1 2 3 4 5 6 7 20 0 1 0 999 0 0";
+        let stat = parse_stat(line).unwrap();
+        assert_eq!(stat.comm, "a) b (c)");
+        assert_eq!(stat.state, 'Z');
+        assert_eq!(stat.ppid, 7);
+        assert_eq!(stat.minflt, 11);
+        assert_eq!(stat.majflt, 5);
+        assert_eq!(stat.utime, 4 + 6);
+        assert_eq!(stat.stime, 5 + 7);
+        assert_eq!(stat.start_time, 999);
+    }
+
+    #[test]
+    fn refuses_a_truncated_line() {
+        assert_eq!(parse_stat("42 (sh) S 7 1 1 0"), None);
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let me = read_stat(std::process::id() as i32).unwrap();
+        assert!("RS".contains(me.state));
+        assert!(me.start_time <= now_ticks());
+        assert!(is_own_namespace());
+        assert!(threads().contains(&current_thread()));
+    }
+
+    #[test]
+    fn a_childs_list_entry_names_it() {
+        if !has_children_lists() {
+            return;
+        }
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        assert!(own_thread_children().unwrap().contains(&pid));
+        assert!(
+            !thread_children(main_thread())
+                .unwrap_or_default()
+                .contains(&pid)
+                || current_thread() == main_thread()
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
