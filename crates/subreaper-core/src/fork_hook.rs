@@ -8,7 +8,7 @@
 //! for `vfork`, `posix_spawn` or a raw `clone`: children made that way are attributed by the
 //! per-thread children lists instead (see `ownership`).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::Once;
 
 use crate::reaper::Reaper;
@@ -16,10 +16,19 @@ use crate::reaper::Reaper;
 thread_local! {
     /// Start-time tick when this thread's current fork began.
     static FORK_BEGAN: Cell<u64> = const { Cell::new(0) };
+    /// This thread's children just before its current fork.
+    static BEFORE: RefCell<Vec<i32>> = const { RefCell::new(Vec::new()) };
 }
 
 extern "C" fn prepare() {
     FORK_BEGAN.with(|t| t.set(crate::procfs::now_ticks()));
+    let before = crate::procfs::own_thread_children().unwrap_or_default();
+    BEFORE.with(|b| *b.borrow_mut() = before);
+    // The child may exit before fork() returns here: until then it is held, not taken for
+    // an orphan.
+    if let Some(reaper) = Reaper::try_global() {
+        reaper.pause();
+    }
 }
 
 extern "C" fn parent() {
@@ -27,12 +36,14 @@ extern "C" fn parent() {
         return;
     };
     let since = FORK_BEGAN.with(Cell::get);
-    // The new child is at the end of this thread's children list.
-    let Some(children) = crate::procfs::own_thread_children() else {
-        reaper.kick();
-        return;
-    };
-    reaper.note_fork(crate::procfs::current_thread(), since, &children);
+    // The new child is the entry that appeared in this thread's list during the fork (an
+    // orphan adopted in those microseconds may have appeared too).
+    if let Some(after) = crate::procfs::own_thread_children() {
+        let before = BEFORE.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        let new: Vec<i32> = after.into_iter().filter(|p| !before.contains(p)).collect();
+        reaper.note_fork(crate::procfs::current_thread(), since, &new);
+    }
+    reaper.resume();
 }
 
 /// Installs the hook once per process. Handlers cannot be removed, and the addon that holds

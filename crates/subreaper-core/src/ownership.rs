@@ -32,8 +32,19 @@ pub enum Claim {
     /// Forked by thread `tid` of this process: whatever waits in that thread (its libuv, an
     /// addon's waiter) reaps it.
     Forked { tid: i32 },
-    /// Forked here, but its waiter is gone: its thread ended, or the environment that declared
-    /// it was torn down. A native waiter may still take it, so it is reaped only after a grace.
+    /// Appeared on thread `tid`'s list while it forked, beside another child: either that
+    /// fork's child or an orphan adopted at the same instant. Never taken while it may be a
+    /// live thread's; in subreaper or PID 1 mode reaped after the leftover grace.
+    MaybeForked { tid: i32 },
+    /// Its environment (a Node worker) was torn down. `declared`: that environment's libuv
+    /// was its only waiter, so the engine reaps it at once. Otherwise it was forked by that
+    /// environment's thread and nobody declared it (the environment ended between the fork
+    /// and the declaration, or native code forked there): it is reaped after the leftover
+    /// grace, in any mode, so that a native waiter elsewhere may still take it.
+    OwnerGone { declared: bool },
+    /// Forked here by a thread that has ended, and nobody declared it. A native waiter in
+    /// another thread may still take it, so it is reaped only in subreaper or PID 1 mode, and
+    /// only after a grace.
     Leftover,
     /// Nobody in the process claims it: an adopted orphan (or a child native code made on the
     /// main thread without `fork()`, which the kernel cannot tell apart from one).
@@ -90,10 +101,13 @@ pub fn decide(claim: Claim, zombie_since: Instant, ctx: &Context<'_>) -> Disposi
     let sole = ctx.policy == Policy::SoleWaiter;
     let reaps_strays = sole || ctx.adopts_orphans;
     match claim {
-        Claim::Engine => Disposition::Reap,
+        Claim::Engine | Claim::OwnerGone { declared: true } => Disposition::Reap,
+        Claim::OwnerGone { declared: false } => after(ctx.leftover_grace),
         Claim::Declared { .. } => Disposition::Leave,
         // A spawn in flight may yet say whose this child is: decide once it has returned.
-        Claim::Forked { tid } if (ctx.spawning)(tid) => Disposition::Hold(None),
+        Claim::Forked { tid } | Claim::MaybeForked { tid } if (ctx.spawning)(tid) => {
+            Disposition::Hold(None)
+        }
         Claim::Unclaimed | Claim::Leftover if ctx.spawn_in_flight => Disposition::Hold(None),
         Claim::Forked { tid } if (ctx.thread_alive)(tid) => {
             if sole {
@@ -102,10 +116,14 @@ pub fn decide(claim: Claim, zombie_since: Instant, ctx: &Context<'_>) -> Disposi
                 Disposition::Leave
             }
         }
-        Claim::Forked { .. } | Claim::Leftover if reaps_strays => after(ctx.leftover_grace),
+        Claim::Forked { .. } | Claim::Leftover | Claim::MaybeForked { .. } if reaps_strays => {
+            after(ctx.leftover_grace)
+        }
         Claim::Unclaimed if sole => Disposition::Reap,
         Claim::Unclaimed if reaps_strays => after(ctx.orphan_grace),
-        Claim::Forked { .. } | Claim::Leftover | Claim::Unclaimed => Disposition::Leave,
+        Claim::Forked { .. } | Claim::Leftover | Claim::MaybeForked { .. } | Claim::Unclaimed => {
+            Disposition::Leave
+        }
     }
 }
 
@@ -301,6 +319,26 @@ mod tests {
             decide(Claim::Forked { tid: 7 }, now, &c),
             Disposition::Leave
         );
+    }
+
+    #[test]
+    fn a_child_whose_declaring_owner_went_away_is_reaped_in_any_mode() {
+        for adopts in [false, true] {
+            let c = ctx(Policy::Cooperative, adopts, DEAD);
+            assert_eq!(
+                decide(Claim::OwnerGone { declared: true }, Instant::now(), &c),
+                Disposition::Reap
+            );
+            let long_ago = Instant::now() - Duration::from_secs(2);
+            assert_eq!(
+                decide(Claim::OwnerGone { declared: false }, long_ago, &c),
+                Disposition::Reap
+            );
+            assert!(matches!(
+                decide(Claim::OwnerGone { declared: false }, Instant::now(), &c),
+                Disposition::Hold(Some(_))
+            ));
+        }
     }
 
     #[test]

@@ -406,7 +406,7 @@ impl<W: WaitSource> Reaper<W> {
         }
         let child = st.children.get_mut(pid).expect("inserted above");
         let tid = match child.claim {
-            Claim::Forked { tid } => Some(tid),
+            Claim::Forked { tid } | Claim::MaybeForked { tid } => Some(tid),
             Claim::Declared { tid, .. } => tid,
             _ => None,
         };
@@ -421,11 +421,26 @@ impl<W: WaitSource> Reaper<W> {
         start_time
     }
 
-    /// Hands back every pid of `owner` (the owner is going away): its children become
-    /// leftovers, reaped in subreaper or PID 1 mode after [`Config::leftover_grace`].
+    /// Hands back every pid of `owner` (the owner is going away): nobody else waits for them,
+    /// so the engine reaps them from now on (their exits are still announced once).
     pub fn disown_all(&self, owner: OwnerId) {
+        self.release_owner(owner, None)
+    }
+
+    /// Like [`Reaper::disown_all`], for an owner that lived on thread `tid` (a Node
+    /// environment): the children that thread forked and nobody declared go too, after the
+    /// leftover grace.
+    pub fn release_owner(&self, owner: OwnerId, tid: Option<i32>) {
         let shared = &self.shared;
         let mut st = shared.lock();
+        for (_, child) in st.children.iter_mut() {
+            match child.claim {
+                Claim::Forked { tid: t } | Claim::MaybeForked { tid: t } if Some(t) == tid => {
+                    child.claim = Claim::OwnerGone { declared: false };
+                }
+                _ => {}
+            }
+        }
         let pids: Vec<i32> = st
             .children
             .iter()
@@ -435,7 +450,7 @@ impl<W: WaitSource> Reaper<W> {
         let mut fired = Vec::new();
         for pid in pids {
             let child = st.children.get_mut(pid).expect("listed above");
-            child.claim = Claim::Leftover;
+            child.claim = Claim::OwnerGone { declared: true };
             if child.pidfd.is_some() {
                 // Its exit will be seen through the pidfd, even past a reap.
                 continue;
@@ -630,23 +645,31 @@ impl<W: WaitSource> Reaper<W> {
     }
 
     /// A fork on thread `tid` just returned in the parent; `since` is the start-time tick
-    /// taken before it. Registers the new child as that thread's (see `fork_hook`).
-    pub(crate) fn note_fork(&self, tid: i32, since: u64, children: &[i32]) {
+    /// taken before it, `new` the entries that appeared in the thread's children list during
+    /// it. Registers the new child as that thread's (see `fork_hook`).
+    pub(crate) fn note_fork(&self, tid: i32, since: u64, new: &[i32]) {
         let mut st = self.shared.lock();
-        // The new child is at the end of the forking thread's list; orphans adopted meanwhile
-        // may follow it. Every unknown entry born since the fork began is this thread's fork.
-        for &pid in children.iter().rev().take(8) {
-            if st.children.contains(pid) {
-                continue;
+        let candidates: Vec<(i32, u64)> = new
+            .iter()
+            .filter_map(|&pid| Some((pid, crate::procfs::start_time(pid)?)))
+            .filter(|(_, start)| *start >= since)
+            .collect();
+        // One new entry: the fork's child. More: an orphan was adopted in the same instant,
+        // and which is which cannot be told; none is taken while it may be the thread's.
+        let claim = if candidates.len() == 1 {
+            Claim::Forked { tid }
+        } else {
+            Claim::MaybeForked { tid }
+        };
+        for (pid, start) in candidates {
+            match st.children.get_current(pid, Some(start)) {
+                // Seen exiting before fork() returned (and held since): it is this thread's.
+                Some(child) if child.claim == Claim::Unclaimed => child.claim = claim,
+                Some(_) => continue,
+                None => {
+                    st.children.insert(pid, Child::new(claim, Some(start)));
+                }
             }
-            let Some(start) = crate::procfs::start_time(pid) else {
-                continue;
-            };
-            if start < since {
-                break;
-            }
-            st.children
-                .insert(pid, Child::new(Claim::Forked { tid }, Some(start)));
             self.shared.ensure_watched(&mut st, pid);
         }
         drop(st);

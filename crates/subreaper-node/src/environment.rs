@@ -15,6 +15,9 @@ struct Environment {
     /// Pauses taken by this environment and not yet resumed. A worker terminated between
     /// `pause` and `resume` never resumes: its teardown does, so reaping cannot stay held.
     pauses: u32,
+    /// The thread the environment runs on: the children it forked and did not declare go
+    /// with it.
+    thread: i32,
 }
 
 fn environments() -> &'static Mutex<HashMap<u32, Environment>> {
@@ -31,6 +34,7 @@ pub fn attach(env: &Env) -> Result<u32> {
         Environment {
             subscriptions: Vec::new(),
             pauses: 0,
+            thread: subreaper_core::procfs::current_thread(),
         },
     );
     env.add_env_cleanup_hook(owner, detach)?;
@@ -50,7 +54,8 @@ fn detach(owner: u32) {
                 reaper.resume();
             }
         }
-        reaper.disown_all(owner as u64);
+        let thread = entry.as_ref().map(|e| e.thread);
+        reaper.release_owner(owner as u64, thread);
     }
 }
 
