@@ -107,6 +107,28 @@ for (const mode of ['default', 'subreaper'] as const) {
   })
 }
 
+for (const spawnMode of ['spawn-declared', 'spawn-grace'] as const) {
+  test(`subreaper mode: 100 posix_spawn children of the main thread (no fork hook sees them), ${spawnMode === 'spawn-declared' ? 'declared with declareChild()' : 'under an orphanGrace of 5 s'}, stay their waiter's`, async (t) => {
+    const run = await runNode([fixture('native-forker.mjs'), addon!, 'subreaper', '100', spawnMode], { timeout: 120_000 })
+    const { runs, exits } = parse<{
+      runs: Array<{ style: string; firstCode: number; results: Array<[number, number]> | null }>
+      exits: SeenExit[]
+    }>(t, run)
+    const results = runs[0]!.results
+    t.truthy(results, "the addon's waiters did not finish")
+    if (!results) return
+    const wrong = results.filter(([, status], i) => status < 0 || status >> 8 !== (7 + i) % 256)
+    t.deepEqual(wrong, [], 'children taken from their waiter')
+    for (const [pid] of results) {
+      const seen = exits.filter((e) => e.pid === pid).length
+      // A declared child is watched from its declaration: its exit is always seen. An
+      // undeclared one is seen only if the engine looks before its waiter reaps it.
+      if (spawnMode === 'spawn-declared') t.is(seen, 1, `pid ${pid} announced ${seen} times`)
+      else t.true(seen <= 1, `pid ${pid} announced ${seen} times`)
+    }
+  })
+}
+
 test('nothing of the hooks is visible: eventNames(), removeAllListeners() and 10 or 20 exit listeners behave as without subreaper, and no engine entry is left', async (t) => {
   const without = parse<Record<string, unknown>>(t, await runNode([fixture('hooks-invisible.mjs')]))
   const withIt = parse<Record<string, unknown>>(t, await runNode([fixture('hooks-invisible.mjs'), 'load']))

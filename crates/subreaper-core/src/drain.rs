@@ -254,10 +254,17 @@ impl<W: WaitSource> Shared<W> {
                 fired.run();
                 Handled::Done(Some(exit))
             }
-            Disposition::Leave => {
+            // During a grace the exit is announced at once (its waiter may reap it any moment,
+            // and exactly once matters more than who reaped); while a spawn is in flight it is
+            // not, since the spawn may yet make it the engine's.
+            disposition @ (Disposition::Leave | Disposition::Hold(Some(_))) => {
+                let until = match disposition {
+                    Disposition::Hold(at) => at,
+                    _ => None,
+                };
                 self.ensure_watched(&mut st, pid);
                 if announced {
-                    return Handled::Left(None);
+                    return Handled::Left(until);
                 }
                 st.children.get_mut(pid).expect("present").announced = true;
                 let fired = self.record(
@@ -270,12 +277,11 @@ impl<W: WaitSource> Shared<W> {
                 );
                 drop(st);
                 fired.run();
-                Handled::Left(None)
+                Handled::Left(until)
             }
-            // Announced when decided: the exit is then recorded with who reaped it.
-            Disposition::Hold(at) => {
+            Disposition::Hold(None) => {
                 self.ensure_watched(&mut st, pid);
-                Handled::Left(at)
+                Handled::Left(None)
             }
         }
     }

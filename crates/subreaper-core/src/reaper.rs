@@ -379,6 +379,11 @@ impl<W: WaitSource> Reaper<W> {
         self.claim(pid, |tid| Claim::Declared { owner, tid })
     }
 
+    /// Whether `pid` is a child of this process now (running, or a zombie nobody reaped).
+    pub fn is_child(&self, pid: i32) -> bool {
+        pid > 0 && self.shared.source.child_state(pid) != ChildState::NotAChild
+    }
+
     /// Hands `pid` to the engine: it reaps the child itself (the child of a program that
     /// leaves all waiting to the engine).
     pub fn adopt(&self, pid: i32) -> Option<u64> {

@@ -39,6 +39,18 @@ pub fn own(pid: i32, owner: u32) -> Result<Option<f64>> {
     Ok(reaper()?.own(pid, owner as u64).map(|t| t as f64))
 }
 
+/// Declares a child this environment's code waits for itself (made outside `child_process`):
+/// the engine announces its exit and never reaps it. False when `pid` is not a child.
+#[napi]
+pub fn declare_child(pid: i32, owner: u32) -> Result<bool> {
+    let reaper = reaper()?;
+    if !reaper.is_child(pid) {
+        return Ok(false);
+    }
+    reaper.own(pid, owner as u64);
+    Ok(true)
+}
+
 /// The owner reaped `pid`: `code` when it exited, else `signal` (a number).
 #[napi]
 pub fn report(pid: i32, code: Option<i32>, signal: Option<i32>) -> Result<()> {

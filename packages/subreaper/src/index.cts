@@ -3,6 +3,7 @@ import { installChildProcessHooks } from './child-process-hooks.cjs'
 import { UnsupportedError } from './errors.cjs'
 import { Monitor, setEnvironmentOwner } from './monitor.cjs'
 import { native } from './native.cjs'
+import { setOwnershipOwner } from './ownership.cjs'
 
 /**
  * Starts (or joins) the process's reaper. A second copy of the package in the same process
@@ -25,6 +26,7 @@ function attach(): number {
 
 const owner = attach()
 setEnvironmentOwner(owner)
+setOwnershipOwner(owner)
 installChildProcessHooks(owner)
 
 /** The process-wide monitor (containerd's `Default`). */
@@ -70,6 +72,8 @@ export function reaperStats() {
 }
 
 export { Monitor } from './monitor.cjs'
+export { configureReaping, declareChild } from './ownership.cjs'
+export type { ReapingRules } from './ownership.cjs'
 export type { WaitOptions } from './monitor.cjs'
 export { Subscription } from './subscription.cjs'
 export type { SubscribeOptions, ExitCallback } from './subscription.cjs'

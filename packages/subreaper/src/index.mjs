@@ -10,6 +10,8 @@ export const {
   isSubreaper,
   isInit,
   reaperStats,
+  declareChild,
+  configureReaping,
   signalName,
   AbortError,
   NotAChildError,
