@@ -18,6 +18,7 @@ import {
   SubscriptionLaggedError,
   WaitTimeoutError,
   type Exit,
+  type IterableSubscription,
   type Subscription,
 } from 'subreaper'
 
@@ -411,7 +412,7 @@ test.serial('monitor.subscribe(callbackOrOptions, options) with generated option
             }
           } else {
             for (;;) {
-              const r = await guard(sub.next(), 10_000)
+              const r = await guard((sub as IterableSubscription).next(), 10_000)
               if ('hang' in r) {
                 if (got.length === k) break // everything read; the next one would wait for a new exit
                 throw new Error(`iterator: next() hung after ${got.length} of ${k}`)
@@ -575,7 +576,7 @@ test.serial('--report-file to a path that cannot be written: the command still r
   t.regex(r.stderr, /^subreaper: cannot write the report to \/nonexistent-dir\/report\.json/m)
 })
 
-test.serial('iterating a callback subscription (next() on it) fails at once with a TypeError, instead of waiting forever', async (t) => {
+test.serial('iterating a callback subscription fails at once with a TypeError (it is not async iterable), instead of waiting forever', async (t) => {
   const got: number[] = []
   const sub = monitor.subscribe((e) => got.push(e.pid))
   try {
@@ -583,8 +584,11 @@ test.serial('iterating a callback subscription (next() on it) fails at once with
     started.push(child.pid!)
     await monitor.wait(child)
     await until(() => got.length === 1, 10_000)
-    const r = await guard(sub.next(), 10_000)
-    t.false('hang' in r, 'next() on a callback subscription settles')
+    const iterate = async () => {
+      for await (const _ of sub as unknown as AsyncIterable<Exit>) break
+    }
+    const r = await guard(iterate(), 10_000)
+    t.false('hang' in r, 'iterating a callback subscription settles')
     t.true('error' in r && (r as { error: unknown }).error instanceof TypeError, describe(r))
     t.deepEqual(got.length, 1, 'the callback still got its exit')
   } finally {
