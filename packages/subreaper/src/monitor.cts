@@ -73,7 +73,7 @@ export class Monitor {
    * returns its ChildProcess), with the exit captured from the start: `wait(child)` gets it
    * however late it is called.
    */
-  start(command: string, args?: readonly string[] | null, options?: SpawnOptions | null): ChildProcess
+  start(command: string, args?: readonly string[] | null, options?: SpawnOptions): ChildProcess
   start(command: string, options?: SpawnOptions): ChildProcess
   start(...spawnArguments: unknown[]): ChildProcess {
     // spawn validates and normalises them itself (`args` null, options alone...), with its own
