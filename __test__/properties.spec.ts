@@ -395,6 +395,8 @@ test.serial('monitor.subscribe(callbackOrOptions, options) with generated option
         }
         try {
           const pids: number[] = []
+          // Pids wrap within minutes here: only the recorder's exits from now on are this run's.
+          const recFrom = rec.exits.length
           for (let i = 0; i < k; i++) {
             const child = monitor.start(helper.path, ['exit', String(i)], { stdio: 'ignore' })
             pids.push(child.pid!)
@@ -432,8 +434,9 @@ test.serial('monitor.subscribe(callbackOrOptions, options) with generated option
           // exits after that are no longer its own), so they add up to at most all of them.
           // A buffer that holds them all never lags.
           // Reap order (every subscriber sees the same): as the file's recorder saw them.
-          await rec.waitFor(pids, 10_000)
-          const order = rec.exits.filter((e) => pids.includes(e.pid)).map((e) => e.pid)
+          const since = () => rec.exits.slice(recFrom)
+          await until(() => pids.every((p) => since().some((e) => e.pid === p)), 10_000)
+          const order = since().filter((e) => pids.includes(e.pid)).map((e) => e.pid)
           const want = order.slice(0, got.length)
           if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`got ${describe(got)}, expected a prefix of ${describe(order)}`)
           const used = (callbackForm ? secondArg : (firstArg ?? secondArg)) as { bufferSize?: number } | undefined
