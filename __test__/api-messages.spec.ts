@@ -8,7 +8,9 @@ import { once } from 'node:events'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 
-import { isSubreaper, monitor, Monitor, MonitorClosedError, NotAChildError, setSubreaper, type Exit } from 'subreaper'
+import { isSubreaper, monitor, Monitor, MonitorClosedError, NotAChildError, setSubreaper, UnsupportedError, type Exit } from 'subreaper'
+
+import { fromNative } from '../packages/subreaper/dist/errors.cjs'
 
 import { noLiveChildren, noZombies, settle } from './procs.ts'
 
@@ -153,4 +155,15 @@ test("the addon's errors carry their code: no message is parsed to find it", (t)
     code: 'ERR_SUBREAPER_NOT_A_CHILD',
     message: 'pid 1 is not a child of this process and no recent exit of it is known',
   })
+})
+
+test("the addon's codes become the package's classes (UnsupportedError is thrown only off Linux: mapped here from a made-up error)", (t) => {
+  const unsupported = Object.assign(new Error('subreaper mode needs Linux (PR_SET_CHILD_SUBREAPER)'), { code: 'ERR_SUBREAPER_UNSUPPORTED' })
+  const mapped = fromNative(unsupported)
+  t.true(mapped instanceof UnsupportedError)
+  t.like(mapped, { code: 'ERR_SUBREAPER_UNSUPPORTED', message: unsupported.message })
+  const notAChild = Object.assign(new Error('pid 7 is not a child'), { code: 'ERR_SUBREAPER_NOT_A_CHILD' })
+  t.true(fromNative(notAChild, 7) instanceof NotAChildError)
+  const other = Object.assign(new Error('x'), { code: 'ERR_SUBREAPER_OS' })
+  t.is(fromNative(other), other, 'other codes pass through as they are')
 })

@@ -91,7 +91,7 @@ test('the README examples type-check in a strict ESM project, and the fixtures i
   }
 })
 
-test('`using` does not parse on Node 20, as the README says; compiled by TypeScript it runs', async (t) => {
+test('`using` does not parse on Node 20, as the README says (compiled by TypeScript, the same block runs: its own test)', async (t) => {
   const block = all.find((b) => /^\s*using /m.test(b.code))
   if (!block) return t.fail('the README has a `using` example')
   const major = Number(process.versions.node.split('.')[0])
