@@ -167,3 +167,21 @@ test("the addon's codes become the package's classes (UnsupportedError is thrown
   const other = Object.assign(new Error('x'), { code: 'ERR_SUBREAPER_OS' })
   t.is(fromNative(other), other, 'other codes pass through as they are')
 })
+
+test('iterating a callback subscription from JavaScript says what to do instead', async (t) => {
+  const sub = monitor.subscribe(() => {})
+  try {
+    const iterate = async () => {
+      for await (const _ of sub as unknown as AsyncIterable<Exit>) break
+    }
+    await t.throwsAsync(iterate(), {
+      instanceOf: TypeError,
+      code: 'ERR_INVALID_STATE',
+      message:
+        'this subscription delivers its exits to its callback and cannot be iterated: ' +
+        'iterate a subscription made without a callback, `for await (const exit of monitor.subscribe())`',
+    })
+  } finally {
+    sub.unsubscribe()
+  }
+})

@@ -4,6 +4,7 @@
 import { deliverBeforeExit, stopDelivering } from './deliver-before-exit.cjs'
 import {
   SubscriptionLaggedError,
+  typeError,
   validateDuration,
   validateFunction,
   validateInteger,
@@ -235,6 +236,18 @@ export class Subscription {
     this.#onClose(this)
   }
 }
+
+// Iterating a callback subscription from JavaScript (TypeScript refuses it at compile time:
+// the type has no async iterator) fails at once with a message that says what to do instead.
+Object.defineProperty(Subscription.prototype, Symbol.asyncIterator, {
+  value(): never {
+    throw typeError(
+      'this subscription delivers its exits to its callback and cannot be iterated: ' +
+        'iterate a subscription made without a callback, `for await (const exit of monitor.subscribe())`',
+      'ERR_INVALID_STATE',
+    )
+  },
+})
 
 /**
  * Exits as an async iterator (`monitor.subscribe()`): `for await (const exit of sub)`. Leaving
