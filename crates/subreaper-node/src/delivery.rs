@@ -15,68 +15,24 @@ use std::time::Duration;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
-use subreaper_core::{
-    Exit, ReapedBy, RecvError, SubscribeOptions, Subscription, WaitError, WaitOutcome,
-};
+use subreaper_core::{Exit, RecvError, SubscribeOptions, Subscription, WaitError, WaitOutcome};
 
 use crate::environment;
-use crate::exit_record::ExitRecord;
+use crate::error_code::{self, ErrorCode};
+use crate::exit_record::{ExitBatch, ExitBatchBuilder};
 
 #[napi]
 pub struct NativeSubscription {
     inner: Option<Arc<Subscription>>,
 }
 
-/// Numbers per exit in [`DrainResult::fields`], in this order (see `exit.cts`, `decodeExits`).
-pub const EXIT_FIELDS: usize = 17;
-
 #[napi(object)]
 pub struct DrainResult {
-    /// The exits, packed as [`EXIT_FIELDS`] numbers each: building one typed array is much
-    /// cheaper than building an object per exit through N-API, which dominated fan-out.
-    pub fields: Float64Array,
-    /// Each exit's command name, in the same order.
-    pub comms: Vec<Option<String>>,
+    pub exits: ExitBatch,
     /// Set once, when the subscriber was closed for lagging: the number of exits it missed.
     pub lagged_missed: Option<f64>,
     /// No more exits will come (unsubscribed or lagged).
     pub closed: bool,
-}
-
-fn pack(exit: &Exit, fields: &mut Vec<f64>) {
-    let ms = |t: std::time::SystemTime| {
-        t.duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .unwrap_or(0.0)
-    };
-    let opt = |v: Option<i32>| v.map_or(f64::NAN, f64::from);
-    let ru = &exit.rusage;
-    fields.extend_from_slice(&[
-        exit.pid as f64,
-        exit.status() as f64,
-        opt(exit.termination.code()),
-        opt(exit.termination.signal()),
-        if exit.termination.core_dumped() {
-            1.0
-        } else {
-            0.0
-        },
-        exit.raw_wait_status() as f64,
-        ms(exit.timestamp),
-        exit.started_at.map_or(f64::NAN, ms),
-        ru.user_cpu_us as f64,
-        ru.system_cpu_us as f64,
-        ru.max_rss_kib.map_or(f64::NAN, |v| v as f64),
-        ru.minor_faults as f64,
-        ru.major_faults as f64,
-        ru.voluntary_context_switches as f64,
-        ru.involuntary_context_switches as f64,
-        match exit.reaped_by {
-            ReapedBy::Reaper => 0.0,
-            ReapedBy::Other => 1.0,
-        },
-        exit.seq as f64,
-    ]);
 }
 
 #[napi]
@@ -84,19 +40,15 @@ impl NativeSubscription {
     /// Takes up to `max` queued exits without waiting.
     #[napi]
     pub fn drain(&self, max: u32) -> DrainResult {
-        let mut fields = Vec::new();
-        let mut comms = Vec::new();
+        let mut exits = ExitBatchBuilder::default();
         let mut lagged_missed = None;
         let mut closed = false;
         match &self.inner {
             None => closed = true,
             Some(sub) => {
-                while comms.len() < max as usize {
+                while exits.len() < max as usize {
                     match sub.try_recv() {
-                        Ok(Some(exit)) => {
-                            pack(&exit, &mut fields);
-                            comms.push(exit.comm.clone());
-                        }
+                        Ok(Some(exit)) => exits.push(&exit),
                         Ok(None) => break,
                         Err(RecvError::Lagged { missed }) => {
                             lagged_missed = Some(missed as f64);
@@ -112,8 +64,7 @@ impl NativeSubscription {
             }
         }
         DrainResult {
-            fields: Float64Array::new(fields),
-            comms,
+            exits: exits.build(),
             lagged_missed,
             closed,
         }
@@ -166,44 +117,37 @@ pub fn subscribe(
 
 #[napi(object)]
 pub struct WaitResult {
-    /// The child had already exited.
-    pub exit: Option<ExitRecord>,
+    /// The child had already exited (a batch of one exit).
+    pub exit: Option<ExitBatch>,
     /// The wait is pending: `on_exit` will be called; cancel with this id.
     pub wait_id: Option<f64>,
-    /// The pid is not a child of this process and no recent exit of it is known.
-    pub not_a_child: bool,
 }
 
-/// Waits for `pid`: answers at once when the exit is known, else calls `on_exit(exit)` later.
+/// Waits for `pid`: answers at once when the exit is known, else calls `on_exit(exit)` later
+/// (with a batch of one exit). Throws `ERR_SUBREAPER_NOT_A_CHILD` for a pid that is not a child
+/// of this process and whose exit is not known.
 #[napi]
-pub fn wait(pid: i32, on_exit: Function<ExitRecord, ()>) -> Result<WaitResult> {
-    let reaper = crate::reaper()?;
+pub fn wait(pid: i32, on_exit: Function<ExitBatch, ()>) -> error_code::Result<WaitResult> {
+    let reaper = crate::reaper().map_err(error_code::from_napi)?;
     let tsfn = on_exit
-        .build_threadsafe_function::<ExitRecord>()
+        .build_threadsafe_function::<Arc<Exit>>()
         .weak::<true>()
         .callee_handled::<false>()
-        .build_callback(|ctx| Ok(ctx.value))?;
+        .build_callback(|ctx| Ok(ExitBatch::of([ctx.value.as_ref()])))
+        .map_err(error_code::from_napi)?;
     let outcome = reaper.wait_with(pid, move |exit| {
-        tsfn.call(
-            ExitRecord::from(exit.as_ref()),
-            ThreadsafeFunctionCallMode::NonBlocking,
-        );
+        tsfn.call(exit, ThreadsafeFunctionCallMode::NonBlocking);
     });
-    Ok(match outcome {
-        Ok(WaitOutcome::Ready(exit)) => WaitResult {
-            exit: Some(ExitRecord::from(exit.as_ref())),
+    match outcome {
+        Ok(WaitOutcome::Ready(exit)) => Ok(WaitResult {
+            exit: Some(ExitBatch::of([exit.as_ref()])),
             wait_id: None,
-            not_a_child: false,
-        },
-        Ok(WaitOutcome::Pending(id)) => WaitResult {
+        }),
+        Ok(WaitOutcome::Pending(id)) => Ok(WaitResult {
             exit: None,
             wait_id: Some(id as f64),
-            not_a_child: false,
-        },
-        Err(WaitError::NotAChild(_)) | Err(WaitError::TimedOut(_)) => WaitResult {
-            exit: None,
-            wait_id: None,
-            not_a_child: true,
-        },
-    })
+        }),
+        Err(e @ WaitError::NotAChild(_)) => Err(error_code::error(ErrorCode::NotAChild, e)),
+        Err(e @ WaitError::TimedOut(_)) => Err(error_code::error(ErrorCode::WaitTimeout, e)),
+    }
 }

@@ -1,74 +1,141 @@
-//! The engine's exit as a JavaScript object. The TypeScript layer names the signal.
+//! The one encoding of exits for JavaScript: a batch of numbers, [`ExitField::Count`] per exit in
+//! the order of [`ExitField`], and the command names beside them. Subscriptions, waits and
+//! sweeps all hand exits over this way, and `exit.cts` has the one decoder. Building one typed
+//! array is much cheaper than building an object per exit through N-API (which dominated
+//! fan-out). The TypeScript layer names the signal.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use napi::bindgen_prelude::Float64Array;
 use napi_derive::napi;
 use subreaper_core::{Exit, ReapedBy};
 
-#[napi(object)]
-pub struct RusageRecord {
-    pub user_cpu_time: f64,
-    pub system_cpu_time: f64,
-    pub max_rss: Option<f64>,
-    pub minor_faults: f64,
-    pub major_faults: f64,
-    pub voluntary_context_switches: f64,
-    pub involuntary_context_switches: f64,
-}
-
-#[napi(object)]
-pub struct ExitRecord {
-    pub pid: i32,
-    pub status: i32,
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
-    pub core_dumped: bool,
-    pub raw_status: i32,
+/// Where each number of an exit sits in [`ExitBatch::fields`]. Optional values are NaN when
+/// absent. The generated declarations carry these values to TypeScript, so the layout is
+/// written only here.
+#[napi]
+pub enum ExitField {
+    Pid,
+    Status,
+    Code,
+    Signal,
+    /// 1 or 0.
+    CoreDumped,
+    RawStatus,
     /// Milliseconds since the epoch.
-    pub timestamp: f64,
-    /// Milliseconds since the epoch at which the process started, when known.
-    pub start_time: Option<f64>,
-    pub rusage: RusageRecord,
-    pub comm: Option<String>,
-    /// "subreaper" when the engine reaped it, "owner" when another waiter did.
-    pub reaped_by: String,
-    pub seq: f64,
+    Timestamp,
+    /// Milliseconds since the epoch (whole milliseconds: the kernel counts in clock ticks).
+    StartTime,
+    UserCpuTime,
+    SystemCpuTime,
+    MaxRss,
+    MinorFaults,
+    MajorFaults,
+    VoluntaryContextSwitches,
+    InvoluntaryContextSwitches,
+    /// 1 when another waiter (the owner) reaped it, 0 when the engine did.
+    ReapedByOwner,
+    /// The engine's sequence number of the exit.
+    Seq,
+    /// Numbers per exit.
+    Count,
 }
 
-impl From<&Exit> for ExitRecord {
-    fn from(e: &Exit) -> Self {
-        let ru = &e.rusage;
-        ExitRecord {
-            pid: e.pid,
-            status: e.status(),
-            code: e.termination.code(),
-            signal: e.termination.signal(),
-            core_dumped: e.termination.core_dumped(),
-            raw_status: e.raw_wait_status(),
-            timestamp: e
-                .timestamp
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs_f64() * 1000.0)
-                .unwrap_or(0.0),
-            start_time: e.started_at.and_then(|t| {
-                t.duration_since(std::time::UNIX_EPOCH)
-                    .ok()
-                    .map(|d| d.as_secs_f64() * 1000.0)
-            }),
-            rusage: RusageRecord {
-                user_cpu_time: ru.user_cpu_us as f64,
-                system_cpu_time: ru.system_cpu_us as f64,
-                max_rss: ru.max_rss_kib.map(|v| v as f64),
-                minor_faults: ru.minor_faults as f64,
-                major_faults: ru.major_faults as f64,
-                voluntary_context_switches: ru.voluntary_context_switches as f64,
-                involuntary_context_switches: ru.involuntary_context_switches as f64,
-            },
-            comm: e.comm.clone(),
-            reaped_by: match e.reaped_by {
-                ReapedBy::Reaper => "subreaper",
-                ReapedBy::Other => "owner",
-            }
-            .to_string(),
-            seq: e.seq as f64,
+/// Exits packed for JavaScript (see [`ExitField`]).
+#[napi(object)]
+pub struct ExitBatch {
+    pub fields: Float64Array,
+    /// Each exit's command name, in the same order.
+    pub comms: Vec<Option<String>>,
+}
+
+/// Milliseconds since the epoch.
+fn epoch_ms(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+fn pack(exit: &Exit, fields: &mut Vec<f64>) {
+    let opt = |v: Option<i32>| v.map_or(f64::NAN, f64::from);
+    let ru = &exit.rusage;
+    let mut row = [f64::NAN; ExitField::Count as usize];
+    let mut set = |field: ExitField, value: f64| row[field as usize] = value;
+    set(ExitField::Pid, exit.pid.into());
+    set(ExitField::Status, exit.status().into());
+    set(ExitField::Code, opt(exit.termination.code()));
+    set(ExitField::Signal, opt(exit.termination.signal()));
+    set(
+        ExitField::CoreDumped,
+        u8::from(exit.termination.core_dumped()).into(),
+    );
+    set(ExitField::RawStatus, exit.raw_wait_status().into());
+    set(ExitField::Timestamp, epoch_ms(exit.timestamp));
+    set(
+        ExitField::StartTime,
+        exit.started_at.map_or(f64::NAN, |t| epoch_ms(t).round()),
+    );
+    set(ExitField::UserCpuTime, ru.user_cpu_us as f64);
+    set(ExitField::SystemCpuTime, ru.system_cpu_us as f64);
+    set(
+        ExitField::MaxRss,
+        ru.max_rss_kib.map_or(f64::NAN, |v| v as f64),
+    );
+    set(ExitField::MinorFaults, ru.minor_faults as f64);
+    set(ExitField::MajorFaults, ru.major_faults as f64);
+    set(
+        ExitField::VoluntaryContextSwitches,
+        ru.voluntary_context_switches as f64,
+    );
+    set(
+        ExitField::InvoluntaryContextSwitches,
+        ru.involuntary_context_switches as f64,
+    );
+    set(
+        ExitField::ReapedByOwner,
+        match exit.reaped_by {
+            ReapedBy::Reaper => 0.0,
+            ReapedBy::Other => 1.0,
+        },
+    );
+    set(ExitField::Seq, exit.seq as f64);
+    fields.extend_from_slice(&row);
+}
+
+/// Collects exits into one [`ExitBatch`].
+#[derive(Default)]
+pub struct ExitBatchBuilder {
+    fields: Vec<f64>,
+    comms: Vec<Option<String>>,
+}
+
+impl ExitBatchBuilder {
+    pub fn push(&mut self, exit: &Exit) {
+        pack(exit, &mut self.fields);
+        self.comms.push(exit.comm.clone());
+    }
+
+    pub fn len(&self) -> usize {
+        self.comms.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.comms.is_empty()
+    }
+
+    pub fn build(self) -> ExitBatch {
+        ExitBatch {
+            fields: Float64Array::new(self.fields),
+            comms: self.comms,
         }
+    }
+}
+
+impl ExitBatch {
+    pub fn of<'a>(exits: impl IntoIterator<Item = &'a Exit>) -> Self {
+        let mut batch = ExitBatchBuilder::default();
+        for exit in exits {
+            batch.push(exit);
+        }
+        batch.build()
     }
 }

@@ -1,7 +1,9 @@
 //! N-API binding of the subreaper engine. Thin on purpose: the engine lives in
 //! `subreaper-core`, the user-facing API in the TypeScript package `subreaper`.
 //!
-//! - [`exit_record`]: the engine's exit as a JavaScript object;
+//! - [`exit_record`]: the one encoding of exits for JavaScript;
+//! - [`error_code`]: the `code` of every error thrown to JavaScript;
+//! - [`work_in_flight`]: whether exits are still on their way (for the end of the event loop);
 //! - [`delivery`]: where JavaScript is called back (subscriptions and waits);
 //! - [`environment`]: one entry per Node environment (main thread or worker), cleaned up with it;
 //! - [`single_reaper`]: one reaper per process, however many copies of the addon are loaded.
@@ -10,26 +12,30 @@
 pub mod command;
 pub mod delivery;
 pub mod environment;
+pub mod error_code;
 pub mod exit_record;
 mod single_reaper;
+pub mod work_in_flight;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use subreaper_core::{Reaper, Termination};
 
 pub use delivery::{wait, NativeSubscription, WaitResult};
-pub use exit_record::ExitRecord;
+use error_code::ErrorCode;
+pub use exit_record::ExitBatch;
 
 fn reaper() -> Result<&'static Reaper> {
     single_reaper::reaper()
 }
 
 /// Starts the process-wide reaper (idempotent) and registers this environment.
-/// Returns the environment's owner id.
+/// Returns the environment's owner id. Throws `ERR_SUBREAPER_DUPLICATE` in a second copy of
+/// the addon.
 #[napi]
-pub fn attach(env: Env) -> Result<u32> {
-    reaper()?;
-    environment::attach(&env)
+pub fn attach(env: Env) -> error_code::Result<u32> {
+    single_reaper::claim()?;
+    environment::attach(&env).map_err(error_code::from_napi)
 }
 
 /// Registers `pid` as reaped by this environment's libuv (a `child_process` child).
@@ -107,19 +113,15 @@ pub fn kick() -> Result<()> {
 
 /// Reaps every exited child now, on this thread.
 #[napi]
-pub fn sweep() -> Result<Vec<ExitRecord>> {
-    Ok(reaper()?
-        .sweep()
-        .iter()
-        .map(|e| ExitRecord::from(e.as_ref()))
-        .collect())
+pub fn sweep() -> Result<ExitBatch> {
+    Ok(ExitBatch::of(reaper()?.sweep().iter().map(AsRef::as_ref)))
 }
 
 #[napi]
-pub fn last_exit(pid: i32) -> Result<Option<ExitRecord>> {
+pub fn last_exit(pid: i32) -> Result<Option<ExitBatch>> {
     Ok(reaper()?
         .last_exit(pid)
-        .map(|e| ExitRecord::from(e.as_ref())))
+        .map(|e| ExitBatch::of([e.as_ref()])))
 }
 
 #[napi]
@@ -186,12 +188,12 @@ pub fn set_graces(orphan_ms: f64, leftover_ms: f64) -> Result<()> {
 
 /// Throws with code `ERR_SUBREAPER_UNSUPPORTED` where the platform has no subreaper mode.
 #[napi]
-pub fn set_subreaper(on: bool) -> Result<()> {
+pub fn set_subreaper(on: bool) -> error_code::Result<()> {
     subreaper_core::set_subreaper(on).map_err(role_error)
 }
 
 #[napi]
-pub fn is_subreaper() -> Result<bool> {
+pub fn is_subreaper() -> error_code::Result<bool> {
     subreaper_core::is_subreaper().map_err(role_error)
 }
 
@@ -200,10 +202,10 @@ pub fn is_init() -> bool {
     subreaper_core::is_init()
 }
 
-fn role_error(e: subreaper_core::RoleError) -> Error {
-    let status = match e {
-        subreaper_core::RoleError::Unsupported(_) => "ERR_SUBREAPER_UNSUPPORTED",
-        subreaper_core::RoleError::Os(_) => "ERR_SUBREAPER_OS",
+fn role_error(e: subreaper_core::RoleError) -> error_code::Error {
+    let code = match e {
+        subreaper_core::RoleError::Unsupported(_) => ErrorCode::Unsupported,
+        subreaper_core::RoleError::Os(_) => ErrorCode::Os,
     };
-    Error::new(Status::GenericFailure, format!("{status}: {e}"))
+    error_code::error(code, e)
 }

@@ -11,10 +11,17 @@ use subreaper_core::Reaper;
 static STARTED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
 
 pub(crate) fn reaper() -> Result<&'static Reaper> {
-    let claimed = STARTED.get_or_init(claim_process);
-    match claimed {
+    claim().map_err(|e| Error::new(Status::GenericFailure, e.reason.clone()))
+}
+
+/// The reaper, or an error with code `ERR_SUBREAPER_DUPLICATE` in a second copy of the addon.
+pub(crate) fn claim() -> crate::error_code::Result<&'static Reaper> {
+    match STARTED.get_or_init(claim_process) {
         Ok(()) => Ok(Reaper::global()),
-        Err(msg) => Err(Error::new(Status::GenericFailure, msg.clone())),
+        Err(msg) => Err(crate::error_code::error(
+            crate::error_code::ErrorCode::Duplicate,
+            msg,
+        )),
     }
 }
 
@@ -44,7 +51,7 @@ fn claim_process() -> std::result::Result<(), String> {
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(format!(
-            "ERR_SUBREAPER_DUPLICATE: another copy of the subreaper addon already runs the reaper \
+            "another copy of the subreaper addon already runs the reaper \
              in this process (pid {}); two reapers would race for the same children. Load a single \
              copy of the package (deduplicate it in node_modules).",
             std::process::id()

@@ -1,14 +1,32 @@
 // Typed errors: each says what was wrong and what is accepted.
 
-/** `wait` was given a pid that is not a child of this process (and whose exit is not known). */
+/**
+ * `wait` was given a pid that is not a child of this process (and whose exit is not known), or
+ * `kill` a pid that is not a descendant of this process.
+ */
 export class NotAChildError extends Error {
   readonly code = 'ERR_SUBREAPER_NOT_A_CHILD'
-  constructor(readonly pid: number) {
+  constructor(
+    readonly pid: number,
+    operation: 'wait' | 'kill' = 'wait',
+  ) {
     super(
-      `pid ${pid} is not a child of this process, and no recent exit of it is known: ` +
-        'only children (and, in subreaper or PID 1 mode, adopted orphans) can be waited for',
+      operation === 'kill'
+        ? `pid ${pid} is not a descendant of this process: ` +
+            'only its children and their descendants (and, in subreaper or PID 1 mode, adopted orphans) can be signalled'
+        : `pid ${pid} is not a child of this process, and no recent exit of it is known: ` +
+            'only children (and, in subreaper or PID 1 mode, adopted orphans) can be waited for',
     )
     this.name = 'NotAChildError'
+  }
+}
+
+/** `subscribe()` on a Monitor after its `close()`. */
+export class MonitorClosedError extends Error {
+  readonly code = 'ERR_SUBREAPER_MONITOR_CLOSED'
+  constructor() {
+    super('this Monitor was closed, and a closed Monitor takes no new subscriptions: subscribe on a new Monitor()')
+    this.name = 'MonitorClosedError'
   }
 }
 
@@ -54,17 +72,55 @@ export class UnsupportedError extends Error {
   }
 }
 
-function describe(value: unknown): string {
-  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`
-  if (typeof value === 'number') return `the number ${value}`
-  if (value === null) return 'null'
-  if (typeof value === 'object') return `an object (${Object.prototype.toString.call(value)})`
-  return `${typeof value} ${String(value)}`
+/**
+ * The package's error for one the addon threw, chosen by the `code` the addon gave it (never by
+ * its message). `pid` is the pid the call was about.
+ */
+export function fromNative(err: unknown, pid?: number): unknown {
+  switch ((err as { code?: unknown } | null)?.code) {
+    case 'ERR_SUBREAPER_NOT_A_CHILD':
+      return pid === undefined ? err : new NotAChildError(pid)
+    case 'ERR_SUBREAPER_UNSUPPORTED':
+      return new UnsupportedError((err as Error).message)
+    default:
+      return err
+  }
 }
 
-function typeError(message: string): TypeError {
+/** Calls the addon, rethrowing its errors as the package's (see `fromNative`). */
+export function callNative<T>(call: () => T, pid?: number): T {
+  try {
+    return call()
+  } catch (err) {
+    throw fromNative(err, pid)
+  }
+}
+
+/** A value as an error message names it: `undefined`, `the number 999`, `the string "12"`. */
+export function describe(value: unknown): string {
+  if (value === undefined) return 'undefined'
+  if (value === null) return 'null'
+  switch (typeof value) {
+    case 'string':
+      return `the string ${JSON.stringify(value)}`
+    case 'number':
+      return `the number ${value}`
+    case 'bigint':
+      return `the bigint ${value}n`
+    case 'boolean':
+      return `the boolean ${value}`
+    case 'symbol':
+      return `the symbol ${String(value)}`
+    case 'function':
+      return 'a function'
+    default:
+      return `an object (${Object.prototype.toString.call(value)})`
+  }
+}
+
+export function typeError(message: string, code = 'ERR_INVALID_ARG_TYPE'): TypeError {
   const err = new TypeError(message)
-  ;(err as NodeJS.ErrnoException).code = 'ERR_INVALID_ARG_TYPE'
+  ;(err as NodeJS.ErrnoException).code = code
   return err
 }
 

@@ -1,7 +1,10 @@
-// The Exit record users see, built from the addon's plain record.
+// The Exit record users see, decoded from the addon's one encoding of exits.
 import { constants } from 'node:os'
 
-import type { ExitRecord } from './native.cjs'
+// A const enum: inlined at compile time, so this import is elided and the addon is loaded only
+// through native.cts.
+import { ExitField } from '../native/binding.cjs'
+import type { ExitBatch } from './native.cjs'
 
 /** Resource usage of the finished child. */
 export interface Rusage {
@@ -54,70 +57,47 @@ export function signalNumber(signal: string): number | undefined {
   return (constants.signals as Record<string, number>)[signal]
 }
 
-export function toExit(r: ExitRecord): Exit {
-  const exit: Exit = {
-    pid: r.pid,
-    status: r.status,
-    code: r.code ?? null,
-    signal: r.signal == null ? null : signalName(r.signal),
-    coreDumped: r.coreDumped,
-    timestamp: r.timestamp,
-    rusage: {
-      userCPUTime: r.rusage.userCpuTime,
-      systemCPUTime: r.rusage.systemCpuTime,
-      maxRSS: r.rusage.maxRss ?? null,
-      minorFaults: r.rusage.minorFaults,
-      majorFaults: r.rusage.majorFaults,
-      voluntaryContextSwitches: r.rusage.voluntaryContextSwitches,
-      involuntaryContextSwitches: r.rusage.involuntaryContextSwitches,
-    },
-    reapedBy: r.reapedBy === 'subreaper' ? 'subreaper' : 'owner',
-  }
-  if (r.comm != null) exit.comm = r.comm
-  if (r.startTime != null) exit.startTime = r.startTime
-  return exit
-}
-
-/** Numbers per exit in a drained batch (the addon's `EXIT_FIELDS`). */
-const FIELDS = 17
-
 // Exits already decoded in this environment, by sequence number: every subscriber of the
 // environment gets the same (frozen) object, so fan-out costs one decode per exit, not one per
 // subscriber. Bounded; a miss only costs a decode.
 const decoded = new Map<number, Exit>()
 const DECODED_MAX = 8192
 
-/** Decodes a batch the addon packed (see crates/subreaper-node/src/delivery.rs, `pack`). */
-export function decodeExits(fields: Float64Array, comms: ReadonlyArray<string | null | undefined>): { exits: Exit[]; lastSeq: number } {
+/**
+ * Decodes exits as the addon packs them (crates/subreaper-node/src/exit_record.rs): every path
+ * (subscriptions, waits, sweeps) hands exits over this way. `ExitField` comes from the
+ * declarations generated from the Rust code, so the layout is written only there.
+ */
+export function decodeExits({ fields, comms }: ExitBatch): { exits: Exit[]; lastSeq: number } {
   const exits: Exit[] = []
   let lastSeq = 0
-  for (let i = 0, at = 0; at + FIELDS <= fields.length; i++, at += FIELDS) {
-    const seq = fields[at + 16]!
+  for (let i = 0, at = 0; at + ExitField.Count <= fields.length; i++, at += ExitField.Count) {
+    const seq = fields[at + ExitField.Seq]!
     lastSeq = seq
     let exit = decoded.get(seq)
     if (exit === undefined) {
-      const num = (k: number) => fields[at + k]!
-      const opt = (k: number) => (Number.isNaN(fields[at + k]) ? null : fields[at + k]!)
-      const signal = opt(3)
-      const startTime = opt(7)
+      const num = (k: ExitField) => fields[at + k]!
+      const opt = (k: ExitField) => (Number.isNaN(fields[at + k]) ? null : fields[at + k]!)
+      const signal = opt(ExitField.Signal)
+      const startTime = opt(ExitField.StartTime)
       const comm = comms[i]
       exit = {
-        pid: num(0),
-        status: num(1),
-        code: opt(2),
+        pid: num(ExitField.Pid),
+        status: num(ExitField.Status),
+        code: opt(ExitField.Code),
         signal: signal === null ? null : signalName(signal),
-        coreDumped: num(4) === 1,
-        timestamp: num(6),
+        coreDumped: num(ExitField.CoreDumped) === 1,
+        timestamp: num(ExitField.Timestamp),
         rusage: Object.freeze({
-          userCPUTime: num(8),
-          systemCPUTime: num(9),
-          maxRSS: opt(10),
-          minorFaults: num(11),
-          majorFaults: num(12),
-          voluntaryContextSwitches: num(13),
-          involuntaryContextSwitches: num(14),
+          userCPUTime: num(ExitField.UserCpuTime),
+          systemCPUTime: num(ExitField.SystemCpuTime),
+          maxRSS: opt(ExitField.MaxRss),
+          minorFaults: num(ExitField.MinorFaults),
+          majorFaults: num(ExitField.MajorFaults),
+          voluntaryContextSwitches: num(ExitField.VoluntaryContextSwitches),
+          involuntaryContextSwitches: num(ExitField.InvoluntaryContextSwitches),
         }),
-        reapedBy: num(15) === 0 ? 'subreaper' : 'owner',
+        reapedBy: num(ExitField.ReapedByOwner) === 0 ? 'subreaper' : 'owner',
       }
       if (comm != null) exit.comm = comm
       if (startTime !== null) exit.startTime = startTime
@@ -128,4 +108,9 @@ export function decodeExits(fields: Float64Array, comms: ReadonlyArray<string | 
     exits.push(exit)
   }
   return { exits, lastSeq }
+}
+
+/** The one exit of a batch the addon made for a single exit (a wait's answer). */
+export function decodeExit(batch: ExitBatch): Exit {
+  return decodeExits(batch).exits[0]!
 }

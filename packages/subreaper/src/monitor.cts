@@ -4,17 +4,28 @@ import { ChildProcess, spawn, type SpawnOptions } from 'node:child_process'
 import { childStartTime, spawnFailure } from './child-process-hooks.cjs'
 import {
   AbortError,
+  callNative,
+  describe,
+  fromNative,
+  MonitorClosedError,
   NotAChildError,
+  typeError,
   WaitTimeoutError,
   validateAbortSignal,
   validateDuration,
   validateObject,
   validatePid,
 } from './errors.cjs'
-import { signalNumber, toExit, type Exit } from './exit.cjs'
+import { decodeExit, decodeExits, signalNumber, type Exit } from './exit.cjs'
 import { hold } from './keepalive.cjs'
-import { native, type ExitRecord } from './native.cjs'
-import { Subscription, type ExitCallback, type SubscribeOptions } from './subscription.cjs'
+import { native, type ExitBatch } from './native.cjs'
+import {
+  IterableSubscription,
+  Subscription,
+  type CallbackSubscribeOptions,
+  type ExitCallback,
+  type SubscribeOptions,
+} from './subscription.cjs'
 
 export interface WaitOptions {
   /** Aborts the wait (not the child): the promise rejects with an AbortError. */
@@ -39,9 +50,8 @@ function validateSignal(signal: unknown): number {
   if (typeof signal === 'number' && Number.isInteger(signal) && signal >= 0 && signal <= 64) return signal
   const signo = typeof signal === 'string' ? signalNumber(signal) : undefined
   if (signo === undefined) {
-    throw Object.assign(new TypeError(`unknown signal ${describe(signal)}: use a name such as 'SIGTERM' or a number from 0 to 64`), {
-      code: 'ERR_UNKNOWN_SIGNAL',
-    })
+    const shown = typeof signal === 'string' ? JSON.stringify(signal) : typeof signal === 'number' ? String(signal) : describe(signal)
+    throw typeError(`unknown signal ${shown}: use a name such as 'SIGTERM' or a number from 0 to 64`, 'ERR_UNKNOWN_SIGNAL')
   }
   return signo
 }
@@ -50,44 +60,25 @@ function findDescendant(pid: number) {
   return native.descendants(process.pid).find((p) => p.pid === pid)
 }
 
-function describe(value: unknown): string {
-  return typeof value === 'string' ? JSON.stringify(value) : typeof value
-}
-
 /**
  * A set of subscriptions over the process's single reaper. `monitor` is the process-wide
  * default; `new Monitor()` gives an independent set that `close()` ends at once.
  */
 export class Monitor {
   #subscriptions = new Set<Subscription>()
+  #closed = false
 
   /**
-   * Runs a command as `child_process.spawn` does (same arguments, same ChildProcess), with its
-   * exit captured from the start: `wait(child)` gets it however late it is called.
+   * Runs a command as `child_process.spawn` does (it is handed exactly the arguments given, and
+   * returns its ChildProcess), with the exit captured from the start: `wait(child)` gets it
+   * however late it is called.
    */
-  start(command: string, args?: readonly string[], options?: SpawnOptions): ChildProcess
+  start(command: string, args?: readonly string[] | null, options?: SpawnOptions): ChildProcess
   start(command: string, options?: SpawnOptions): ChildProcess
-  start(command: string, argsOrOptions?: readonly string[] | SpawnOptions, maybeOptions?: SpawnOptions): ChildProcess {
-    if (typeof command !== 'string' || command.length === 0) {
-      throw Object.assign(new TypeError(`command must be a non-empty string; got ${describe(command)}`), {
-        code: 'ERR_INVALID_ARG_TYPE',
-      })
-    }
-    let args: readonly string[] = []
-    let options: SpawnOptions | undefined
-    if (Array.isArray(argsOrOptions)) {
-      args = argsOrOptions
-      options = maybeOptions
-    } else {
-      if (argsOrOptions !== undefined && maybeOptions !== undefined) {
-        throw Object.assign(new TypeError('args must be an array of strings when options are also given'), {
-          code: 'ERR_INVALID_ARG_TYPE',
-        })
-      }
-      options = argsOrOptions as SpawnOptions | undefined
-    }
-    validateObject(options, 'options')
-    const child = spawn(command, args, options ?? {})
+  start(...spawnArguments: unknown[]): ChildProcess {
+    // spawn validates and normalises them itself (`args` null, options alone...), with its own
+    // errors: `start` takes exactly what it takes.
+    const child = (spawn as (...a: unknown[]) => ChildProcess)(...spawnArguments)
     if (child.pid !== undefined) captureExit(child, child.pid)
     return child
   }
@@ -109,14 +100,22 @@ export class Monitor {
     }
   }
 
-  /** Every exit from now on, in reap order, to a callback. */
-  subscribe(callback: ExitCallback, options?: SubscribeOptions): Subscription
-  /** Every exit from now on, in reap order, as an async iterator. */
-  subscribe(options?: SubscribeOptions): Subscription
-  subscribe(callbackOrOptions?: ExitCallback | SubscribeOptions, maybeOptions?: SubscribeOptions): Subscription {
+  /**
+   * Every exit recorded from now on (not those before this call), in reap order, to a
+   * callback. Subscribe before starting the children whose exits you want.
+   */
+  subscribe(callback: ExitCallback, options?: CallbackSubscribeOptions): Subscription
+  /**
+   * Every exit recorded from now on (not those before this call), in reap order, as an async
+   * iterator. Subscribe before starting the children whose exits you want.
+   */
+  subscribe(options?: SubscribeOptions): IterableSubscription
+  subscribe(callbackOrOptions?: ExitCallback | SubscribeOptions, maybeOptions?: CallbackSubscribeOptions): Subscription {
+    if (this.#closed) throw new MonitorClosedError()
     const callback = typeof callbackOrOptions === 'function' ? callbackOrOptions : undefined
     const options = typeof callbackOrOptions === 'function' ? maybeOptions : (callbackOrOptions ?? maybeOptions)
-    const sub = new Subscription(owner(), callback, options, (s) => this.#subscriptions.delete(s))
+    const init = { owner: owner(), callback, options, onClose: (s: Subscription) => this.#subscriptions.delete(s) }
+    const sub = callback ? new Subscription(init) : new IterableSubscription(init)
     this.#subscriptions.add(sub)
     return sub
   }
@@ -140,15 +139,15 @@ export class Monitor {
     }
     const pid = validatePid(target)
     const entry = findDescendant(pid)
-    if (!entry) throw new NotAChildError(pid)
+    if (!entry) throw new NotAChildError(pid, 'kill')
     if (entry.zombie) return false
     return native.signalProcess(pid, entry.startTime, signo)
   }
 
-  /** Reaps every child that has exited by now (the seed's `Reap`); resolves with those exits. */
+  /** Reaps every child that has exited by now (containerd's `Reap`); resolves with those exits. */
   reap(): Promise<Exit[]> {
     try {
-      return Promise.resolve(native.sweep().map(toExit))
+      return Promise.resolve(decodeExits(native.sweep()).exits)
     } catch (err) {
       return Promise.reject(err)
     }
@@ -159,9 +158,15 @@ export class Monitor {
     return this.#subscriptions.size
   }
 
-  /** Unsubscribes every subscription of this monitor. */
+  /** Unsubscribes every subscription of this monitor; `subscribe()` then throws MonitorClosedError. */
   close(): void {
+    this.#closed = true
     for (const sub of [...this.#subscriptions]) sub.unsubscribe()
+  }
+
+  /** True once `close()` was called. */
+  get closed(): boolean {
+    return this.#closed
   }
 }
 
@@ -172,9 +177,12 @@ const captured = new WeakMap<ChildProcess, Promise<Exit>>()
 
 function captureExit(child: ChildProcess, pid: number): void {
   const exit = new Promise<Exit>((resolve, reject) => {
-    const r = native.wait(pid, (record: ExitRecord) => resolve(toExit(record)))
-    if (r.exit) resolve(toExit(r.exit))
-    else if (r.notAChild) reject(new NotAChildError(pid))
+    try {
+      const r = native.wait(pid, (batch: ExitBatch) => resolve(decodeExit(batch)))
+      if (r.exit) resolve(decodeExit(r.exit))
+    } catch (err) {
+      reject(fromNative(err, pid))
+    }
   })
   exit.catch(() => {})
   captured.set(child, exit)
@@ -187,11 +195,7 @@ function waitForChild(child: ChildProcess, options: WaitOptions | undefined): Pr
   }
   const failure = spawnFailure(child)
   if (!failure) {
-    return Promise.reject(
-      Object.assign(new TypeError('the ChildProcess has no pid and no spawn error: it was never spawned'), {
-        code: 'ERR_INVALID_ARG_VALUE',
-      }),
-    )
+    return Promise.reject(typeError('the ChildProcess has no pid and no spawn error: it was never spawned', 'ERR_INVALID_ARG_VALUE'))
   }
   if (failure.emitted) return Promise.reject(failure.error)
   // Node emits the spawn error on the next tick: reject with that very error object.
@@ -202,9 +206,13 @@ function waitForPid(pid: number, options: WaitOptions | undefined): Promise<Exit
   if (options?.signal?.aborted) return Promise.reject(new AbortError(options.signal.reason))
   let waitId: number | undefined
   let onExit: (e: Exit) => void = () => {}
-  const r = native.wait(pid, (record: ExitRecord) => onExit(toExit(record)))
-  if (r.exit) return Promise.resolve(toExit(r.exit))
-  if (r.notAChild) return Promise.reject(new NotAChildError(pid))
+  let r: ReturnType<typeof native.wait>
+  try {
+    r = callNative(() => native.wait(pid, (batch: ExitBatch) => onExit(decodeExit(batch))), pid)
+  } catch (err) {
+    return Promise.reject(err)
+  }
+  if (r.exit) return Promise.resolve(decodeExit(r.exit))
   waitId = r.waitId!
   const exit = new Promise<Exit>((resolve) => {
     onExit = resolve

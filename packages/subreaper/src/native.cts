@@ -7,7 +7,7 @@
 import type * as Binding from '../native/binding.cjs'
 
 export type NativeBinding = typeof Binding
-export type ExitRecord = Binding.ExitRecord
+export type ExitBatch = Binding.ExitBatch
 export type NativeSubscription = Binding.NativeSubscription
 
 export const SUPPORTED_PLATFORMS = [

@@ -1,6 +1,15 @@
-// A stream of exits for one subscriber: a callback, or an async iterator, over the engine's
-// bounded queue for it.
-import { SubscriptionLaggedError, validateDuration, validateFunction, validateInteger, validateObject } from './errors.cjs'
+// A stream of exits for one subscriber, over the engine's bounded queue for it: a callback
+// (`Subscription`), or an async iterator (`IterableSubscription`). Two types, so that iterating a
+// callback subscription is a compile error rather than a runtime one.
+import { deliverBeforeExit, stopDelivering } from './deliver-before-exit.cjs'
+import {
+  SubscriptionLaggedError,
+  typeError,
+  validateDuration,
+  validateFunction,
+  validateInteger,
+  validateObject,
+} from './errors.cjs'
 import { decodeExits, type Exit } from './exit.cjs'
 import { hold } from './keepalive.cjs'
 import { native, type NativeSubscription } from './native.cjs'
@@ -12,9 +21,13 @@ export interface SubscribeOptions {
   lagTimeout?: number
   /** How many exits may wait beyond the buffer during that time. Default 16,384. */
   maxOverflow?: number
+}
+
+/** Options of the callback form. */
+export interface CallbackSubscribeOptions extends SubscribeOptions {
   /**
-   * Callback form only: receives the SubscriptionLaggedError if the subscription is closed for
-   * lagging. Without it, the error is emitted as a process warning.
+   * Receives the SubscriptionLaggedError if the subscription is closed for lagging. Without it,
+   * the error is emitted as a process warning.
    */
   onError?: (error: SubscriptionLaggedError) => void
 }
@@ -31,23 +44,23 @@ interface PendingRead {
 
 const BATCH = 1024
 
-// Callback subscriptions still open in this environment. The engine resolves a wait as soon as
-// it records an exit, but hands the exit to subscribers on its broadcast thread, which may run
-// a little later; and the subscriptions' calls into JavaScript are weak. So a process whose
-// last wait just resolved could exit before its callback subscribers got exits the engine had
-// already recorded. When the loop empties, each callback subscription that has not yet been
-// given every exit recorded since it subscribed holds the loop until it has (or it closes).
-const callbackSubscriptions = new Set<Subscription>()
-let flushInstalled = false
+/** @internal What a subscription is made from. */
+export interface SubscriptionInit {
+  owner: number
+  callback: ExitCallback | undefined
+  options: CallbackSubscribeOptions | undefined
+  onClose: (s: Subscription) => void
+}
 
-// `using sub = monitor.subscribe()` must type-check: the method is installed under
+// `using sub = monitor.subscribe(...)` must type-check: the method is installed under
 // Symbol.dispose (where the runtime has it; every Node >= 20.4 does), which a computed key of
 // type `symbol` does not tell TypeScript.
 export interface Subscription {
   [Symbol.dispose](): void
 }
 
-export class Subscription implements AsyncIterableIterator<Exit> {
+/** Exits delivered to a callback (`monitor.subscribe(callback)`). */
+export class Subscription {
   #native: NativeSubscription | null
   #callback: ExitCallback | undefined
   #onError: ((error: SubscriptionLaggedError) => void) | undefined
@@ -61,9 +74,11 @@ export class Subscription implements AsyncIterableIterator<Exit> {
   #lastSeq = 0
   /** Held at 'beforeExit' until the exits recorded by then are delivered. */
   #flush: { upTo: number; release: () => void } | null = null
+  /** This subscription, as the 'beforeExit' delivery sees it (callback form). */
+  #delivery = { holdUntilDelivered: (recorded: number) => this.#holdUntilDelivered(recorded) }
 
   /** @internal Use `monitor.subscribe()`. */
-  constructor(owner: number, callback: ExitCallback | undefined, options: SubscribeOptions | undefined, onClose: (s: Subscription) => void) {
+  constructor({ owner, callback, options, onClose }: SubscriptionInit) {
     validateObject(options, 'options')
     if (callback !== undefined) validateFunction(callback, 'callback')
     const bufferSize = options?.bufferSize === undefined ? 32 : validateInteger(options.bufferSize, 'options.bufferSize', 1, 1 << 20)
@@ -78,11 +93,7 @@ export class Subscription implements AsyncIterableIterator<Exit> {
     if (callback) {
       // Read after registering: every exit numbered above this is offered to this subscriber.
       this.#startSeq = native.stats().exitsRecorded
-      callbackSubscriptions.add(this)
-      if (!flushInstalled) {
-        flushInstalled = true
-        process.on('beforeExit', Subscription.#flushBeforeExit)
-      }
+      deliverBeforeExit(this.#delivery)
     }
   }
 
@@ -96,7 +107,7 @@ export class Subscription implements AsyncIterableIterator<Exit> {
     return this.#native?.pending ?? 0
   }
 
-  /** Stops delivery. Pending reads of the iterator end with `done: true`. Safe to call twice. */
+  /** Stops delivery. Pending reads of an iterator end with `done: true`. Safe to call twice. */
   unsubscribe(): void {
     if (this.#native) {
       this.#native.unsubscribe()
@@ -105,15 +116,12 @@ export class Subscription implements AsyncIterableIterator<Exit> {
     this.#finish()
   }
 
-  next(): Promise<IteratorResult<Exit>> {
-    if (this.#callback) {
-      return Promise.reject(
-        Object.assign(
-          new TypeError('this subscription delivers to its callback: subscribe without a callback to iterate it'),
-          { code: 'ERR_INVALID_STATE' },
-        ),
-      )
-    }
+  [disposeSymbol](): void {
+    this.unsubscribe()
+  }
+
+  /** @internal The iterator's next(). */
+  protected read(): Promise<IteratorResult<Exit>> {
     if (this.#error) {
       const err = this.#error
       this.#error = null
@@ -122,30 +130,11 @@ export class Subscription implements AsyncIterableIterator<Exit> {
     if (this.#done || !this.#native) return Promise.resolve({ done: true, value: undefined })
     const now = this.#pull()
     if (now) return Promise.resolve(now)
-    if (this.#error) return this.next()
+    if (this.#error) return this.read()
     if (this.#done) return Promise.resolve({ done: true, value: undefined })
     return new Promise((resolve, reject) => {
       this.#reads.push({ resolve, reject, release: hold() })
     })
-  }
-
-  return(): Promise<IteratorResult<Exit>> {
-    this.unsubscribe()
-    return Promise.resolve({ done: true, value: undefined })
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this
-  }
-
-  [disposeSymbol](): void {
-    this.unsubscribe()
-  }
-
-  static #flushBeforeExit(): void {
-    if (callbackSubscriptions.size === 0) return
-    const recorded = native.stats().exitsRecorded
-    for (const sub of callbackSubscriptions) sub.#holdUntilDelivered(recorded)
   }
 
   /** Holds the loop until the exits recorded up to `recorded` have been delivered. */
@@ -167,7 +156,7 @@ export class Subscription implements AsyncIterableIterator<Exit> {
   #pull(): IteratorResult<Exit> | undefined {
     if (!this.#native) return undefined
     const r = this.#native.drain(1)
-    const { exits } = decodeExits(r.fields, r.comms)
+    const { exits } = decodeExits(r.exits)
     if (exits.length > 0) return { done: false, value: exits[0]! }
     if (r.closed) this.#closedBy(r.laggedMissed)
     return undefined
@@ -191,7 +180,7 @@ export class Subscription implements AsyncIterableIterator<Exit> {
     const callback = this.#callback!
     while (this.#native) {
       const r = this.#native.drain(BATCH)
-      const { exits, lastSeq } = decodeExits(r.fields, r.comms)
+      const { exits, lastSeq } = decodeExits(r.exits)
       if (lastSeq > this.#lastSeq) this.#lastSeq = lastSeq
       for (const exit of exits) {
         try {
@@ -237,7 +226,7 @@ export class Subscription implements AsyncIterableIterator<Exit> {
   #finish(): void {
     if (this.#done) return
     this.#done = true
-    callbackSubscriptions.delete(this)
+    stopDelivering(this.#delivery)
     this.#flush?.release()
     this.#flush = null
     for (const read of this.#reads.splice(0)) {
@@ -245,5 +234,37 @@ export class Subscription implements AsyncIterableIterator<Exit> {
       read.resolve({ done: true, value: undefined })
     }
     this.#onClose(this)
+  }
+}
+
+// Iterating a callback subscription from JavaScript (TypeScript refuses it at compile time:
+// the type has no async iterator) fails at once with a message that says what to do instead.
+Object.defineProperty(Subscription.prototype, Symbol.asyncIterator, {
+  value(): never {
+    throw typeError(
+      'this subscription delivers its exits to its callback and cannot be iterated: ' +
+        'iterate a subscription made without a callback, `for await (const exit of monitor.subscribe())`',
+      'ERR_INVALID_STATE',
+    )
+  },
+})
+
+/**
+ * Exits as an async iterator (`monitor.subscribe()`): `for await (const exit of sub)`. Leaving
+ * the loop (break, return, throw) unsubscribes. A SubscriptionLaggedError is thrown from the
+ * loop if the subscription is closed for lagging.
+ */
+export class IterableSubscription extends Subscription implements AsyncIterableIterator<Exit> {
+  next(): Promise<IteratorResult<Exit>> {
+    return this.read()
+  }
+
+  return(): Promise<IteratorResult<Exit>> {
+    this.unsubscribe()
+    return Promise.resolve({ done: true, value: undefined })
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this
   }
 }

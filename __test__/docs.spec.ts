@@ -1,0 +1,113 @@
+// The README and docs/*.md say what the package does: every code block marked `<!-- doc-test -->`
+// in their source is run against the built package (each `// → text` comment is a line it must
+// print, in order), and type-checked, with the strict ESM and CommonJS fixture projects in
+// fixtures/types/, as a user's project would check them.
+import test from 'ava'
+import { execFile } from 'node:child_process'
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import ts from 'typescript'
+
+import { setSubreaper } from 'subreaper'
+
+import { noLiveChildren, noZombies } from './procs.ts'
+
+const root = process.cwd()
+const typesDir = join(root, '__test__', 'fixtures', 'types')
+const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+
+interface Block {
+  /** Where it is: `README.md:123`. */
+  where: string
+  code: string
+  /** The lines it must print. */
+  prints: string[]
+}
+
+const MARKER = '<!-- doc-test -->'
+
+function blocks(file: string): Block[] {
+  const lines = readFileSync(join(root, file), 'utf8').split('\n')
+  const found: Block[] = []
+  for (let i = 0; i < lines.length; i++) {
+    if (lines[i]!.trim() !== MARKER) continue
+    const fence = lines[i + 1] ?? ''
+    if (!/^```(js|ts)$/.test(fence)) throw new Error(`${file}:${i + 1}: ${MARKER} must be followed by a js or ts code fence`)
+    const end = lines.indexOf('```', i + 2)
+    if (end < 0) throw new Error(`${file}:${i + 2}: unclosed code fence`)
+    const code = lines.slice(i + 2, end).join('\n')
+    const prints = [...code.matchAll(/\/\/ → (.*)$/gm)].map((m) => m[1]!)
+    found.push({ where: `${file}:${i + 2}`, code, prints })
+    i = end
+  }
+  return found
+}
+
+const docs = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)]
+const all = docs.flatMap(blocks)
+
+function run(file: string, args: string[], timeout = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { cwd: root, timeout, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null) : 0
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+// A snippet's children outlive it only if it leaves them; they are re-parented here and reaped.
+test.before(() => setSubreaper(true))
+
+test.after.always('the snippets left no zombie and no live child', async (t) => {
+  t.deepEqual(await noZombies(), [])
+  t.deepEqual(await noLiveChildren(), [])
+})
+
+test('the README has runnable examples', (t) => {
+  t.true(all.filter((b) => b.where.startsWith('README.md')).length >= 8, `found: ${all.map((b) => b.where).join(', ')}`)
+})
+
+for (const block of all) {
+  test(`${block.where} runs and prints what it says`, async (t) => {
+    // The same compilation a TypeScript user's `tsc` does (target ES2022: `using` becomes try/finally).
+    const js = ts.transpileModule(block.code, {
+      compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext },
+    }).outputText
+    const r = await run(process.execPath, ['--input-type=module', '-e', js])
+    t.is(r.code, 0, `exit code ${r.code}; stderr: ${r.stderr}`)
+    t.is(r.stderr, '')
+    t.deepEqual(r.stdout.split('\n').slice(0, -1), block.prints)
+  })
+}
+
+test('the README examples type-check in a strict ESM project, and the fixtures in ESM and CommonJS (iterating a callback subscription is an error)', async (t) => {
+  const generated = join(typesDir, 'esm', '.generated')
+  rmSync(generated, { recursive: true, force: true })
+  mkdirSync(generated)
+  all.forEach((block, n) => writeFileSync(join(generated, `block-${n}.mts`), `// ${block.where}\n${block.code}\n`))
+  for (const project of ['esm', 'cjs']) {
+    const r = await run(process.execPath, [tsc, '-p', join(typesDir, project)], 120_000)
+    t.is(r.code, 0, `${project}: ${r.stdout}${r.stderr}`)
+  }
+})
+
+test('`using` does not parse on Node 20, as the README says (compiled by TypeScript, the same block runs: its own test)', async (t) => {
+  const block = all.find((b) => /^\s*using /m.test(b.code))
+  if (!block) return t.fail('the README has a `using` example')
+  const major = Number(process.versions.node.split('.')[0])
+  if (major !== 20) return t.pass(`Node ${major}: not the case the README states`)
+  const r = await run(process.execPath, ['--input-type=module', '-e', block.code])
+  t.not(r.code, 0)
+  t.regex(r.stderr, /SyntaxError: Unexpected identifier 'sub'/)
+})
+
+test('docs/install.md states the size of the binary it installs, within 5%', (t) => {
+  const text = readFileSync(join(root, 'docs', 'install.md'), 'utf8')
+  const m = /Linux x64\s+glibc binary is \*\*([\d,]+) bytes/.exec(text)
+  if (!m) return t.fail('docs/install.md states the installed size of the Linux x64 glibc binary')
+  const stated = Number(m[1]!.replaceAll(',', ''))
+  if (process.platform !== 'linux' || process.arch !== 'x64') return t.pass('measured on Linux x64 only')
+  // The installed binary is this file, byte for byte (npm run test:install checks that).
+  const built = statSync(join(root, 'packages', 'subreaper', 'native', 'subreaper.linux-x64-gnu.node')).size
+  t.true(Math.abs(built - stated) / stated <= 0.05, `docs/install.md says ${stated} bytes; the binary is ${built} bytes`)
+})
