@@ -379,6 +379,28 @@ impl<W: WaitSource> Reaper<W> {
         self.claim(pid, |tid| Claim::Declared { owner, tid })
     }
 
+    /// Whether some child has exited and its exit is not recorded yet: the engine still has
+    /// work that will end in an exit (a zombie left to its owner after its exit was announced
+    /// does not count). Looks past such a zombie through the children lists.
+    pub fn exit_pending(&self) -> bool {
+        let source = &self.shared.source;
+        let unannounced = |pid: i32| {
+            let st = self.shared.lock();
+            !st.children.get(pid).is_some_and(|c| c.announced)
+        };
+        match source.peek(false) {
+            Ok(crate::wait_source::Peek::Exited { pid, .. }) if unannounced(pid) => return true,
+            Ok(crate::wait_source::Peek::Exited { .. }) => {}
+            _ => return false,
+        }
+        let pids: Vec<i32> = match source.children_by_thread() {
+            Some(lists) => lists.into_iter().flat_map(|(_, p)| p).collect(),
+            None => source.all_children(),
+        };
+        pids.into_iter()
+            .any(|pid| unannounced(pid) && source.peek_pid(pid).is_some())
+    }
+
     /// Whether `pid` is a child of this process now (running, or a zombie nobody reaped).
     pub fn is_child(&self, pid: i32) -> bool {
         pid > 0 && self.shared.source.child_state(pid) != ChildState::NotAChild

@@ -3,22 +3,21 @@
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use subreaper_core::{Peek, SystemWait, WaitSource};
 
 #[napi(object)]
 pub struct WorkInFlight {
-    /// A child of this process has exited and not been reaped yet (by the engine, or by its
-    /// owner): its exit is still to come.
+    /// A child of this process has exited and its exit is not recorded yet: it is still to
+    /// come. (A zombie left to its owner after its exit was announced does not count.)
     pub zombie: bool,
-    /// Exits recorded so far. Read after the peek: the engine reaps a zombie and records its
-    /// exit under one lock, so an exit whose zombie the peek missed is counted here.
+    /// Exits recorded so far. Read after the look: the engine records an exit before the
+    /// zombie can disappear, so an exit whose zombie the look missed is counted here.
     pub exits_recorded: f64,
 }
 
 #[napi]
 pub fn work_in_flight() -> Result<WorkInFlight> {
     let reaper = crate::reaper()?;
-    let zombie = matches!(SystemWait.peek(false), Ok(Peek::Exited { .. }));
+    let zombie = reaper.exit_pending();
     Ok(WorkInFlight {
         zombie,
         exits_recorded: reaper.exits_recorded() as f64,
