@@ -254,17 +254,10 @@ impl<W: WaitSource> Shared<W> {
                 fired.run();
                 Handled::Done(Some(exit))
             }
-            // During a grace the exit is announced at once (its waiter may reap it any moment,
-            // and exactly once matters more than who reaped); while a spawn is in flight it is
-            // not, since the spawn may yet make it the engine's.
-            disposition @ (Disposition::Leave | Disposition::Hold(Some(_))) => {
-                let until = match disposition {
-                    Disposition::Hold(at) => at,
-                    _ => None,
-                };
+            Disposition::Leave => {
                 self.ensure_watched(&mut st, pid);
                 if announced {
-                    return Handled::Left(until);
+                    return Handled::Left(None);
                 }
                 st.children.get_mut(pid).expect("present").announced = true;
                 let fired = self.record(
@@ -277,11 +270,13 @@ impl<W: WaitSource> Shared<W> {
                 );
                 drop(st);
                 fired.run();
-                Handled::Left(until)
-            }
-            Disposition::Hold(None) => {
-                self.ensure_watched(&mut st, pid);
                 Handled::Left(None)
+            }
+            // Not announced until decided, so that the exit says who reaped it. Should its
+            // waiter reap it meanwhile, the pidfd still gives its exit to the watch.
+            Disposition::Hold(at) => {
+                self.ensure_watched(&mut st, pid);
+                Handled::Left(at)
             }
         }
     }

@@ -18,12 +18,15 @@ thread_local! {
     static FORK_BEGAN: Cell<u64> = const { Cell::new(0) };
     /// This thread's children just before its current fork.
     static BEFORE: RefCell<Vec<i32>> = const { RefCell::new(Vec::new()) };
+    /// The last pid allocated in the namespace just before it.
+    static LAST_PID: Cell<Option<i32>> = const { Cell::new(None) };
 }
 
 extern "C" fn prepare() {
     FORK_BEGAN.with(|t| t.set(crate::procfs::now_ticks()));
     let before = crate::procfs::own_thread_children().unwrap_or_default();
     BEFORE.with(|b| *b.borrow_mut() = before);
+    LAST_PID.with(|l| l.set(crate::procfs::last_pid()));
     // The child may exit before fork() returns here: until then it is held, not taken for
     // an orphan.
     if let Some(reaper) = Reaper::try_global() {
@@ -36,11 +39,22 @@ extern "C" fn parent() {
         return;
     };
     let since = FORK_BEGAN.with(Cell::get);
-    // The new child is the entry that appeared in this thread's list during the fork (an
-    // orphan adopted in those microseconds may have appeared too).
+    // The new child is an entry that appeared in this thread's list during the fork, with a
+    // pid allocated during it. An orphan re-parented here meanwhile appears too, but its pid
+    // was allocated before (unless it was born in those same microseconds).
     if let Some(after) = crate::procfs::own_thread_children() {
         let before = BEFORE.with(|b| std::mem::take(&mut *b.borrow_mut()));
-        let new: Vec<i32> = after.into_iter().filter(|p| !before.contains(p)).collect();
+        let mut new: Vec<i32> = after.into_iter().filter(|p| !before.contains(p)).collect();
+        if let (Some(first), Some(last)) = (LAST_PID.with(Cell::get), crate::procfs::last_pid()) {
+            let during: Vec<i32> = new
+                .iter()
+                .copied()
+                .filter(|&p| crate::procfs::allocated_between(p, first, last))
+                .collect();
+            if !during.is_empty() {
+                new = during;
+            }
+        }
         reaper.note_fork(crate::procfs::current_thread(), since, &new);
     }
     reaper.resume();

@@ -144,6 +144,9 @@ pub struct Child {
     pub zombie_since: Option<Instant>,
     /// Watches its exit and its reap (see `exit_watch`).
     pub pidfd: Option<Pidfd>,
+    /// The fork it appeared in, for a `MaybeForked` child: once one child of that fork is
+    /// declared, the others are orphans.
+    pub fork: Option<u64>,
 }
 
 impl Child {
@@ -165,6 +168,7 @@ impl Child {
             reported: false,
             zombie_since: None,
             pidfd: None,
+            fork: None,
         }
     }
 }

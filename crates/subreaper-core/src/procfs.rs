@@ -135,6 +135,23 @@ pub fn own_thread_children() -> Option<Vec<i32>> {
     Some(parse_pids(&bytes))
 }
 
+/// The last pid the kernel allocated in this PID namespace (`/proc/sys/kernel/ns_last_pid`).
+pub fn last_pid() -> Option<i32> {
+    let mut buf = [0u8; 32];
+    let bytes = read_once("/proc/sys/kernel/ns_last_pid", &mut buf)?;
+    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
+}
+
+/// Whether `pid` was allocated after `before` and no later than `after`, pids being handed
+/// out in increasing order and wrapping around.
+pub fn allocated_between(pid: i32, before: i32, after: i32) -> bool {
+    if before <= after {
+        before < pid && pid <= after
+    } else {
+        pid > before || pid <= after
+    }
+}
+
 /// Whether this kernel keeps per-thread children lists.
 pub fn has_children_lists() -> bool {
     std::path::Path::new("/proc/thread-self/children").exists()
@@ -204,6 +221,17 @@ mod tests {
     #[test]
     fn refuses_a_truncated_line() {
         assert_eq!(parse_stat("42 (sh) S 7 1 1 0"), None);
+    }
+
+    #[test]
+    fn pids_allocated_in_a_window_wrap_around() {
+        assert!(allocated_between(105, 100, 110));
+        assert!(!allocated_between(100, 100, 110));
+        assert!(!allocated_between(99, 100, 110));
+        // pid_max reached between the two readings.
+        assert!(allocated_between(32_760, 32_750, 20));
+        assert!(allocated_between(5, 32_750, 20));
+        assert!(!allocated_between(300, 32_750, 20));
     }
 
     #[test]

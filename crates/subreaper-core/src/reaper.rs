@@ -179,6 +179,8 @@ pub(crate) struct State {
     activity: (Activity, Instant),
     /// [`Config::orphan_grace`] and [`Config::leftover_grace`], changeable at run time.
     graces: (Duration, Duration),
+    /// Forks seen by the fork hook.
+    forks: u64,
 }
 
 pub(crate) struct Shared<W: WaitSource> {
@@ -256,6 +258,7 @@ impl<W: WaitSource> Reaper<W> {
                 recent: RecentExits::new(config.recent_capacity, config.recent_max_age),
                 activity: (Activity::Starting, Instant::now()),
                 graces: (config.orphan_grace, config.leftover_grace),
+                forks: 0,
             }),
             config,
             wake: Condvar::new(),
@@ -432,6 +435,12 @@ impl<W: WaitSource> Reaper<W> {
             st.children.insert(pid, child);
         }
         let child = st.children.get_mut(pid).expect("inserted above");
+        // One child of an ambiguous fork is declared: the others that appeared with it were
+        // orphans adopted in that instant.
+        let ambiguous = match child.claim {
+            Claim::MaybeForked { .. } => child.fork,
+            _ => None,
+        };
         let tid = match child.claim {
             Claim::Forked { tid } | Claim::MaybeForked { tid } => Some(tid),
             Claim::Declared { tid, .. } => tid,
@@ -443,6 +452,16 @@ impl<W: WaitSource> Reaper<W> {
             child.comm = info.comm.or(child.comm.take());
         }
         self.shared.ensure_watched(&mut st, pid);
+        if let Some(fork) = ambiguous {
+            for (other, c) in st.children.iter_mut() {
+                if *other != pid
+                    && c.fork == Some(fork)
+                    && matches!(c.claim, Claim::MaybeForked { .. })
+                {
+                    c.claim = Claim::Unclaimed;
+                }
+            }
+        }
         drop(st);
         self.kick();
         start_time
@@ -688,13 +707,20 @@ impl<W: WaitSource> Reaper<W> {
         } else {
             Claim::MaybeForked { tid }
         };
+        st.forks += 1;
+        let fork = st.forks;
         for (pid, start) in candidates {
             match st.children.get_current(pid, Some(start)) {
                 // Seen exiting before fork() returned (and held since): it is this thread's.
-                Some(child) if child.claim == Claim::Unclaimed => child.claim = claim,
+                Some(child) if child.claim == Claim::Unclaimed => {
+                    child.claim = claim;
+                    child.fork = Some(fork);
+                }
                 Some(_) => continue,
                 None => {
-                    st.children.insert(pid, Child::new(claim, Some(start)));
+                    let mut child = Child::new(claim, Some(start));
+                    child.fork = Some(fork);
+                    st.children.insert(pid, child);
                 }
             }
             self.shared.ensure_watched(&mut st, pid);
