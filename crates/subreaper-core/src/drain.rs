@@ -97,6 +97,7 @@ impl<W: WaitSource> Shared<W> {
     /// with `scan_past`, then also every other exited child behind it.
     pub(crate) fn drain(&self, scan_past: bool) -> (Vec<Arc<Exit>>, DrainEnd) {
         let _reaping = self.reap_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.refresh_role();
         let mut exits = Vec::new();
         let end = loop {
             let since = {
@@ -190,8 +191,21 @@ impl<W: WaitSource> Shared<W> {
     /// One zombie, as a peek found it. `since`: the number of the last exit recorded before
     /// the peek.
     fn handle(&self, pid: i32, termination: Termination, since: u64) -> Handled {
-        // Read while the child is still a zombie: afterwards /proc/<pid> is gone.
-        let info = self.source.inspect(pid);
+        // Read while the child is still a zombie: afterwards /proc/<pid> is gone. Not read for
+        // a child of the engine's own whose name is known: wait4 gives the rest, and its
+        // pidfd guarantees the entry is this very process.
+        let known = {
+            let st = self.lock();
+            st.children
+                .get(pid)
+                .filter(|c| c.claim == Claim::Engine && c.pidfd.is_some() && c.comm.is_some())
+                .map(|c| crate::wait_source::ProcInfo {
+                    comm: c.comm.clone(),
+                    start_time: c.start_time,
+                    rusage: Default::default(),
+                })
+        };
+        let info = known.unwrap_or_else(|| self.source.inspect(pid));
         let mut st = self.lock();
         let now = Instant::now();
         if st.children.get_current(pid, info.start_time).is_none() {

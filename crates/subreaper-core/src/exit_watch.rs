@@ -7,7 +7,7 @@
 //! it exactly even when the owner (libuv, a native waiter) reaps it before anyone could peek.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -43,7 +43,7 @@ impl ExitWatch {
 
     pub(crate) fn add(&self, fd: &Pidfd, pid: i32) -> io::Result<()> {
         let event = EpollEvent::new(EpollFlags::EPOLLIN, key(pid, fd.raw()));
-        // SAFETY-free: the fd is borrowed only for the call; closing it later removes it.
+        // Closing the pidfd later (with its entry) removes it from the set.
         self.epoll.add(borrow(fd), event)?;
         Ok(())
     }
@@ -99,6 +99,7 @@ impl<W: WaitSource> Shared<W> {
 
     /// The child is a zombie: announce it unless the drain has or will (its own children).
     fn on_exited(&self, pid: i32, fd: i32, watch: &ExitWatch) {
+        self.refresh_role();
         let info = self.source.inspect(pid);
         let mut st = self.lock();
         let thread_alive = |tid: i32| self.source.thread_alive(tid);
@@ -182,11 +183,5 @@ impl<W: WaitSource> Shared<W> {
         }
         // The drain may be looking past this zombie, and drops finished entries.
         self.kick();
-    }
-}
-
-impl AsRawFd for ExitWatch {
-    fn as_raw_fd(&self) -> i32 {
-        self.epoll.0.as_raw_fd()
     }
 }

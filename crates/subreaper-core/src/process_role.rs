@@ -27,30 +27,13 @@ impl std::error::Error for RoleError {}
 /// Makes this process the reaper of its orphaned descendants (Linux `PR_SET_CHILD_SUBREAPER`).
 #[cfg(target_os = "linux")]
 pub fn set_subreaper(on: bool) -> Result<(), RoleError> {
-    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, on as libc::c_ulong, 0, 0, 0) };
-    if rc == -1 {
-        return Err(RoleError::Os(io::Error::last_os_error()));
-    }
-    Ok(())
+    nix::sys::prctl::set_child_subreaper(on).map_err(|e| RoleError::Os(e.into()))
 }
 
 /// Whether this process is a child subreaper.
 #[cfg(target_os = "linux")]
 pub fn is_subreaper() -> Result<bool, RoleError> {
-    let mut value: libc::c_int = 0;
-    let rc = unsafe {
-        libc::prctl(
-            libc::PR_GET_CHILD_SUBREAPER,
-            &mut value as *mut libc::c_int as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
-    if rc == -1 {
-        return Err(RoleError::Os(io::Error::last_os_error()));
-    }
-    Ok(value != 0)
+    nix::sys::prctl::get_child_subreaper().map_err(|e| RoleError::Os(e.into()))
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -88,47 +88,27 @@ pub fn signal_process(pid: i32, start_time: u64, signal: i32) -> io::Result<bool
     if pid <= 0 {
         return Ok(false);
     }
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
-    if fd < 0 {
-        let err = io::Error::last_os_error();
-        return match err.raw_os_error() {
-            Some(libc::ESRCH) => Ok(false),
-            // Kernels before 5.3: check, then kill (a small window remains).
-            Some(libc::ENOSYS) => {
-                if read_entry(pid).map(|e| e.start_time) != Some(start_time) {
-                    return Ok(false);
-                }
-                kill(pid, signal)
-            }
-            _ => Err(err),
-        };
-    }
-    // The pidfd now pins one process: if the start time still matches, it is the right one.
-    let same = read_entry(pid).map(|e| e.start_time) == Some(start_time);
-    let result = if same {
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                fd,
-                signal,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        if rc == 0 {
-            Ok(true)
-        } else {
-            let err = io::Error::last_os_error();
-            match err.raw_os_error() {
+    let fd = match crate::pidfd::Pidfd::open(pid) {
+        Ok(fd) => fd,
+        Err(err) => {
+            return match err.raw_os_error() {
                 Some(libc::ESRCH) => Ok(false),
+                // Kernels before 5.3: check, then kill (a small window remains).
+                Some(libc::ENOSYS) => {
+                    if read_entry(pid).map(|e| e.start_time) != Some(start_time) {
+                        return Ok(false);
+                    }
+                    kill(pid, signal)
+                }
                 _ => Err(err),
-            }
+            };
         }
-    } else {
-        Ok(false)
     };
-    unsafe { libc::close(fd) };
-    result
+    // The pidfd now pins one process: if the start time still matches, it is the right one.
+    if read_entry(pid).map(|e| e.start_time) != Some(start_time) {
+        return Ok(false);
+    }
+    fd.send_signal(signal)
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -137,13 +117,18 @@ pub fn signal_process(pid: i32, _start_time: u64, signal: i32) -> io::Result<boo
 }
 
 fn kill(pid: i32, signal: i32) -> io::Result<bool> {
-    if unsafe { libc::kill(pid, signal) } == 0 {
-        return Ok(true);
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::ESRCH) => Ok(false),
-        _ => Err(err),
+    let signal = if signal == 0 {
+        None
+    } else {
+        Some(
+            nix::sys::signal::Signal::try_from(signal)
+                .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?,
+        )
+    };
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
+        Ok(()) => Ok(true),
+        Err(nix::errno::Errno::ESRCH) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 

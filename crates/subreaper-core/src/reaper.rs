@@ -193,6 +193,8 @@ pub(crate) struct Shared<W: WaitSource> {
     pub(crate) reap_lock: Mutex<()>,
     hub: Arc<Hub>,
     pub(crate) watch: Option<ExitWatch>,
+    /// Whether orphans come to this process, read once per drain rather than per zombie.
+    pub(crate) adopts: std::sync::atomic::AtomicBool,
 }
 
 /// The reaper. One per process for the real wait source: use [`Reaper::global`].
@@ -265,6 +267,7 @@ impl<W: WaitSource> Reaper<W> {
             reap_lock: Mutex::new(()),
             hub: Hub::start(),
             watch: ExitWatch::new().ok(),
+            adopts: std::sync::atomic::AtomicBool::new(false),
         });
         let worker = shared.clone();
         thread::Builder::new()
@@ -757,6 +760,15 @@ impl<W: WaitSource> Shared<W> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Reads again whether orphans come to this process (subreaper mode can change at any
+    /// time); the rules then use that answer.
+    pub(crate) fn refresh_role(&self) {
+        self.adopts.store(
+            self.source.adopts_orphans(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
     pub(crate) fn kick(&self) {
         self.lock().kicks += 1;
         self.wake.notify_all();
@@ -778,7 +790,7 @@ impl<W: WaitSource> Shared<W> {
     ) -> Context<'a> {
         Context {
             policy: self.config.policy,
-            adopts_orphans: self.source.adopts_orphans(),
+            adopts_orphans: self.adopts.load(std::sync::atomic::Ordering::Relaxed),
             spawn_in_flight: st.paused > 0,
             spawning,
             orphan_grace: st.graces.0,
