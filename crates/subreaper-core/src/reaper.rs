@@ -27,6 +27,10 @@ use crate::recent::RecentExits;
 use crate::wait_source::{ChildState, SystemWait, WaitSource};
 use crate::waits::{Fired, WaitCallback, Waits};
 
+/// How long after an exit of an undeclared child was recorded a report of the same pid is
+/// taken for that exit.
+const REPORT_WINDOW: Duration = Duration::from_secs(10);
+
 /// Exits recorded in one drain are handed to the delivery thread together, up to this many.
 const PUBLISH_BATCH: usize = 64;
 
@@ -562,6 +566,13 @@ impl<W: WaitSource> Reaper<W> {
             }
         } else if st.lost.remove(&pid) {
             st.lost_order.retain(|p| *p != pid);
+            return;
+        } else if st.recent.get(pid).is_some_and(|e| {
+            e.reaped_by == ReapedBy::Other
+                && e.timestamp.elapsed().unwrap_or_default() < REPORT_WINDOW
+        }) {
+            // Seen and recorded already (its pidfd told the watch) before this report of an
+            // undeclared child; a pid is not reused within seconds here.
             return;
         }
         let fired = shared.record(
