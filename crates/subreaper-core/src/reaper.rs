@@ -486,6 +486,11 @@ impl<W: WaitSource> Reaper<W> {
     pub fn release_owner(&self, owner: OwnerId, tid: Option<i32>) {
         let shared = &self.shared;
         let mut st = shared.lock();
+        // A spawn that thread never finished (torn down between pause and resume) holds
+        // nothing any more.
+        if let Some(n) = tid.and_then(|t| st.spawning.remove(&t)) {
+            st.paused = st.paused.saturating_sub(n);
+        }
         for (_, child) in st.children.iter_mut() {
             match child.claim {
                 Claim::Forked { tid: t } | Claim::MaybeForked { tid: t } if Some(t) == tid => {

@@ -12,11 +12,9 @@ use subreaper_core::Subscription;
 
 struct Environment {
     subscriptions: Vec<Weak<Subscription>>,
-    /// Pauses taken by this environment and not yet resumed. A worker terminated between
-    /// `pause` and `resume` never resumes: its teardown does, so reaping cannot stay held.
-    pauses: u32,
     /// The thread the environment runs on: the children it forked and did not declare go
-    /// with it.
+    /// with it, and so does a spawn it never finished (a worker terminated between `pause`
+    /// and `resume`).
     thread: i32,
 }
 
@@ -33,7 +31,6 @@ pub fn attach(env: &Env) -> Result<u32> {
         owner,
         Environment {
             subscriptions: Vec::new(),
-            pauses: 0,
             thread: subreaper_core::procfs::current_thread(),
         },
     );
@@ -49,24 +46,8 @@ fn detach(owner: u32) {
         }
     }
     if let Ok(reaper) = crate::single_reaper::reaper() {
-        if let Some(entry) = &entry {
-            for _ in 0..entry.pauses {
-                reaper.resume();
-            }
-        }
         let thread = entry.as_ref().map(|e| e.thread);
         reaper.release_owner(owner as u64, thread);
-    }
-}
-
-/// Counts a pause against `owner` (see [`Environment::pauses`]).
-pub fn note_pause(owner: u32, paused: bool) {
-    if let Some(entry) = environments().lock().unwrap().get_mut(&owner) {
-        if paused {
-            entry.pauses += 1;
-        } else {
-            entry.pauses = entry.pauses.saturating_sub(1);
-        }
     }
 }
 

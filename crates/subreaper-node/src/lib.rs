@@ -83,24 +83,17 @@ pub fn disown(pid: i32) -> Result<()> {
     Ok(())
 }
 
-/// Holds reaping while a synchronous spawn runs (its pid is unknown until it returns).
+/// Marks a spawn in flight on this thread (see `Reaper::pause`): its new children are
+/// attributed once it returns. A torn-down environment's unfinished spawn is released with it.
 #[napi]
-pub fn pause(owner: Option<u32>) -> Result<()> {
-    let reaper = reaper()?;
-    if let Some(owner) = owner {
-        environment::note_pause(owner, true);
-    }
-    reaper.pause();
+pub fn pause() -> Result<()> {
+    reaper()?.pause();
     Ok(())
 }
 
 #[napi]
-pub fn resume(owner: Option<u32>) -> Result<()> {
-    let reaper = reaper()?;
-    if let Some(owner) = owner {
-        environment::note_pause(owner, false);
-    }
-    reaper.resume();
+pub fn resume() -> Result<()> {
+    reaper()?.resume();
     Ok(())
 }
 

@@ -84,7 +84,7 @@ export function installChildProcessHooks(owner: number): void {
     // native functions run, and V8 acts on a termination only when JavaScript enters a
     // function or loops.
     handle.spawn = function spawnDeclared(this: ProcessHandle, opts: unknown): unknown {
-      native.pause(owner)
+      native.pause()
       try {
         return nativeSpawn.call(this, opts)
       } finally {
@@ -94,7 +94,7 @@ export function installChildProcessHooks(owner: number): void {
           const pid = this.pid
           if (typeof pid === 'number' && pid > 0) declare(child, pid, owner)
         } finally {
-          native.resume(owner)
+          native.resume()
         }
       }
     }
