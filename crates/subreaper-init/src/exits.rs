@@ -4,7 +4,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
 use nix::sys::time::TimeSpec;
-use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use nix::time::{clock_gettime, ClockId};
 use subreaper_core::exit::{Rusage, Termination};
 
@@ -89,6 +88,43 @@ fn wait4(pid: i32) -> Result<Option<(i32, i32, libc::rusage)>, Errno> {
     }
 }
 
+enum Peeked {
+    Exited(i32),
+    Running,
+    NoChildren,
+}
+
+/// The pid of a child that has exited, left unreaped (`waitid(WNOWAIT)`). nix's `waitid`
+/// decodes the status into its `Signal`, which has no real-time signals: libc here.
+fn peek() -> Peeked {
+    loop {
+        // SAFETY: an all-zero siginfo_t is a valid value of this plain C struct.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: info is valid for writes for the duration of the call.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_ALL,
+                0,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        if rc == -1 {
+            if Errno::last() == Errno::EINTR {
+                continue;
+            }
+            return Peeked::NoChildren;
+        }
+        // SAFETY: waitid filled in the child fields (si_pid is 0 when no child has exited).
+        let pid = unsafe { info.si_pid() };
+        return if pid == 0 {
+            Peeked::Running
+        } else {
+            Peeked::Exited(pid)
+        };
+    }
+}
+
 /// Reaps every child that has exited.
 pub struct Reaper {
     /// Read each zombie's name and start time before reaping it (for the report).
@@ -118,18 +154,13 @@ impl Reaper {
             let mut details = None;
             let target = if self.details {
                 // Peek first: the zombie's /proc entry goes away when it is reaped.
-                match waitid(
-                    Id::All,
-                    WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
-                ) {
-                    Ok(WaitStatus::Exited(pid, _)) | Ok(WaitStatus::Signaled(pid, _, _)) => {
-                        details = read_stat(pid.as_raw());
-                        pid.as_raw()
+                match peek() {
+                    Peeked::Exited(pid) => {
+                        details = read_stat(pid);
+                        pid
                     }
-                    Ok(WaitStatus::StillAlive) => return Drained::ChildrenLeft,
-                    Ok(_) => continue,
-                    Err(Errno::EINTR) => continue,
-                    Err(_) => return Drained::NoChildren,
+                    Peeked::Running => return Drained::ChildrenLeft,
+                    Peeked::NoChildren => return Drained::NoChildren,
                 }
             } else {
                 -1
