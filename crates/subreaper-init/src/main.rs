@@ -8,13 +8,24 @@
 // Unit tests run under the test harness's main: the C entry point and what only it uses are left out.
 #![cfg_attr(test, allow(dead_code))]
 
+// The init is built on Linux's signalfd, PID namespaces and /proc. Elsewhere (macOS) the
+// binary only says so.
+#![cfg_attr(not(target_os = "linux"), allow(dead_code))]
+
+#[cfg(target_os = "linux")]
 mod exits;
+#[cfg(target_os = "linux")]
 mod launch;
+#[cfg(target_os = "linux")]
 mod leftovers;
 mod options;
+#[cfg(target_os = "linux")]
 mod report;
+#[cfg(target_os = "linux")]
 mod signals;
+#[cfg(target_os = "linux")]
 mod supervisor;
+#[cfg(target_os = "linux")]
 mod terminal;
 
 use std::ffi::OsString;
@@ -39,8 +50,23 @@ fn start(args: Vec<OsString>) -> i32 {
             let _ = writeln!(std::io::stdout(), "{}", env!("CARGO_PKG_VERSION"));
             0
         }
-        Parsed::Run(opts) => supervisor::run(opts),
+        Parsed::Run(opts) => run(opts),
     }
+}
+
+#[cfg(target_os = "linux")]
+fn run(opts: options::Options) -> i32 {
+    supervisor::run(opts)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn run(_opts: options::Options) -> i32 {
+    let _ = writeln!(
+        std::io::stderr(),
+        "subreaper: the native init runs on Linux only (this is {}): use the library's monitor API here",
+        std::env::consts::OS
+    );
+    1
 }
 
 #[cfg(not(test))]
