@@ -1,4 +1,4 @@
-// Compiles the TypeScript sources to dist/ (CommonJS, .cjs + .d.cts) and adds the ESM entry.
+// Compiles the TypeScript sources to dist/ (CommonJS, .cjs + .d.cts) and adds the ESM entries.
 import { execFileSync } from 'node:child_process'
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -12,5 +12,7 @@ const tsc = require.resolve('typescript/bin/tsc')
 rmSync(join(pkg, 'dist'), { recursive: true, force: true })
 mkdirSync(join(pkg, 'dist'), { recursive: true })
 execFileSync(process.execPath, [tsc, '-p', join(pkg, 'tsconfig.json')], { stdio: 'inherit' })
-copyFileSync(join(pkg, 'src/index.mjs'), join(pkg, 'dist/index.mjs'))
-copyFileSync(join(pkg, 'src/index.d.mts'), join(pkg, 'dist/index.d.mts'))
+for (const entry of ['index', 'init']) {
+  copyFileSync(join(pkg, `src/${entry}.mjs`), join(pkg, `dist/${entry}.mjs`))
+  copyFileSync(join(pkg, `src/${entry}.d.mts`), join(pkg, `dist/${entry}.d.mts`))
+}
