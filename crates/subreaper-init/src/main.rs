@@ -7,7 +7,6 @@
 #![cfg_attr(not(test), no_main)]
 // Unit tests run under the test harness's main: the C entry point and what only it uses are left out.
 #![cfg_attr(test, allow(dead_code))]
-
 // The init is built on Linux's signalfd, PID namespaces and /proc. Elsewhere (macOS) the
 // binary only says so.
 #![cfg_attr(not(target_os = "linux"), allow(dead_code))]

@@ -147,7 +147,7 @@ impl Supervisor {
     }
 
     fn run(&mut self, sfd: &SignalFd) -> i32 {
-        let reaper = Reaper::new(self.wants_report() && self.reach == Reach::Proc);
+        let reaper = Reaper::new(self.wants_report(), self.reach == Reach::Proc);
         loop {
             let drained = reaper.drain(|e| self.on_exit(e));
             if self.main_exited() && self.phase == Phase::Running {
