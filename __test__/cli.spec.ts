@@ -379,8 +379,10 @@ function checkProcesses(t: ExecutionContext, report: Report, expected: Map<numbe
     t.true(Number.isInteger(p.userCPUTimeUs) && p.userCPUTimeUs >= 0, `user CPU of ${pid}`)
     t.true(Number.isInteger(p.systemCPUTimeUs) && p.systemCPUTimeUs >= 0, `system CPU of ${pid}`)
     t.true(p.maxRSSKiB !== null && p.maxRSSKiB > 0, `max RSS of ${pid}`)
-    t.true(p.exitTime > 0, `exit time of ${pid}`)
-    t.true(p.lifetimeMs === null || p.lifetimeMs >= 0, `lifetime of ${pid}`)
+    // Integers only: ms since the epoch, ms of lifetime (no float noise).
+    t.true(Number.isInteger(p.exitTime) && p.exitTime > 0, `exit time of ${pid}`)
+    t.true(p.startTime === null || (Number.isInteger(p.startTime) && p.startTime <= p.exitTime), `start time of ${pid}`)
+    t.true(p.lifetimeMs === null || (Number.isInteger(p.lifetimeMs) && p.lifetimeMs >= 0), `lifetime of ${pid}`)
   }
 }
 
@@ -825,6 +827,7 @@ test('--report=json and --report-file list exactly the processes of a known tree
   const file = join(tempDir(t), 'report.json')
   const { r, pids, expected } = await runTree(t, ['--report=json', '--report-file', file])
   const report = parseReport(t, r.stderr)
+  t.notRegex(r.stderr, /":\s*-?\d+\.\d/, 'no fractional number in the JSON')
   t.deepEqual(parseReport(t, readFileSync(file, 'utf8')), report, 'the file holds the same report')
   t.deepEqual(report.command, ['sh', fixture('cli-tree.sh')])
   t.like(report, { pid: pids.main, status: 4, code: 4, signal: null, pid1: false })
