@@ -1014,12 +1014,12 @@ test('the caller\'s ignored and blocked signals are passed on to the command (no
 // --- in a terminal --------------------------------------------------------------------------------
 
 /** Runs a scenario of cli-pty.py: the CLI as the session leader of a real pseudo-terminal. */
-async function inTerminal(t: ExecutionContext, scenario: string): Promise<{ status: number; screen: string; ok?: boolean }> {
+async function inTerminal(t: ExecutionContext, scenario: string): Promise<{ status: number; screen: string; ok?: boolean; stopped?: boolean }> {
   const run = start(t, 'python3', [fixture('cli-pty.py'), scenario, CLI], { timeout: 60_000 })
   const r = await run.result
   t.false(r.timedOut, 'the scenario timed out')
   t.is(r.code, 0, r.stderr)
-  return JSON.parse(r.stdout) as { status: number; screen: string; ok?: boolean }
+  return JSON.parse(r.stdout) as { status: number; screen: string; ok?: boolean; stopped?: boolean }
 }
 
 test('in a terminal: an interactive shell runs a typed command and exits with its status', async (t) => {
@@ -1058,4 +1058,21 @@ test('node_modules/.bin/subreaper execs the native init: nothing between the cal
   t.is(exe, realpathSync(CLI), 'the command\'s parent runs the native binary')
   t.is(ppidLine, `PPid:\t${process.pid}`, 'whose parent is the caller (this test): no node, no shell in between')
   t.true(Number(initPid) > 0)
+})
+
+test('in a terminal: Ctrl-Z reaches the command once and stops the init with it; the job\'s SIGCONT continues both, once', async (t) => {
+  const r = await inTerminal(t, 'job-stop')
+  t.true(r.ok, r.screen)
+  t.true(r.stopped, 'the init was seen stopped by its caller')
+  t.is(r.status, 0, r.screen)
+  const count = (n: number) => r.screen.split('\n').filter((l) => l.trim().replace(/^\^Z/, '') === `child got ${n}`).length
+  t.is(count(signo('SIGTSTP')), 1, r.screen)
+  t.is(count(signo('SIGCONT')), 1, r.screen)
+})
+
+test('in a terminal with -g: Ctrl-Z stops the command\'s group and the init; SIGCONT to the init continues the command, which gets the terminal back', async (t) => {
+  const r = await inTerminal(t, 'ctrl-z')
+  t.true(r.ok, r.screen)
+  t.true(r.stopped, 'the init was seen stopped by its caller')
+  t.is(r.status, 0, r.screen)
 })

@@ -11,7 +11,8 @@
 //!   a CPU or file-size limit) and signals the init sends itself are not forwarded.
 //! - SIGTSTP, SIGTTIN and SIGTTOU are forwarded, then the init stops itself (not as PID 1) so
 //!   that the job control of the shell that started it sees the job stop; SIGCONT continues it
-//!   and is forwarded.
+//!   and is forwarded, except after a terminal's Ctrl-Z stopped the whole job: the shell's `fg`
+//!   continues the whole job then.
 
 /// `si_code` of a signal the kernel sent (terminal, hang-up, timers, limits).
 pub const SI_KERNEL: i32 = 0x80;

@@ -55,6 +55,9 @@ struct Supervisor {
     leftovers_from: Option<usize>,
     signalled: Signalled,
     phase: Phase,
+    /// The init stopped with its job at a terminal's Ctrl-Z: the shell's `fg` continues the
+    /// whole job, the command included, so that SIGCONT is not sent to it again.
+    stopped_with_job: bool,
 }
 
 fn warn(message: std::fmt::Arguments) {
@@ -133,6 +136,7 @@ pub fn run(opts: Options) -> i32 {
         leftovers_from: None,
         signalled: Signalled::default(),
         phase: Phase::Running,
+        stopped_with_job: false,
     };
     s.run(&sfd)
 }
@@ -283,7 +287,11 @@ impl Supervisor {
             return;
         }
         if !self.main_exited() {
-            if signals::forward(origin, &self.ctx) {
+            let forward = signals::forward(origin, &self.ctx);
+            if signo == libc::SIGCONT && std::mem::take(&mut self.stopped_with_job) {
+                return;
+            }
+            if forward {
                 let target = if self.opts.group {
                     -self.main.as_raw()
                 } else {
@@ -296,6 +304,8 @@ impl Supervisor {
                 }
             }
             if signals::stops_job(signo) && !self.pid1 {
+                // Not forwarded: the terminal sent it to the whole job, which stops with us.
+                self.stopped_with_job = !forward && self.ctx.same_group;
                 signals::send(self.me, libc::SIGSTOP);
             }
             return;
