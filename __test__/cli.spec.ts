@@ -833,6 +833,10 @@ test('--report=json and --report-file list exactly the processes of a known tree
   t.like(report, { pid: pids.main, status: 4, code: 4, signal: null, pid1: false })
   t.deepEqual(report.summary, { exited: 7, leftovers: 1, terminated: 1, killed: 0 })
   checkProcesses(t, report, expected)
+  // A child's max RSS starts from its parent's resident size at fork: under a small native init,
+  // a shell's or a sleep's is its own few MB (under an init in Node it was Node's ~44 MB).
+  const rss = report.processes.map((p) => p.maxRSSKiB ?? 0)
+  t.true(Math.max(...rss) < 8 * 1024, `max RSS of sh and sleep, KiB: ${rss.join(', ')}`)
 })
 
 test('--report prints a table of exactly the processes of a known tree', async (t) => {
