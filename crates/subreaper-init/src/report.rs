@@ -278,3 +278,69 @@ impl Report<'_> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use subreaper_core::exit::{Rusage, Termination};
+
+    fn exit(pid: i32, termination: Termination) -> ExitRecord {
+        ExitRecord {
+            pid,
+            termination,
+            rusage: Rusage {
+                user_cpu_us: 1500,
+                max_rss_kib: Some(1432),
+                ..Rusage::default()
+            },
+            comm: Some("sh".into()),
+            start_ticks: Some(7),
+            exit_ms: 1_796_114_301_404,
+            lifetime_ms: Some(10),
+        }
+    }
+
+    #[test]
+    fn json_has_integers_and_the_table_quotes_the_command() {
+        let main = exit(2, Termination::Exited(4));
+        let left = exit(
+            3,
+            Termination::Signaled {
+                signal: libc::SIGTERM,
+                core_dumped: false,
+            },
+        );
+        let command = vec![OsString::from("sh"), OsString::from("it's.sh")];
+        let report = Report {
+            command: &command,
+            main: &main,
+            pid1: false,
+            rows: vec![
+                Row {
+                    exit: &main,
+                    main: true,
+                    leftover: false,
+                    action: None,
+                },
+                Row {
+                    exit: &left,
+                    main: false,
+                    leftover: true,
+                    action: Some(Action::Terminated),
+                },
+            ],
+        };
+        let json = report.json();
+        assert!(json.contains("\"startTime\": 1796114301394,"), "{json}");
+        assert!(json.contains("\"lifetimeMs\": 10\n"), "{json}");
+        assert!(json.contains("\"signal\": \"SIGTERM\""), "{json}");
+        // No fractional number anywhere (the only dot is in the file name).
+        assert_eq!(json.matches('.').count(), 1, "{json}");
+        let table = report.table();
+        assert_eq!(
+            table.lines().last().unwrap(),
+            r"subreaper: 'sh' 'it'\''s.sh' exited with code 4; 2 processes exited under subreaper, 1 leftover (1 terminated, 0 killed)"
+        );
+        assert!(table.contains("leftover, terminated"), "{table}");
+    }
+}
