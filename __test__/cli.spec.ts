@@ -1,20 +1,23 @@
-// The subreaper CLI (issue 4), run as real processes: exit statuses, signal forwarding, orphan
-// reaping, leftover cleanup, usage errors, the report, and the whole CLI as PID 1 of a PID
-// namespace. Every process a test starts carries a marker in its environment; each test kills
+// The subreaper command, the native init (crates/subreaper-init), run as real processes: exit
+// statuses, signal forwarding, orphan reaping, leftover cleanup, usage errors, the report, what
+// the command inherits (fds, argv bytes, signal mask and dispositions), a real terminal, the npm
+// launcher, and the init as PID 1 of a PID namespace (with and without its own /proc). Every process a test starts carries a marker in its environment; each test kills
 // what it started when it ends, and the last hook checks that nothing carrying the marker is left.
 import test, { type ExecutionContext } from 'ava'
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { constants, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
 import { liveChildren, sleep, until, zombieChildren } from './helpers.ts'
-import type { ProcessReport } from '../packages/subreaper/src/cli.cts'
 
 // AVA runs specs in the project's root (this file is loaded as an ES module that TypeScript
 // checks as CommonJS, so neither import.meta nor __dirname serves both).
 const here = resolve('__test__')
-const CLI = join(here, '..', 'packages', 'subreaper', 'dist', 'cli.cjs')
+/** The native init, where `npm run build` puts it. */
+const CLI = join(here, '..', 'packages', 'subreaper', 'native', 'subreaper')
+/** The npm launcher, as `npm install` links it. */
+const LAUNCHER = join(here, '..', 'node_modules', '.bin', 'subreaper')
 const fixture = (name: string) => join(here, 'fixtures', name)
 const VERSION = (JSON.parse(readFileSync(join(here, '..', 'packages', 'subreaper', 'package.json'), 'utf8')) as { version: string })
   .version
@@ -264,13 +267,13 @@ function start(t: ExecutionContext, file: string, args: string[], options: Start
 }
 
 /** Starts the CLI with `args`. */
-const cli = (t: ExecutionContext, args: string[], options?: StartOptions) => start(t, process.execPath, [CLI, ...args], options)
+const cli = (t: ExecutionContext, args: string[], options?: StartOptions) => start(t, CLI, args, options)
 
 /**
- * Node itself (or the shell) could not start for want of threads or processes: the machine is
- * shared, and pids run short when other work forks heavily. Not the CLI's doing.
+ * The command (or its shell) could not start for want of processes: the machine is shared,
+ * and pids run short when other work forks heavily. Not the CLI's doing.
  */
-const outOfResources = (r: Result) => /uv_thread_create|Resource temporarily unavailable|Cannot fork|EAGAIN/.test(r.stderr)
+const outOfResources = (r: Result) => /Resource temporarily unavailable|Cannot fork|EAGAIN/.test(r.stderr)
 
 /** Runs the CLI to its end (again, a few times, if the machine could not start it). */
 async function runCli(t: ExecutionContext, args: string[], options?: StartOptions): Promise<Result> {
@@ -291,7 +294,24 @@ function expectExit(t: ExecutionContext, r: Result, code: number): void {
 
 // --- the report -------------------------------------------------------------------------------
 
-type ReportProcess = ProcessReport
+/** One process of the report (`--report=json`, `--report-file`). */
+interface ReportProcess {
+  pid: number
+  comm: string | null
+  main: boolean
+  leftover: boolean
+  action: 'terminated' | 'killed' | null
+  status: number
+  code: number | null
+  signal: string | null
+  coreDumped: boolean
+  userCPUTimeUs: number
+  systemCPUTimeUs: number
+  maxRSSKiB: number | null
+  startTime: number | null
+  exitTime: number
+  lifetimeMs: number | null
+}
 
 interface Report {
   command: string[]
@@ -359,8 +379,10 @@ function checkProcesses(t: ExecutionContext, report: Report, expected: Map<numbe
     t.true(Number.isInteger(p.userCPUTimeUs) && p.userCPUTimeUs >= 0, `user CPU of ${pid}`)
     t.true(Number.isInteger(p.systemCPUTimeUs) && p.systemCPUTimeUs >= 0, `system CPU of ${pid}`)
     t.true(p.maxRSSKiB !== null && p.maxRSSKiB > 0, `max RSS of ${pid}`)
-    t.true(p.exitTime > 0, `exit time of ${pid}`)
-    t.true(p.lifetimeMs === null || p.lifetimeMs >= 0, `lifetime of ${pid}`)
+    // Integers only: ms since the epoch, ms of lifetime (no float noise).
+    t.true(Number.isInteger(p.exitTime) && p.exitTime > 0, `exit time of ${pid}`)
+    t.true(p.startTime === null || (Number.isInteger(p.startTime) && p.startTime <= p.exitTime), `start time of ${pid}`)
+    t.true(p.lifetimeMs === null || (Number.isInteger(p.lifetimeMs) && p.lifetimeMs >= 0), `lifetime of ${pid}`)
   }
 }
 
@@ -391,6 +413,38 @@ async function eventually(t: ExecutionContext, cond: () => boolean, what: string
   if (!(await until(cond, ms, 10))) t.fail(`timed out waiting until ${what}`)
 }
 
+const pid1Unsupported = (() => {
+  try {
+    execFileSync('unshare', ['--pid', '--fork', '--mount-proc', 'true'], { stdio: 'pipe', timeout: 20_000 })
+    return null
+  } catch (err) {
+    return (err as Error).message.split('\n')[0]
+  }
+})()
+
+/**
+ * Runs the CLI as PID 1 of a new PID namespace, with a /proc of its own (`--mount-proc`) or with
+ * the host's; returns the run (of unshare) and PID 1's host pid.
+ */
+function pid1(t: ExecutionContext, args: string[], options?: StartOptions & { mountProc?: boolean }): { run: Run; init: () => number } {
+  const mount = options?.mountProc === false ? [] : ['--mount-proc']
+  const run = start(t, 'unshare', ['--pid', '--fork', ...mount, CLI, ...args], options)
+  // unshare's only child is PID 1 of the namespace: the CLI, under its host pid.
+  const init = () => {
+    const children = liveChildren(run.pid)
+    if (children.length !== 1) throw new Error(`unshare has children ${children.join(', ')}`)
+    return children[0]!
+  }
+  return { run, init }
+}
+
+function skipWithoutNamespaces(t: ExecutionContext): boolean {
+  if (pid1Unsupported === null) return false
+  t.log(`skipped: \`unshare --pid --fork --mount-proc true\` fails here (${pid1Unsupported})`)
+  t.pass()
+  return true
+}
+
 test.after.always('no process started by these specs is left', async (t) => {
   await until(() => marked().length === 0, 5000, 20)
   const left = marked()
@@ -401,43 +455,85 @@ test.after.always('no process started by these specs is left', async (t) => {
 
 // --- exit statuses ----------------------------------------------------------------------------
 
-test('exit codes 0-255 propagate', async (t) => {
-  const codes = Array.from({ length: 256 }, (_, i) => i)
-  const results = await pool(
-    16,
-    codes.map((code) => () => runCli(t, ['--', 'sh', '-c', `exit ${code}`], { timeout: 60_000 })),
-  )
-  const wrong = results
-    .map((r, code) => ({ code, got: r.code, signal: r.signal, timedOut: r.timedOut, stderr: r.stderr }))
-    .filter((r) => r.got !== r.code || r.signal !== null || r.timedOut || r.stderr !== '')
-  t.deepEqual(wrong, [])
-})
-
-for (const [signal, command] of [
-  ['SIGTERM', 'kill -TERM $$'],
-  ['SIGKILL', 'kill -KILL $$'],
-  ['SIGSEGV', 'kill -SEGV $$'],
-] as const) {
-  test(`death by ${signal} gives 128 + ${signo(signal)}`, async (t) => {
-    const r = await runCli(t, ['--report=json', '--', 'sh', '-c', command])
-    expectExit(t, r, 128 + signo(signal))
-    const report = parseReport(t, r.stderr)
-    t.like(report, { status: 128 + signo(signal), code: null, signal })
-    t.is(report.processes.length, 1)
-    t.like(report.processes[0], { main: true, signal, code: null, status: 128 + signo(signal) })
+for (const mode of ['subreaper', 'PID 1'] as const) {
+  test(`exit codes 0-255 propagate (${mode})`, async (t) => {
+    if (mode === 'PID 1' && skipWithoutNamespaces(t)) return
+    const codes = Array.from({ length: 256 }, (_, i) => i)
+    const command = (code: number) => ['--', 'sh', '-c', `exit ${code}`]
+    const results = await pool(
+      16,
+      codes.map((code) => async () => {
+        if (mode === 'subreaper') return runCli(t, command(code), { timeout: 60_000 })
+        return pid1(t, command(code), { timeout: 60_000, mountProc: false }).run.result
+      }),
+    )
+    const wrong = results
+      .map((r, code) => ({ code, got: r.code, signal: r.signal, timedOut: r.timedOut, stderr: r.stderr }))
+      .filter((r) => r.got !== r.code || r.signal !== null || r.timedOut || r.stderr !== '')
+    t.deepEqual(wrong, [])
   })
 }
 
+const SIGRTMIN = 34
+const SIGRTMAX = 64
+/** Signals whose default action ends a process: a command dying of each gives 128 + n. */
+const FATAL = [
+  ...['HUP', 'INT', 'QUIT', 'ILL', 'TRAP', 'ABRT', 'BUS', 'FPE', 'KILL', 'USR1', 'SEGV', 'USR2', 'PIPE', 'ALRM', 'TERM', 'STKFLT'],
+  ...['XCPU', 'XFSZ', 'VTALRM', 'PROF', 'IO', 'PWR', 'SYS'],
+].map((n) => signo(`SIG${n}`))
+const REALTIME = Array.from({ length: SIGRTMAX - SIGRTMIN + 1 }, (_, i) => SIGRTMIN + i)
+const signalName = (n: number) =>
+  n >= SIGRTMIN ? `SIGRTMIN+${n - SIGRTMIN}` : Object.entries(constants.signals).find(([, v]) => v === n)![0]
+
+test('death by each fatal signal, standard and real-time, gives 128 + n', async (t) => {
+  const signals = [...FATAL, ...REALTIME]
+  const results = await pool(
+    8,
+    signals.map((n) => () => runCli(t, ['--report=json', '--', 'sh', '-c', `ulimit -c 0; kill -${n} $$`], { timeout: 60_000 })),
+  )
+  const wrong = []
+  for (const [i, r] of results.entries()) {
+    const n = signals[i]!
+    const report = r.code === 128 + n ? parseReport(t, r.stderr) : null
+    const ok =
+      !r.timedOut &&
+      r.signal === null &&
+      report?.status === 128 + n &&
+      report.signal === signalName(n) &&
+      report.code === null &&
+      report.processes.length === 1 &&
+      report.processes[0]!.main
+    if (!ok) wrong.push({ signal: n, code: r.code, killed: r.signal, stderr: r.stderr.slice(0, 200) })
+  }
+  t.deepEqual(wrong, [])
+})
+
 // --- signal forwarding ------------------------------------------------------------------------
 
-const FORWARDED = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT'] as const
+const JOB_CONTROL = [signo('SIGTSTP'), signo('SIGTTIN'), signo('SIGTTOU')]
+/** Every catchable signal but SIGCHLD (the init's own) and the job-control stops: forwarded. */
+const FORWARDED = Array.from({ length: SIGRTMAX }, (_, i) => i + 1).filter(
+  (n) => ![signo('SIGKILL'), signo('SIGSTOP'), signo('SIGCHLD'), 32, 33, ...JOB_CONTROL].includes(n),
+)
+
+/** Whether every signal of `signals` is in PID's blocked mask (SigBlk of /proc/PID/status). */
+function blocksAll(pid: number, signals: number[]): boolean {
+  try {
+    const hex = /^SigBlk:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
+    if (hex === undefined) return false
+    const mask = BigInt('0x' + hex)
+    return signals.every((n) => ((mask >> BigInt(n - 1)) & 1n) === 1n)
+  } catch {
+    return false
+  }
+}
 
 for (const group of [false, true]) {
   const title = group
-    ? `--group forwards ${FORWARDED.join(' ')} to the child's whole process group`
-    : `${FORWARDED.join(' ')} are forwarded to the child, not to its group`
+    ? `--group: each of the ${FORWARDED.length} forwarded signals reaches the command's whole process group once`
+    : `each of the ${FORWARDED.length} forwarded signals (standard and real-time) reaches the command once, not its group`
   test(title, async (t) => {
-    const run = cli(t, [...(group ? ['--group'] : []), '--', process.execPath, fixture('cli-trap.cjs'), 'child'])
+    const run = cli(t, [...(group ? ['--group'] : []), '--', 'python3', fixture('cli-signals.py'), 'child'])
     const [, childText, grandchildText] = await run.line(/^ready (\d+) (\d+)$/)
     const child = Number(childText)
     const grandchild = Number(grandchildText)
@@ -449,23 +545,41 @@ for (const group of [false, true]) {
       t.is(stat(child)?.pgrp, stat(run.pid)?.pgrp)
       t.is(stat(grandchild)?.pgrp, stat(run.pid)?.pgrp)
     }
-    await eventually(t, () => FORWARDED.every((sig) => sigMask(run.pid, 'SigCgt', sig)), 'the CLI catches every signal')
+    t.true(blocksAll(run.pid, FORWARDED), 'the init blocks every signal (it reads them from a signalfd)')
     // One at a time, each once it was seen, so that none is merged with a pending one.
-    for (const sig of FORWARDED) {
-      process.kill(run.pid, sig)
-      await run.line(new RegExp(`^child got ${sig}$`))
-      if (group) await run.line(new RegExp(`^grandchild got ${sig}$`))
+    for (const n of FORWARDED) {
+      process.kill(run.pid, n)
+      await run.line(new RegExp(`^child got ${n}$`))
+      if (group) await run.line(new RegExp(`^grandchild got ${n}$`))
     }
+    t.true(alive(run.pid), 'the init survived every signal')
     run.child.stdin!.end()
     const r = await run.result
     expectExit(t, r, 0)
     const lines = r.stdout.trim().split('\n')
-    const got = (role: string) => lines.filter((l) => l.startsWith(`${role} got `)).map((l) => l.split(' ')[2])
-    t.deepEqual(got('child'), [...FORWARDED])
-    t.deepEqual(got('grandchild'), group ? [...FORWARDED] : [])
-    t.is(lines.at(-1), `grandchild released after ${group ? FORWARDED.join(' ') : 'no signal'}`)
+    const got = (role: string) => lines.filter((l) => l.startsWith(`${role} got `)).map((l) => Number(l.split(' ')[2]))
+    t.deepEqual(got('child'), FORWARDED, 'each signal once, in order')
+    t.deepEqual(got('grandchild'), group ? FORWARDED : [])
   })
 }
+
+test('SIGTSTP, SIGTTIN, SIGTTOU: forwarded, then the init stops itself until SIGCONT, which is forwarded too', async (t) => {
+  const run = cli(t, ['--', 'python3', fixture('cli-signals.py'), 'child'])
+  await run.line(/^ready (\d+) (\d+)$/)
+  for (const n of JOB_CONTROL) {
+    process.kill(run.pid, n)
+    await run.line(new RegExp(`^child got ${n}$`))
+    await eventually(t, () => stat(run.pid)?.state === 'T', `the init is stopped after signal ${n}`)
+    process.kill(run.pid, 'SIGCONT')
+    await eventually(t, () => stat(run.pid)?.state !== 'T', 'the init runs again')
+    // Once per SIGCONT: lines() fails if the output ends without it.
+    await run.lines(new RegExp(`^child got ${signo('SIGCONT')}$`), JOB_CONTROL.indexOf(n) + 1)
+  }
+  run.child.stdin!.end()
+  const r = await run.result
+  expectExit(t, r, 0)
+  t.is(r.stdout.split('\n').filter((l) => l === `child got ${signo('SIGCONT')}`).length, JOB_CONTROL.length)
+})
 
 // --- orphans and leftovers --------------------------------------------------------------------
 
@@ -713,11 +827,16 @@ test('--report=json and --report-file list exactly the processes of a known tree
   const file = join(tempDir(t), 'report.json')
   const { r, pids, expected } = await runTree(t, ['--report=json', '--report-file', file])
   const report = parseReport(t, r.stderr)
+  t.notRegex(r.stderr, /":\s*-?\d+\.\d/, 'no fractional number in the JSON')
   t.deepEqual(parseReport(t, readFileSync(file, 'utf8')), report, 'the file holds the same report')
   t.deepEqual(report.command, ['sh', fixture('cli-tree.sh')])
   t.like(report, { pid: pids.main, status: 4, code: 4, signal: null, pid1: false })
   t.deepEqual(report.summary, { exited: 7, leftovers: 1, terminated: 1, killed: 0 })
   checkProcesses(t, report, expected)
+  // A child's max RSS starts from its parent's resident size at fork: under a small native init,
+  // a shell's or a sleep's is its own few MB (under an init in Node it was Node's ~44 MB).
+  const rss = report.processes.map((p) => p.maxRSSKiB ?? 0)
+  t.true(Math.max(...rss) < 8 * 1024, `max RSS of sh and sleep, KiB: ${rss.join(', ')}`)
 })
 
 test('--report prints a table of exactly the processes of a known tree', async (t) => {
@@ -726,7 +845,7 @@ test('--report prints a table of exactly the processes of a known tree', async (
   t.deepEqual(lines[0]!.split(/\s{2,}/), ['PID', 'COMMAND', 'STATUS', 'CPU', 'MAX RSS', 'LIFETIME', 'NOTE'])
   t.is(
     lines.at(-1),
-    `subreaper: sh ${fixture('cli-tree.sh')} exited with exit 4 (status 4); ` +
+    `subreaper: 'sh' '${fixture('cli-tree.sh')}' exited with code 4; ` +
       '7 processes exited under subreaper, 1 leftover (1 terminated, 0 killed)',
   )
   const rows = lines.slice(1, -1).map((l) => l.split(/\s{2,}/))
@@ -748,38 +867,10 @@ test('--report prints a table of exactly the processes of a known tree', async (
 
 // --- as PID 1 of a PID namespace --------------------------------------------------------------
 
-const pid1Unsupported = (() => {
-  try {
-    execFileSync('unshare', ['--pid', '--fork', '--mount-proc', 'true'], { stdio: 'pipe', timeout: 20_000 })
-    return null
-  } catch (err) {
-    return (err as Error).message.split('\n')[0]
-  }
-})()
-
-/** Runs the CLI as PID 1 of a new PID namespace; returns the run (of unshare) and PID 1's host pid. */
-async function pid1(t: ExecutionContext, args: string[], options?: StartOptions): Promise<{ run: Run; init: () => number }> {
-  const run = start(t, 'unshare', ['--pid', '--fork', '--mount-proc', process.execPath, CLI, ...args], options)
-  // unshare's only child is PID 1 of the namespace: the CLI, under its host pid.
-  const init = () => {
-    const children = liveChildren(run.pid)
-    if (children.length !== 1) throw new Error(`unshare has children ${children.join(', ')}`)
-    return children[0]!
-  }
-  return { run, init }
-}
-
-function skipWithoutNamespaces(t: ExecutionContext): boolean {
-  if (pid1Unsupported === null) return false
-  t.log(`skipped: \`unshare --pid --fork --mount-proc true\` fails here (${pid1Unsupported})`)
-  t.pass()
-  return true
-}
-
 test('as PID 1: reaps 200 orphans, answers SIGTERM with 143, and leaves no zombie', async (t) => {
   if (skipWithoutNamespaces(t)) return
   const n = 200
-  const { run, init } = await pid1(t, ['--report=json', '--', 'sh', fixture('cli-pid1.sh'), String(n)], { timeout: 50_000 })
+  const { run, init } = pid1(t, ['--report=json', '--', 'sh', fixture('cli-pid1.sh'), String(n)], { timeout: 50_000 })
   const main = Number((await run.line(/^main (\d+)$/))[1])
   await run.line(/^ready$/, 45_000)
   t.notRegex(run.stdout, /not reaped/)
@@ -790,7 +881,7 @@ test('as PID 1: reaps 200 orphans, answers SIGTERM with 143, and leaves no zombi
   const seenUnshare = seen(t, run.pid)
   t.deepEqual(zombieChildren(host), [])
   t.is(liveChildren(host).length, 1)
-  await eventually(t, () => sigMask(host, 'SigCgt', 'SIGTERM'), 'PID 1 catches SIGTERM')
+  t.true(blocksAll(host, [signo('SIGTERM')]), 'PID 1 blocks SIGTERM (it reads it from its signalfd)')
   process.kill(host, 'SIGTERM')
   const r = await run.result
   expectExit(t, r, 143)
@@ -807,7 +898,7 @@ test('as PID 1: reaps 200 orphans, answers SIGTERM with 143, and leaves no zombi
 
 test('as PID 1: leftovers are terminated and killed, and the status propagates', async (t) => {
   if (skipWithoutNamespaces(t)) return
-  const { run } = await pid1(t, ['--grace', '300ms', '--report=json', '--', 'sh', fixture('cli-leftovers.sh')])
+  const { run } = pid1(t, ['--grace', '300ms', '--report=json', '--', 'sh', fixture('cli-leftovers.sh')])
   const main = Number((await run.line(/^main (\d+)$/))[1])
   const term = Number((await run.line(/^term (\d+)$/))[1])
   const stubborn = Number((await run.line(/^stubborn (\d+)$/))[1])
@@ -825,4 +916,167 @@ test('as PID 1: leftovers are terminated and killed, and the status propagates',
       [stubborn, killedBy('SIGKILL', { leftover: true, action: 'killed' })],
     ]),
   )
+})
+
+test('as PID 1 without a /proc of its own (the host\'s): leftovers are ended through kill(-1), and the init exits', async (t) => {
+  if (skipWithoutNamespaces(t)) return
+  // The host's /proc lists other processes under the namespace's pids: the init must not walk it.
+  const { run } = pid1(t, ['--grace', '300ms', '--report=json', '--', 'sh', fixture('cli-leftovers.sh')], { mountProc: false })
+  const main = Number((await run.line(/^main (\d+)$/))[1])
+  const term = Number((await run.line(/^term (\d+)$/))[1])
+  const stubborn = Number((await run.line(/^stubborn (\d+)$/))[1])
+  t.is(main, 2, 'the command is pid 2 of the namespace')
+  run.child.stdin!.end()
+  const r = await run.result
+  expectExit(t, r, 0)
+  const report = parseReport(t, r.stderr)
+  t.like(report, { pid: main, pid1: true, status: 0 })
+  checkProcesses(
+    t,
+    report,
+    new Map([
+      [main, exited(0, { main: true })],
+      [term, killedBy('SIGTERM', { leftover: true, action: 'terminated' })],
+      [stubborn, killedBy('SIGKILL', { leftover: true, action: 'killed' })],
+    ]),
+  )
+  t.true(report.processes.every((p) => p.comm === null), 'no name read from a /proc that is not the namespace\'s')
+})
+
+// --- what the command inherits ------------------------------------------------------------------
+
+/** Runs `file args` to its end with extra descriptors; returns the output of each. */
+function runSync(file: string, args: string[], stdio: Array<'pipe' | 'ignore'> = ['ignore', 'pipe', 'pipe']) {
+  const r = spawnSync(file, args, { stdio, env: { ...baseEnv, [MARK_NAME]: MARK }, timeout: 30_000, encoding: 'utf8' })
+  const output: string[] = (r.output ?? []).map((o) => (o ?? '').toString())
+  return { status: r.status, signal: r.signal, out: (i: number) => output[i] ?? '' }
+}
+
+test('an executable script without #! runs with /bin/sh (ENOEXEC), as the C inits do', async (t) => {
+  const dir = tempDir(t)
+  const file = join(dir, 'no-shebang')
+  writeFileSync(file, 'echo "ran with $# args: $1"\nexit 9\n')
+  chmodSync(file, 0o755)
+  const r = await runCli(t, ['--', file, 'one'])
+  expectExit(t, r, 9)
+  t.is(r.stdout, 'ran with 1 args: one\n')
+})
+
+test('descriptors 3 and up are inherited by the command', (t) => {
+  const r = runSync(CLI, ['--', 'sh', '-c', 'echo through-fd-3 >&3; echo through-fd-4 >&4'], ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'])
+  t.is(r.status, 0, r.out(2))
+  t.is(r.out(3), 'through-fd-3\n')
+  t.is(r.out(4), 'through-fd-4\n')
+})
+
+test('arguments reach the command byte for byte, invalid UTF-8 included', (t) => {
+  // The shell makes the argument: Node's own strings cannot hold the byte 0xff.
+  const script = `exec "$0" -- sh -c 'printf %s "$1" | od -An -tx1' sh "$(printf 'a\\377b\\001\\303')"`
+  const r = runSync('sh', ['-c', script, CLI])
+  t.is(r.status, 0, r.out(2))
+  t.is(r.out(1).trim().split(/\s+/).join(' '), '61 ff 62 01 c3')
+})
+
+/** The Sig* lines of a /proc/PID/status text. */
+const sigLines = (status: string) =>
+  Object.fromEntries(['SigBlk', 'SigIgn', 'SigCgt'].map((k) => [k, new RegExp(`^${k}:\\s*([0-9a-f]+)$`, 'm').exec(status)?.[1] ?? '?']))
+const hasSignal = (hex: string, name: string) => ((BigInt('0x' + hex) >> BigInt(signo(name) - 1)) & 1n) === 1n
+
+test('the command starts with a clean signal mask and dispositions', (t) => {
+  // Node's spawn hands a clean caller: nothing blocked, ignored or caught.
+  const r = runSync(CLI, ['--', 'cat', '/proc/self/status'])
+  t.is(r.status, 0, r.out(2))
+  t.deepEqual(sigLines(r.out(1)), { SigBlk: '0000000000000000', SigIgn: '0000000000000000', SigCgt: '0000000000000000' })
+})
+
+test('the caller\'s ignored and blocked signals are passed on to the command (nohup)', (t) => {
+  // A caller that ignores SIGHUP and SIGUSR2 and blocks SIGUSR1 (Python also ignores SIGPIPE and
+  // SIGXFSZ), prints its own masks, then becomes the init.
+  const caller = [
+    'import os, signal, sys',
+    'signal.signal(signal.SIGHUP, signal.SIG_IGN)',
+    'signal.signal(signal.SIGUSR2, signal.SIG_IGN)',
+    'signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])',
+    'sys.stdout.write(open("/proc/self/status").read()); sys.stdout.flush()',
+    'os.execv(sys.argv[1], sys.argv[1:])',
+  ].join('\n')
+  const r = runSync('python3', ['-c', caller, CLI, '--', 'cat', '/proc/self/status'])
+  t.is(r.status, 0, r.out(2))
+  const [callerStatus, commandStatus] = r.out(1).split(/(?=^Name:)/m)
+  const before = sigLines(callerStatus!)
+  const after = sigLines(commandStatus!)
+  t.true(hasSignal(before.SigIgn!, 'SIGHUP') && hasSignal(before.SigIgn!, 'SIGUSR2') && hasSignal(before.SigBlk!, 'SIGUSR1'))
+  t.is(after.SigIgn, before.SigIgn, 'the ignored signals')
+  t.is(after.SigBlk, before.SigBlk, 'the blocked signals')
+  t.is(after.SigCgt, '0000000000000000')
+  // nohup itself.
+  const nohup = runSync('nohup', [CLI, '--', 'cat', '/proc/self/status'])
+  t.is(nohup.status, 0, nohup.out(2))
+  t.true(hasSignal(sigLines(nohup.out(1)).SigIgn!, 'SIGHUP'), 'nohup subreaper cmd: cmd ignores SIGHUP')
+})
+
+// --- in a terminal --------------------------------------------------------------------------------
+
+/** Runs a scenario of cli-pty.py: the CLI as the session leader of a real pseudo-terminal. */
+async function inTerminal(t: ExecutionContext, scenario: string): Promise<{ status: number; screen: string; ok?: boolean; stopped?: boolean }> {
+  const run = start(t, 'python3', [fixture('cli-pty.py'), scenario, CLI], { timeout: 60_000 })
+  const r = await run.result
+  t.false(r.timedOut, 'the scenario timed out')
+  t.is(r.code, 0, r.stderr)
+  return JSON.parse(r.stdout) as { status: number; screen: string; ok?: boolean; stopped?: boolean }
+}
+
+test('in a terminal: an interactive shell runs a typed command and exits with its status', async (t) => {
+  const r = await inTerminal(t, 'shell')
+  t.true(r.ok, r.screen)
+  t.is(r.status, 7, r.screen)
+})
+
+test('in a terminal: one Ctrl-C and one resize reach the command once each', async (t) => {
+  const r = await inTerminal(t, 'ctrl-c')
+  t.true(r.ok, r.screen)
+  t.is(r.status, 0, r.screen)
+  // The terminal echoes Ctrl-C as ^C, on the line of the first output that follows.
+  const count = (n: number) => r.screen.split('\n').filter((l) => l.trim().replace(/^\^C/, '') === `child got ${n}`).length
+  t.is(count(signo('SIGINT')), 1, r.screen)
+  t.is(count(signo('SIGWINCH')), 1, r.screen)
+})
+
+test('in a terminal: a hang-up ends the command with SIGHUP, and the init with 129', async (t) => {
+  const r = await inTerminal(t, 'hangup')
+  t.is(r.status, 129, r.screen)
+})
+
+test('in a terminal: with -g the command gets the terminal and can read it', async (t) => {
+  const r = await inTerminal(t, 'read')
+  t.true(r.ok, r.screen)
+  t.is(r.status, 0, r.screen)
+})
+
+// --- the npm launcher -------------------------------------------------------------------------
+
+test('node_modules/.bin/subreaper execs the native init: nothing between the caller and the init', async (t) => {
+  const r = await start(t, LAUNCHER, ['--', 'sh', '-c', 'echo "$PPID"; readlink /proc/$PPID/exe; grep ^PPid: /proc/$PPID/status']).result
+  t.is(r.code, 0, r.stderr)
+  const [initPid, exe, ppidLine] = r.stdout.trim().split('\n')
+  t.is(exe, realpathSync(CLI), 'the command\'s parent runs the native binary')
+  t.is(ppidLine, `PPid:\t${process.pid}`, 'whose parent is the caller (this test): no node, no shell in between')
+  t.true(Number(initPid) > 0)
+})
+
+test('in a terminal: Ctrl-Z reaches the command once and stops the init with it; the job\'s SIGCONT continues both, once', async (t) => {
+  const r = await inTerminal(t, 'job-stop')
+  t.true(r.ok, r.screen)
+  t.true(r.stopped, 'the init was seen stopped by its caller')
+  t.is(r.status, 0, r.screen)
+  const count = (n: number) => r.screen.split('\n').filter((l) => l.trim().replace(/^\^Z/, '') === `child got ${n}`).length
+  t.is(count(signo('SIGTSTP')), 1, r.screen)
+  t.is(count(signo('SIGCONT')), 1, r.screen)
+})
+
+test('in a terminal with -g: Ctrl-Z stops the command\'s group and the init; SIGCONT to the init continues the command, which gets the terminal back', async (t) => {
+  const r = await inTerminal(t, 'ctrl-z')
+  t.true(r.ok, r.screen)
+  t.true(r.stopped, 'the init was seen stopped by its caller')
+  t.is(r.status, 0, r.screen)
 })

@@ -121,7 +121,7 @@ test('the CLI terminates the leftovers of its command, never a process outside i
   const sibling = spawn(helper.path, ['sleep', '60000'], { stdio: 'ignore' })
   const siblingStart = procStat(sibling.pid!)!.startTicks
   const siblingExit = monitor.wait(sibling)
-  const cli = spawn(process.execPath, [cliPath, '--grace', '300ms', '--report=json', '--', 'sh', '-c', `${helper.path} sleep 60000 >/dev/null & echo $!; exit 0`], {
+  const cli = spawn(cliPath, ['--grace', '300ms', '--report=json', '--', 'sh', '-c', `${helper.path} sleep 60000 >/dev/null & echo $!; exit 0`], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const ev = track(cli)

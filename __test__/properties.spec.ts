@@ -475,7 +475,7 @@ interface CliRun {
 function runCli(argv: string[]): Promise<CliRun> {
   return new Promise((resolve) => {
     // In the temporary directory: a report file named by a relative path lands there.
-    const child = spawn(process.execPath, [cliPath, ...argv], { cwd: helper.dir, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(cliPath, argv, { cwd: helper.dir, stdio: ['ignore', 'pipe', 'pipe'] })
     started.push(child.pid!)
     let stdout = ''
     let stderr = ''
@@ -535,7 +535,7 @@ test.serial('the CLI with generated arguments: a usage error (exit 2, with a mes
   let runs = 0
   const outcomes = { usage: 0, info: 0, ran: 0 }
   await fc.assert(
-    // Three command lines at once per run: each CLI run is a node start-up.
+    // Three command lines at once per run.
     fc.asyncProperty(fc.array(argvArb, { minLength: 1, maxLength: 3 }), async (batch) => {
       const runsOf = await Promise.all(
         batch.map(([opts, which]) => {

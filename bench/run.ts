@@ -2,7 +2,7 @@
 // prints one table; writes bench/results.json. bench/README.md explains the measurements.
 //
 //   npm run bench                       everything (about 2 to 5 minutes on 2 cores)
-//   npm run bench -- --only=drain,idle  some sections (drain latency fanout idle memory startup rust)
+//   npm run bench -- --only=drain,idle  some sections (drain latency fanout idle memory startup init rust)
 //   npm run bench -- --quick            fewer rounds and exits (a smoke run; numbers are rough)
 //   npm run bench -- --no-rust          skip `cargo bench -p subreaper-core --bench drain`
 //   npm run bench -- --no-write         do not write bench/results.json
@@ -23,7 +23,7 @@ const root = resolve(here, '..')
 const buildDir = join(here, '.build')
 const helper = join(buildDir, 'helper')
 
-const SECTIONS = ['drain', 'latency', 'fanout', 'idle', 'memory', 'startup', 'rust'] as const
+const SECTIONS = ['drain', 'latency', 'fanout', 'idle', 'memory', 'startup', 'init', 'rust'] as const
 type Section = (typeof SECTIONS)[number]
 const argv = process.argv.slice(2)
 const flag = (name: string) => argv.includes(`--${name}`)
@@ -53,6 +53,8 @@ const env: NodeJS.ProcessEnv = {
         SUBREAPER_BENCH_MEMORY_BATCH: '5000',
         SUBREAPER_BENCH_STARTUP_ROUNDS: '3',
         SUBREAPER_BENCH_LATENCY_ROUNDS: '2',
+        SUBREAPER_BENCH_INIT_ROUNDS: '3',
+        SUBREAPER_BENCH_INIT_ZOMBIES: '2000',
       }
     : {}),
 }
@@ -327,6 +329,11 @@ async function runAll(): Promise<Run> {
   if (only.has('startup')) {
     process.stderr.write('6. start-up\n')
     results.startup = await timed('startup', () => section<StartupResult>('startup.ts'))
+  }
+
+  if (only.has('init')) {
+    process.stderr.write('7. the native init next to tini, dumb-init, catatonit (bench/init.ts)\n')
+    results.init = await timed('init', () => section<{ table: string }>('init.ts'))
   }
 
   if (only.has('rust')) {
@@ -613,6 +620,7 @@ const addonLine = addon
   : 'addon: not found'
 const text = `${table(rows)}\n\nValues: median [min–max] over rounds; ratios: median of the per-round ratios (subreaper and its baseline run in every round).\n${machineLine}\n${addonLine}\n`
 process.stdout.write(`\n${text}`)
+if (results.init) process.stdout.write(`\n${(results.init as { table: string }).table}\n`)
 if (rust?.lines.length) process.stdout.write(`\nRust bench output:\n${rust.lines.join('\n')}\n`)
 if (rust?.error) process.stdout.write(`\nRust bench failed:\n${rust.error}\n`)
 const missed = targets.filter((t) => !t.met)

@@ -2,9 +2,10 @@
 // The proven install (`npm run test:install`): what `npm install subreaper` gives a user, checked
 // on this machine from the packed packages, with no Rust toolchain, no compiler and no network.
 //
-//  1. Uses the addon already built for this platform (packages/subreaper/native/
-//     subreaper.<platform>.node; builds it with `npm run build:native` only if it is missing) and
-//     copies it into its platform package npm/<platform>/, as `napi artifacts` does for a release.
+//  1. Uses the addon and the native init already built for this platform (packages/subreaper/
+//     native/subreaper.<platform>.node and native/subreaper; builds them with `npm run
+//     build:native` / `npm run build:init` only if missing) and copies both into the platform
+//     package npm/<platform>/, as a release does.
 //  2. `npm pack --dry-run` of packages/subreaper and npm/<platform>: each file list must hold what
 //     it needs and nothing else (the .node only in the platform package); then `npm pack` for real,
 //     which must pack exactly that list. No install scripts, no binding.gyp, versions in step.
@@ -15,7 +16,9 @@
 //     packed ones (nothing built), the .node byte for byte the one packed.
 //  4. Runs the smoke test there through require('subreaper') and import 'subreaper' (start +
 //     wait, a signalled child, subscribe, setSubreaper), and the CLI through
-//     `npx subreaper -- sh -c 'exit 3'`, which must exit 3.
+//     `npx subreaper -- sh -c 'exit 3'`, which must exit 3. From /proc: node_modules/.bin/subreaper
+//     becomes the native init itself (its caller is the init's parent), and under npx nothing but
+//     the native init (and npm's own shell) sits between npm and the command.
 //  5. Prints the installed binary's size and removes the temporary directory (--keep keeps it).
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -28,6 +31,7 @@ import {
   mkdtempSync,
   readFileSync,
   readdirSync,
+  readlinkSync,
   realpathSync,
   rmSync,
   statSync,
@@ -114,6 +118,50 @@ function findOnPath(name, pathValue = process.env.PATH ?? '') {
   return null
 }
 
+/** Parent pid and executable of `pid`, from /proc. */
+function procInfo(pid) {
+  const ppid = Number(/^PPid:\s*(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1])
+  let exe = '?'
+  try {
+    exe = readlinkSync(`/proc/${pid}/exe`)
+  } catch {
+    // not ours to read
+  }
+  return { pid, ppid, exe }
+}
+
+/**
+ * Runs `cmd args -- sh -c 'echo $PPID; read x'` and, while the command waits, walks /proc from
+ * the command's parent up to this process: the processes between this script and the command,
+ * nearest first.
+ */
+function processChain(cmd, args, { cwd, env }) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, [...args, '--', 'sh', '-c', 'echo "$PPID"; read x'], { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] })
+    let out = ''
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000)
+    child.on('error', reject)
+    child.stdout.setEncoding('utf8').on('data', (d) => {
+      out += d
+      if (!out.includes('\n')) return
+      const chain = []
+      try {
+        for (let p = Number(out.trim()); p > 1 && p !== process.pid && chain.length < 20; ) {
+          const info = procInfo(p)
+          chain.push(info)
+          p = info.ppid
+        }
+      } finally {
+        child.stdin.end()
+      }
+      child.on('close', () => {
+        clearTimeout(timer)
+        resolve(chain)
+      })
+    })
+  })
+}
+
 const kib = (n) => `${(n / 1024).toFixed(1)} KiB`
 
 // npm's own environment variables (npm_config_*, npm_package_*, from `npm run`) must not leak
@@ -154,7 +202,12 @@ async function main() {
     console.log(`# packages/subreaper/dist is ${stale ? 'older than src/' : 'missing'}: building it (npm run build:ts)`)
     runOrFail('npm run build:ts', await run('npm', ['run', 'build:ts'], { cwd: root }))
   }
-  check(existsSync(join(mainDir, 'dist', 'cli.cjs')), 'the CLI is built (packages/subreaper/dist/cli.cjs)')
+  const builtInit = join(mainDir, 'native', 'subreaper')
+  if (!existsSync(builtInit)) {
+    console.log(`# ${relative(root, builtInit)} is missing: building it (npm run build:init)`)
+    runOrFail('npm run build:init', await run('npm', ['run', 'build:init'], { cwd: root, timeoutMs: 30 * 60_000 }))
+  }
+  check(existsSync(builtInit), `the native init is built (${relative(root, builtInit)})`)
   check(existsSync(built), `the ${platform} addon is built (${relative(root, built)})`)
   const tmp = realpathSync(mkdtempSync(join(tmpdir(), 'subreaper-install-')))
   const packs = join(tmp, 'packs')
@@ -166,10 +219,14 @@ async function main() {
   // whatever was there before is put back at the end.
   const placed = join(platDir, binaryName)
   const placedBefore = existsSync(placed) ? readFileSync(placed) : null
+  const placedInit = join(platDir, 'subreaper')
+  const placedInitBefore = existsSync(placedInit) ? readFileSync(placedInit) : null
   let server
   try {
     copyFileSync(built, placed)
     const binarySha = sha256(placed)
+    copyFileSync(builtInit, placedInit)
+    const initSha = sha256(placedInit)
 
     // --- 2. what the packages hold ------------------------------------------------------------
     const packEnv = cleanEnv({ npm_config_update_notifier: 'false', npm_config_fund: 'false' })
@@ -183,7 +240,7 @@ async function main() {
     const platFiles = platDry.files.map((f) => f.path).sort()
 
     const mainAllowed = (f) =>
-      ['package.json', 'README.md', 'LICENSE', 'native/binding.cjs', 'native/binding.d.cts'].includes(f) ||
+      ['package.json', 'README.md', 'LICENSE', 'native/binding.cjs', 'native/binding.d.cts', 'bin/subreaper'].includes(f) ||
       /^dist\/[\w.-]+\.(cjs|mjs|d\.cts|d\.mts)$/.test(f)
     const mainRequired = [
       'package.json',
@@ -196,17 +253,17 @@ async function main() {
       'dist/index.d.cts',
       'dist/index.d.mts',
       'dist/native.cjs',
-      'dist/cli.cjs',
+      'bin/subreaper',
     ]
     const extra = mainFiles.filter((f) => !mainAllowed(f))
-    check(extra.length === 0, 'subreaper: npm pack --dry-run holds only dist/, native/binding.*, README.md, LICENSE, package.json', `unexpected: ${extra.join(', ')}`)
+    check(extra.length === 0, 'subreaper: npm pack --dry-run holds only dist/, native/binding.*, bin/subreaper, README.md, LICENSE, package.json', `unexpected: ${extra.join(', ')}`)
     const missing = mainRequired.filter((f) => !mainFiles.includes(f))
     check(
       missing.length === 0,
-      'subreaper: npm pack --dry-run holds the entry points, types, loader, CLI, README.md and LICENSE',
+      'subreaper: npm pack --dry-run holds the entry points, types, loader, the CLI launcher, README.md and LICENSE',
       `missing: ${missing.join(', ')}${missing.includes('README.md') ? ' (prepack copies README.md from the repository root: is it there?)' : ''}`,
     )
-    const platExpected = ['LICENSE', 'README.md', binaryName, 'package.json'].sort()
+    const platExpected = ['LICENSE', 'README.md', binaryName, 'package.json', 'subreaper'].sort()
     check(
       JSON.stringify(platFiles) === JSON.stringify(platExpected),
       `subreaper-${platform}: npm pack --dry-run holds exactly ${platExpected.join(', ')}`,
@@ -323,6 +380,11 @@ async function main() {
     )
     const installedBinary = join(nm, platPkg.name, binaryName)
     check(sha256(installedBinary) === binarySha, `the installed ${binaryName} is byte for byte the built one`)
+    const installedInit = join(nm, platPkg.name, 'subreaper')
+    check(
+      sha256(installedInit) === initSha && (statSync(installedInit).mode & 0o111) !== 0,
+      'the installed native init is byte for byte the built one, and executable',
+    )
     const others = readdirSync(nm).filter((d) => !d.startsWith('.') && d !== 'subreaper' && d !== platPkg.name)
     check(others.length === 0, 'nothing else was installed (the other platforms\' optional packages were skipped)', others.join(', '))
 
@@ -336,7 +398,28 @@ async function main() {
       if (r.status !== 0) throw new CheckError(`node ${entry} failed (exit ${r.status ?? r.signal})`)
     }
     const cli = await run('npx', ['subreaper', '--', 'sh', '-c', 'exit 3'], { cwd: project, env, timeoutMs: 90_000 })
-    check(cli.status === 3, "npx subreaper -- sh -c 'exit 3' exits 3", `exit ${cli.status ?? cli.signal}:\n${cli.out}`)
+    if (process.platform !== 'linux') {
+      // The native init is Linux-only; elsewhere the command says so.
+      check(cli.status === 1 && /runs on Linux only/.test(cli.out), 'npx subreaper says the native init runs on Linux only (exit 1)', cli.out)
+    } else {
+      check(cli.status === 3, "npx subreaper -- sh -c 'exit 3' exits 3", `exit ${cli.status ?? cli.signal}:\n${cli.out}`)
+    }
+    for (const [what, cmd, args] of process.platform !== 'linux' ? [] : [
+      ['node_modules/.bin/subreaper', join(nm, '.bin', 'subreaper'), []],
+      ['npx subreaper', 'npx', ['subreaper']],
+    ]) {
+      const chain = await processChain(cmd, args, { cwd: project, env })
+      const shown = chain.map((p) => `${p.pid} ${p.exe}`).join(' <- ')
+      check(chain[0]?.exe === realpathSync(installedInit), `${what}: the command's parent is the installed native init`, shown)
+      if (cmd === 'npx') {
+        // npx is npm, a node process: it stays as the parent it always is; between it and the
+        // command there must be no node process.
+        const firstNode = chain.findIndex((p) => p.exe === realpathSync(process.execPath))
+        check(firstNode > 0, `npx subreaper: no node process between npm and the command (${shown})`, shown)
+      } else {
+        check(chain.length === 1, `${what}: the launcher became the init: its caller is the init's parent, nothing between (${shown})`, shown)
+      }
+    }
     check(requests.length === 0, 'still no request to the registry after the smoke tests and npx', requests.join('\n'))
 
     // Where no binary fits: Windows (played by a preload), and this platform with the optional
@@ -379,6 +462,8 @@ async function main() {
     server?.close()
     if (placedBefore) writeFileSync(placed, placedBefore)
     else rmSync(placed, { force: true })
+    if (placedInitBefore) writeFileSync(placedInit, placedInitBefore)
+    else rmSync(placedInit, { force: true })
     if (keep) console.log(`# kept ${tmp}`)
     else rmSync(tmp, { recursive: true, force: true })
   }

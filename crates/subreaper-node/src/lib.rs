@@ -9,11 +9,11 @@
 //! - [`single_reaper`]: one reaper per process, however many copies of the addon are loaded.
 #![deny(clippy::all)]
 
-pub mod command;
 pub mod delivery;
 pub mod environment;
 pub mod error_code;
 pub mod exit_record;
+pub mod process_tree;
 mod single_reaper;
 pub mod work_in_flight;
 

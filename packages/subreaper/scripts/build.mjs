@@ -1,6 +1,6 @@
-// Compiles the TypeScript sources to dist/ (CommonJS, .cjs + .d.cts) and adds the ESM entry.
+// Compiles the TypeScript sources to dist/ (CommonJS, .cjs + .d.cts) and adds the ESM entries.
 import { execFileSync } from 'node:child_process'
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -12,13 +12,7 @@ const tsc = require.resolve('typescript/bin/tsc')
 rmSync(join(pkg, 'dist'), { recursive: true, force: true })
 mkdirSync(join(pkg, 'dist'), { recursive: true })
 execFileSync(process.execPath, [tsc, '-p', join(pkg, 'tsconfig.json')], { stdio: 'inherit' })
-copyFileSync(join(pkg, 'src/index.mjs'), join(pkg, 'dist/index.mjs'))
-copyFileSync(join(pkg, 'src/index.d.mts'), join(pkg, 'dist/index.d.mts'))
-const cli = join(pkg, 'dist/cli.cjs')
-try {
-  const text = readFileSync(cli, 'utf8')
-  if (!text.startsWith('#!')) writeFileSync(cli, `#!/usr/bin/env node\n${text}`)
-  chmodSync(cli, 0o755)
-} catch (err) {
-  if (err.code !== 'ENOENT') throw err
+for (const entry of ['index', 'init']) {
+  copyFileSync(join(pkg, `src/${entry}.mjs`), join(pkg, `dist/${entry}.mjs`))
+  copyFileSync(join(pkg, `src/${entry}.d.mts`), join(pkg, `dist/${entry}.d.mts`))
 }
