@@ -6,14 +6,14 @@ import test, { type ExecutionContext } from 'ava'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { constants, tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join, resolve as resolvePath } from 'node:path'
 
 import { liveChildren, sleep, until, zombieChildren } from './helpers.ts'
 import type { ProcessReport } from '../packages/subreaper/src/cli.cts'
 
 // AVA runs specs in the project's root (this file is loaded as an ES module that TypeScript
 // checks as CommonJS, so neither import.meta nor __dirname serves both).
-const here = resolve('__test__')
+const here = resolvePath('__test__')
 const CLI = join(here, '..', 'packages', 'subreaper', 'dist', 'cli.cjs')
 const fixture = (name: string) => join(here, 'fixtures', name)
 const VERSION = (JSON.parse(readFileSync(join(here, '..', 'packages', 'subreaper', 'package.json'), 'utf8')) as { version: string })
@@ -349,13 +349,13 @@ function checkProcesses(t: ExecutionContext, report: Report, expected: Map<numbe
   for (const [pid, want] of expected) {
     const p = got.get(pid)
     if (!p) continue
-    const { comm, ...flags } = want
+    const { comm: wantComm, ...flags } = want
     t.deepEqual(
       { main: p.main, leftover: p.leftover, action: p.action, status: p.status, code: p.code, signal: p.signal },
       flags,
       `process ${pid}`,
     )
-    if (comm !== undefined) t.is(p.comm, comm, `comm of ${pid}`)
+    if (wantComm !== undefined) t.is(p.comm, wantComm, `comm of ${pid}`)
     t.true(Number.isInteger(p.userCPUTimeUs) && p.userCPUTimeUs >= 0, `user CPU of ${pid}`)
     t.true(Number.isInteger(p.systemCPUTimeUs) && p.systemCPUTimeUs >= 0, `system CPU of ${pid}`)
     t.true(p.maxRSSKiB !== null && p.maxRSSKiB > 0, `max RSS of ${pid}`)

@@ -8,7 +8,6 @@
 // tests run one at a time, so that each one's "nothing left" check sees only its own processes.
 import test from 'ava'
 import { execFileSync, spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'

@@ -236,7 +236,7 @@ test.serial('monitor.start(command, args, options) with generated arguments: a C
       // also throws a plain TypeError for some nonsense it does not check (a Symbol among the
       // args with `shell`): what child_process.spawn itself throws for it is accepted too.
       if (!isArgError(err) && !isSpawnError(err) && !(err instanceof TypeError || err instanceof RangeError)) {
-        throw new Error(`start threw an untyped error: ${describe(err)} ${String(err)}`)
+        throw new Error(`start threw an untyped error: ${describe(err)} ${String(err)}`, { cause: err })
       }
       count('monitor.start', 'typed')
       return
@@ -388,7 +388,7 @@ test.serial('monitor.subscribe(callbackOrOptions, options) with generated option
         try {
           sub = (monitor.subscribe as (...x: unknown[]) => Subscription)(firstArg, secondArg)
         } catch (err) {
-          if (!isArgError(err)) throw new Error(`subscribe threw an untyped error: ${String(err)}`)
+          if (!isArgError(err)) throw new Error(`subscribe threw an untyped error: ${String(err)}`, { cause: err })
           count('monitor.subscribe', 'typed')
           return
         }

@@ -17,7 +17,7 @@
 //     wait, a signalled child, subscribe, setSubreaper), and the CLI through
 //     `npx subreaper -- sh -c 'exit 3'`, which must exit 3.
 //  5. Prints the installed binary's size and removes the temporary directory (--keep keeps it).
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import {
   accessSync,

@@ -267,14 +267,14 @@ async function run(opts: Options): Promise<number> {
   }
 
   if (opts.report || opts.reportFile) {
-    const row = (e: Exit, main: boolean): ProcessReport => {
+    const row = (e: Exit, isMainRow: boolean): ProcessReport => {
       const start = e.startTime ?? null
       return {
         pid: e.pid,
         comm: e.comm ?? null,
-        main,
-        leftover: !main && leftoverPids.has(e.pid),
-        action: main ? null : actionOf(e),
+        main: isMainRow,
+        leftover: !isMainRow && leftoverPids.has(e.pid),
+        action: isMainRow ? null : actionOf(e),
         status: e.status,
         code: e.code,
         signal: e.signal,
@@ -335,7 +335,7 @@ function formatMs(ms: number | null): string {
 
 function formatTable(
   command: string[],
-  main: Exit,
+  mainExit: Exit,
   processes: ProcessReport[],
   summary: { exited: number; leftovers: number; terminated: number; killed: number },
 ): string {
@@ -357,7 +357,7 @@ function formatTable(
       ? 'no leftovers'
       : `${summary.leftovers} leftover${summary.leftovers === 1 ? '' : 's'} (${summary.terminated} terminated, ${summary.killed} killed)`
   out.push(
-    `subreaper: ${command.join(' ')} exited with ${formatStatus(main)} (status ${main.status}); ` +
+    `subreaper: ${command.join(' ')} exited with ${formatStatus(mainExit)} (status ${mainExit.status}); ` +
       `${summary.exited} process${summary.exited === 1 ? '' : 'es'} exited under subreaper, ${left}`,
   )
   return out.join('\n') + '\n'
