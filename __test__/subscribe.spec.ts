@@ -6,7 +6,8 @@ import { once } from 'node:events'
 import { monitor, Monitor, reaperStats, SubscriptionLaggedError, type Exit, type Subscription } from 'subreaper'
 
 import { until } from './helpers.ts'
-import { noLiveChildren, noZombies, procState, Recorder, settle } from './procs.ts'
+import type { ProcessId } from './fixtures/process-identity.mjs'
+import { idOf, noLiveChildren, noZombies, procState, Recorder, settle } from './procs.ts'
 
 test.after.always('no zombie, no live child, no subscription left', async (t) => {
   t.deepEqual(await noZombies(), [])
@@ -17,9 +18,15 @@ test.after.always('no zombie, no live child, no subscription left', async (t) =>
 
 /** Starts `sh -c 'exit <code>'` and resolves with its pid once the exit is known. */
 async function run(code: number): Promise<number> {
+  return (await runProcess(code)).pid
+}
+
+/** Like run(), and returns the child's identity (pid and start time). */
+async function runProcess(code: number): Promise<ProcessId> {
   const child = monitor.start('sh', ['-c', `exit ${code}`])
+  const id = idOf(child)
   await monitor.wait(child)
-  return child.pid!
+  return id
 }
 
 /** Reads `n` exits of the given pids from an iterator (skipping any other exit). */
@@ -164,11 +171,11 @@ test.serial('a lagging iterator gets SubscriptionLaggedError with the missed cou
   const lagging = monitor.subscribe({ bufferSize: 4, lagTimeout: 50 })
   const full = new Recorder()
   const children = Array.from({ length: N }, (_, i) => monitor.start('sh', ['-c', `exit ${i}`]))
-  const pids = children.map((c) => c.pid!)
-  const exits = await full.waitFor(pids)
+  const ids = children.map(idOf)
+  const exits = await full.waitFor(ids)
   t.deepEqual(
     exits.map((e) => e.status),
-    pids.map((_, i) => i),
+    ids.map((_, i) => i),
     'the other subscriber got every exit',
   )
   // The full subscriber was offered every exit after the lagging one was: once the lagging
@@ -193,10 +200,10 @@ test.serial('a lagging iterator gets SubscriptionLaggedError with the missed cou
   t.true(lagging.closed)
   t.deepEqual(await lagging.next(), { done: true, value: undefined }, 'then the stream ends')
   // The other subscriber is not affected and keeps receiving.
-  const later = await run(77)
+  const later = await runProcess(77)
   await full.waitFor([later])
   t.deepEqual(full.errors, [])
-  t.deepEqual(full.counts([...pids, later]), [...pids, later].map(() => 1))
+  t.deepEqual(full.counts([...ids, later]), [...ids, later].map(() => 1))
   full.unsubscribe()
   lagging.unsubscribe()
 })
@@ -208,6 +215,7 @@ test.serial('a lagging callback subscriber gets the SubscriptionLaggedError thro
   const lagging = monitor.subscribe((e) => got.push(e), { bufferSize: 4, lagTimeout: 50, onError: (e) => errors.push(e) })
   const full = new Recorder()
   const children = Array.from({ length: N }, () => monitor.start('sleep', ['0.2']))
+  children.forEach(idOf)
   const pids = children.map((c) => c.pid!)
   // Block the event loop (so the callback cannot drain) until every exit was offered and the
   // lagging subscriber was closed. Everything polled here is synchronous.
@@ -225,7 +233,7 @@ test.serial('a lagging callback subscriber gets the SubscriptionLaggedError thro
   t.true(errors[0]!.missed >= 1 && errors[0]!.missed <= N - 4, `missed ${errors[0]!.missed}`)
   t.is(got.length, 4, 'the buffered exits were delivered before the error')
   t.true(lagging.closed)
-  const exits = await full.waitFor(pids)
+  const exits = await full.waitFor(children)
   t.true(exits.every((e) => e.status === 0 && e.comm === 'sleep'))
   t.deepEqual(full.errors, [])
   await Promise.all(children.map((c) => monitor.wait(c)))
@@ -243,16 +251,16 @@ test.serial('new Monitor(): independent sets of subscribers; close() ends only i
   t.is(m1.subscriptions, 2)
   t.is(m2.subscriptions, 1)
   t.is(monitor.subscriptions, 1)
-  const first = await run(1)
+  const first = await runProcess(1)
   await Promise.all([r1.waitFor([first]), r2.waitFor([first]), r0.waitFor([first])])
-  t.like(await pendingRead, { done: false, value: { pid: first, status: 1 } })
+  t.like(await pendingRead, { done: false, value: { pid: first.pid, status: 1 } })
   m1.close()
   t.is(m1.subscriptions, 0)
   t.true(r1.sub.closed)
   t.true(it1.closed)
   t.deepEqual(await it1.next(), { done: true, value: undefined })
   t.is(m2.subscriptions, 1)
-  const second = await run(2)
+  const second = await runProcess(2)
   await Promise.all([r2.waitFor([second]), r0.waitFor([second])])
   await settle()
   t.is(r1.of(second).length, 0, 'the closed monitor got nothing')
@@ -260,7 +268,7 @@ test.serial('new Monitor(): independent sets of subscribers; close() ends only i
   t.like(r0.of(second)[0], { status: 2 })
   // A closed Monitor can subscribe again.
   const again = new Recorder(m1)
-  const third = await run(3)
+  const third = await runProcess(3)
   await again.waitFor([third])
   t.like(again.of(third)[0], { status: 3 })
   m1.close()
