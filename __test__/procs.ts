@@ -1,6 +1,7 @@
 // Helpers of the issue-3 specs: event counting on ChildProcess objects, a recording subscriber,
 // and running a node script as a child process.
 import { execFile, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -183,6 +184,7 @@ export const settle = () => sleep(100)
 export async function delivered(recorder: { readonly exits: readonly Exit[] }, ms = 30_000): Promise<boolean> {
   const sentinel = monitor.start('true', [], { stdio: 'ignore' })
   const id = idOf(sentinel)
-  await monitor.wait(sentinel)
+  // Its 'exit' too: libuv has reaped it then (the engine announces it before that).
+  await Promise.all([monitor.wait(sentinel), once(sentinel, 'exit')])
   return until(() => recorder.exits.some((e) => isExitOf(e, id)), ms, 5)
 }
