@@ -97,8 +97,15 @@ test.serial('a worker terminated while exits are flowing: no crash, and the main
     // reported separately.)
     const ids = started.map(([id]) => id)
     await rec.waitFor(ids, 5_000)
-    const wrong = started.filter(([id, status]) => rec.of(id).length > 0 && rec.of(id)[0]!.status !== status).map(([id]) => id.pid)
+    // A child whose exit the dying worker's libuv took during its teardown (no JavaScript left
+    // to report it) is announced with an unknown status, -1 (as faults.spec.ts shows): counted.
+    const statusOf = (id: ProcessId) => rec.of(id)[0]?.status
+    const wrong = started
+      .filter(([id, status]) => statusOf(id) !== undefined && statusOf(id) !== status && statusOf(id) !== -1)
+      .map(([id, status]) => `${id.pid}: status ${statusOf(id)}, expected ${status}`)
     t.deepEqual(wrong, [], `round ${round}: wrong statuses`)
+    const unknown = ids.filter((id) => statusOf(id) === -1).length
+    if (unknown > 0) t.log(`round ${round}: ${unknown} of ${ids.length} exits announced with an unknown status (-1)`)
     const notBroadcast = ids.filter((id) => rec.of(id).length === 0)
     if (notBroadcast.length > 0) t.log(`round ${round}: ${notBroadcast.length} of ${ids.length} exits never broadcast (known bug)`)
     t.deepEqual(await noZombies(), [], `round ${round}: no zombie`)
