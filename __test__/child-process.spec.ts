@@ -11,7 +11,7 @@ import { monitor } from 'subreaper'
 
 import { Since } from './fixtures/reliability-lib.ts'
 import { unstartedIdentity } from './fixtures/process-identity.mjs'
-import { Recorder, fixture, idOf, noLiveChildren, noZombies, settle, track } from './procs.ts'
+import { delivered, Recorder, fixture, idOf, noLiveChildren, noZombies, track } from './procs.ts'
 
 const MiB = 1024 * 1024
 const rec = new Recorder()
@@ -40,10 +40,10 @@ test.serial('spawn: every exit code gives exit and close once, full output, one 
   const children = codes.map((code) => spawn('sh', ['-c', `echo out-${code}; echo err-${code} >&2; exit ${code}`]))
   const events = children.map((c) => track(c))
   await Promise.all(events.map((e) => e.closed))
-  await settle()
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   const pids = children.map((c) => c.pid)
   const exits = await rec.waitFor(children)
-  await settle()
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   codes.forEach((code, i) => {
     const ev = events[i]!
     t.deepEqual(ev.exits, [[code, null]], `exit events of code ${code}`)
@@ -64,7 +64,7 @@ test.serial('spawn killed by signals: signal name in exit/close, status 128+n fo
   await Promise.all(events.map((e) => e.closed))
   const pids = children.map((c) => c.pid)
   const exits = await rec.waitFor(children)
-  await settle()
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   signals.forEach((sig, i) => {
     t.deepEqual(events[i]!.exits, [[null, sig]], `exit events of ${sig}`)
     t.deepEqual(events[i]!.closes, [[null, sig]], `close events of ${sig}`)
@@ -79,7 +79,7 @@ test.serial('a child that kills itself reports the signal', async (t) => {
   const ev = track(child)
   await ev.closed
   const [exit] = await rec.waitFor([child])
-  await settle()
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   t.deepEqual(ev.exits, [[null, 'SIGUSR2']])
   t.deepEqual(ev.closes, [[null, 'SIGUSR2']])
   t.like(exit, { status: 128 + constants.signals.SIGUSR2, signal: 'SIGUSR2', code: null })
@@ -98,7 +98,7 @@ test.serial('exec: callback once, with stdout, stderr and the exit code', async 
     },
   )
   const ok = await promisify(exec)('printf "%s" "$((6 * 7))"')
-  await settle()
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   t.is(result.calls(), 1)
   t.is(result.err?.code, 4)
   t.is(result.stdout, 'to-out\n')
@@ -120,7 +120,7 @@ test.serial('execFile: 1 MiB of stdout and 1 MiB of stderr arrive complete', asy
       idOf(child)
     },
   )
-  await settle()
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   t.is(got.calls(), 1)
   t.is(got.err?.code, 7)
   t.is(got.stdout.length, MiB)
@@ -142,7 +142,7 @@ test.serial('spawn: 4 MiB through cat and 200,000 lines from seq arrive byte for
   const seq = spawn('seq', ['1', '200000'])
   const seqEv = track(seq)
   await Promise.all([catEv.closed, seqEv.closed])
-  await settle()
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   t.true(Buffer.concat(chunks).equals(input), 'cat echoed every byte')
   let expected = ''
   for (let i = 1; i <= 200000; i++) expected += `${i}\n`
@@ -175,7 +175,7 @@ test.serial('fork: IPC message, output and exit once, with codes and a signal', 
   await Promise.all(events.map((e) => e.closed))
   const pids = children.map((c) => c.pid)
   const exits = await rec.waitFor(children)
-  await settle()
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   cases.forEach(([code, sig], i) => {
     const pid = pids[i]!
     const expected: [number | null, NodeJS.Signals | null] = sig ? [null, sig] : [code, null]
@@ -209,7 +209,7 @@ test.serial('spawnSync: status, signal and 1 MiB of output; the subscriber sees 
   const ids = [big.pid, killed.pid, ok.pid].map(unstartedIdentity)
   t.true(await seen.waitFor(ids))
   const exits = ids.map((id) => seen.of(id)[0])
-  await settle()
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   t.like(exits[0], { pid: big.pid, status: 9, code: 9 })
   t.like(exits[1], { pid: killed.pid, status: 128 + constants.signals.SIGKILL, signal: 'SIGKILL', code: null })
   t.like(exits[2], { pid: ok.pid, status: 0 })
@@ -234,7 +234,7 @@ test.serial('execSync and execFileSync: output, and the thrown error of a failin
   const ids = [err1.pid, err2.pid].map(unstartedIdentity)
   t.true(await seen.waitFor(ids))
   const exits = ids.map((id) => seen.of(id)[0])
-  await settle()
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   t.like(exits[0], { status: 5, code: 5 })
   t.like(exits[1], { status: 128 + constants.signals.SIGTERM, signal: 'SIGTERM' })
   t.deepEqual(seen.counts(ids), [1, 1])
@@ -258,7 +258,7 @@ test.serial('100 execFile calls at once: each callback once, with its own output
         }),
     ),
   )
-  await settle()
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   t.deepEqual(calls, new Array<number>(n).fill(1))
   results.forEach((r, i) => {
     t.is(r.code, i % 4)
@@ -283,7 +283,7 @@ test.serial('synchronous spawns in the middle of exiting async children lose not
     syncPids.push(r.pid)
   }
   await Promise.all(events.map((e) => e.closed))
-  await settle()
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   events.forEach((ev, i) => {
     t.deepEqual(ev.exits, [[i, null]])
     t.deepEqual(ev.closes, [[i, null]])

@@ -7,7 +7,7 @@ import { constants } from 'node:os'
 import { isSubreaper, monitor, setSubreaper } from 'subreaper'
 
 import { identify, identityOf, type ProcessId } from './fixtures/process-identity.mjs'
-import { noLiveChildren, noZombies, procState, Recorder, runNode, settle, track } from './procs.ts'
+import { delivered, noLiveChildren, noZombies, procState, Recorder, runNode, track } from './procs.ts'
 
 const rec = new Recorder()
 
@@ -58,7 +58,7 @@ test.serial("sh -c 'sleep 0.3 & exit 0': the orphan's exit is broadcast with com
   t.like(byWait, { pid: orphan, status: 0, code: 0, signal: null, comm: 'sleep', reapedBy: 'subreaper' })
   const [seen] = await rec.waitFor(ids)
   t.like(seen, { pid: orphan, status: 0, comm: 'sleep', reapedBy: 'subreaper' })
-  await settle()
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   t.is(rec.of(ids[0]!).length, 1, 'broadcast once')
   t.is(procState(orphan), undefined, 'reaped: gone from the process table')
   t.deepEqual(await noZombies(), [])
@@ -69,7 +69,7 @@ test.serial('20 orphans at once are all reaped and broadcast', async (t) => {
   t.is(ids.length, 20)
   const exits = await rec.waitFor(ids)
   t.true(exits.every((e) => e !== undefined && e.status === 0 && e.comm === 'sleep' && e.reapedBy === 'subreaper'))
-  await settle()
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   t.deepEqual(rec.counts(ids), ids.map(() => 1))
   t.deepEqual(await noZombies(), [])
 })
@@ -102,7 +102,7 @@ test.serial('orphans two levels down, and orphans of an execFile child whose cal
   t.is(ids.length, 2)
   const exits = await rec.waitFor(ids)
   t.true(exits.every((e) => e?.status === 0 && e.comm === 'sleep'))
-  await settle()
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   t.is(calls, 1)
   t.deepEqual(await noZombies(), [])
 })

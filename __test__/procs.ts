@@ -172,9 +172,6 @@ export function runNode(args: string[], options: { timeout?: number; env?: NodeJ
   })
 }
 
-/** Gives late duplicate events a chance to show up before they are counted. */
-export const settle = () => sleep(100)
-
 /**
  * Waits until `recorder` has been given every exit the engine recorded so far: a sentinel child
  * exits, and a subscriber gets exits in the order they were recorded, so once it has the
