@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { monitor, type Exit, type Monitor, type Subscription } from 'subreaper'
 
 import { identify, isExitOf, type ProcessId } from './fixtures/process-identity.mjs'
-import { liveChildren, sleep, until, zombieChildren } from './helpers.ts'
+import { liveChildren, until, zombieChildren } from './helpers.ts'
 
 // AVA runs every test file with the project root (where package.json is) as its cwd.
 export const fixtures = join(process.cwd(), '__test__', 'fixtures')
