@@ -14,7 +14,7 @@ import { join } from 'node:path'
 
 import { isSubreaper, monitor, NotAChildError, reaperStats, type Exit } from 'subreaper'
 
-import { openFds, sleep, until } from './helpers.ts'
+import { openFds, until } from './helpers.ts'
 import { identify, identityOf, isExitOf } from './fixtures/process-identity.mjs'
 import { delivered, idOf, noLiveChildren, noZombies, Recorder, track } from './procs.ts'
 import { bindingPath, buildHelper, cliPath, procStat, root, Since, type Helper } from './fixtures/reliability-lib.ts'
@@ -183,20 +183,22 @@ test('a really recycled pid: the process now holding it is not signalled with th
     t.like(await recyclerExit, { status: 0 })
     return
   }
-  t.is(Number(out.trim()), pid)
+  t.is(Number(out.split('\n')[0]), pid)
   const now = procStat(pid)!
   t.not(now.startTicks, oldStart, 'a different process holds the pid')
   t.is(now.ppid, recycler.pid!, 'the recycler’s child (not ours)')
   t.false(native.signalProcess(pid, oldStart, constants.signals.SIGKILL), 'the old identity is refused')
-  await sleep(100)
+  // (That no SIGKILL landed shows at the end: the process dies of the SIGTERM sent then.)
   t.is(procStat(pid)?.startTicks, now.startTicks, 'the new process lives')
   t.not(procStat(pid)?.state, 'Z')
   // wait(pid) does not wait for the new process: it is not our child. (The old child's exit
   // may still be in the recent-exit table: then that is the answer, at once.)
   const answer = await monitor.wait(pid, { timeout: 60_000 }).catch((err: unknown) => err)
   t.true(answer instanceof NotAChildError || (answer as Exit).startTime === oldExit.startTime, String(answer))
-  // Clean up through the right identity: the recycler reaps it and exits.
-  t.true(native.signalProcess(pid, now.startTicks, constants.signals.SIGKILL))
+  // Clean up through the right identity: the recycler reaps it, says how it ended, and exits.
+  t.true(native.signalProcess(pid, now.startTicks, constants.signals.SIGTERM))
   t.like(await recyclerExit, { status: 0 })
+  await until(() => /^reaped /m.test(out), 10_000)
+  t.regex(out, /^reaped 143$/m, 'it died of the SIGTERM: the refused SIGKILL never reached it')
   t.log(`pid ${pid} recycled: start time ${oldStart} -> ${now.startTicks}`)
 })
