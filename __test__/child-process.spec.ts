@@ -193,6 +193,7 @@ test.serial('spawnSync: status, signal and 1 MiB of output; the subscriber sees 
   // A synchronous spawn's pid is known once it was reaped: its exit has no start time, so it is
   // named by its pid among the exits without one recorded since this test began.
   const seen = new Since(rec)
+  const startedAfter = Date.now()
   const big = spawnSync('sh', ['-c', `head -c ${MiB} /dev/zero | tr '\\0' z; exit 9`], { encoding: 'utf8', maxBuffer: 8 * MiB })
   t.is(big.status, 9)
   t.is(big.signal, null)
@@ -206,7 +207,7 @@ test.serial('spawnSync: status, signal and 1 MiB of output; the subscriber sees 
   t.is(ok.stdout, 'sync\n')
   const missing = spawnSync('subreaper-no-such-command-xyz')
   t.is((missing.error as NodeJS.ErrnoException | undefined)?.code, 'ENOENT')
-  const ids = [big.pid, killed.pid, ok.pid].map(unstartedIdentity)
+  const ids = [big.pid, killed.pid, ok.pid].map((pid) => unstartedIdentity(pid, startedAfter, Date.now()))
   t.true(await seen.waitFor(ids))
   const exits = ids.map((id) => seen.of(id)[0])
   t.true(await delivered(rec), 'every exit recorded so far was delivered')
@@ -218,6 +219,7 @@ test.serial('spawnSync: status, signal and 1 MiB of output; the subscriber sees 
 
 test.serial('execSync and execFileSync: output, and the thrown error of a failing command', async (t) => {
   const seen = new Since(rec) // synchronous spawns: see the spawnSync test
+  const startedAfter = Date.now()
   t.is(execSync('echo one; echo two', { encoding: 'utf8' }), 'one\ntwo\n')
   t.is(execFileSync('printf', ['%s-%s', 'a', 'b'], { encoding: 'utf8' }), 'a-b')
   const big = execFileSync('sh', ['-c', `head -c ${MiB} /dev/zero`], { maxBuffer: 8 * MiB })
@@ -231,7 +233,7 @@ test.serial('execSync and execFileSync: output, and the thrown error of a failin
   t.is(err1.stdout, 'partial\n')
   const err2 = t.throws(() => execSync('kill -TERM $$', { stdio: 'pipe' })) as Error & { signal: string; pid: number }
   t.is(err2.signal, 'SIGTERM')
-  const ids = [err1.pid, err2.pid].map(unstartedIdentity)
+  const ids = [err1.pid, err2.pid].map((pid) => unstartedIdentity(pid, startedAfter, Date.now()))
   t.true(await seen.waitFor(ids))
   const exits = ids.map((id) => seen.of(id)[0])
   t.true(await delivered(rec), 'every exit recorded so far was delivered')
@@ -274,6 +276,7 @@ test.serial('100 execFile calls at once: each callback once, with its own output
 
 test.serial('synchronous spawns in the middle of exiting async children lose nothing', async (t) => {
   const seen = new Since(rec) // synchronous spawns: see the spawnSync test
+  const startedAfter = Date.now()
   const asyncChildren = Array.from({ length: 20 }, (_, i) => spawn('sh', ['-c', `sleep 0.0${i % 10}; exit ${i}`]))
   const events = asyncChildren.map((c) => track(c))
   const syncPids: number[] = []
@@ -288,7 +291,7 @@ test.serial('synchronous spawns in the middle of exiting async children lose not
     t.deepEqual(ev.exits, [[i, null]])
     t.deepEqual(ev.closes, [[i, null]])
   })
-  const ids = [...asyncChildren.map(idOf), ...syncPids.map(unstartedIdentity)]
+  const ids = [...asyncChildren.map(idOf), ...syncPids.map((pid) => unstartedIdentity(pid, startedAfter, Date.now()))]
   t.true(await seen.waitFor(ids))
   const exits = ids.map((id) => seen.of(id)[0]!)
   t.deepEqual(
