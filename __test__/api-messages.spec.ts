@@ -12,7 +12,8 @@ import { isSubreaper, monitor, Monitor, MonitorClosedError, NotAChildError, setS
 
 import { fromNative } from '../packages/subreaper/dist/errors.cjs'
 
-import { noLiveChildren, noZombies, settle } from './procs.ts'
+import { until } from './helpers.ts'
+import { delivered, noLiveChildren, noZombies, Recorder } from './procs.ts'
 
 const PID_MESSAGE = 'pid must be a number (an integer from 1 to 2147483647) or a ChildProcess; got undefined'
 
@@ -128,7 +129,7 @@ test.serial('a closed Monitor refuses subscribe() with a typed error and deliver
   const sub = m.subscribe((e) => seen.push(e.pid))
   const first = monitor.start('sh', ['-c', 'exit 1'])
   await monitor.wait(first)
-  await settle()
+  t.true(await until(() => seen.includes(first.pid!)), 'delivered before close()')
   m.close()
   t.true(m.closed)
   t.true(sub.closed)
@@ -140,9 +141,13 @@ test.serial('a closed Monitor refuses subscribe() with a typed error and deliver
     })
   }
   t.is(m.subscriptions, 0)
+  const control = new Recorder()
   const second = monitor.start('sh', ['-c', 'exit 2'])
   await monitor.wait(second)
-  await settle()
+  // Exits reach every subscriber in order: once a later sentinel reached the control, the
+  // closed Monitor's subscription would have had the second exit too.
+  t.true(await delivered(control))
+  control.unsubscribe()
   t.false(seen.includes(second.pid!), 'nothing delivered after close()')
 })
 

@@ -9,7 +9,9 @@ import { promisify } from 'node:util'
 
 import { monitor } from 'subreaper'
 
-import { Recorder, fixture, noLiveChildren, noZombies, settle, track } from './procs.ts'
+import { Since } from './fixtures/reliability-lib.ts'
+import { unstartedIdentity } from './fixtures/process-identity.mjs'
+import { delivered, Recorder, fixture, idOf, noLiveChildren, noZombies, track } from './procs.ts'
 
 const MiB = 1024 * 1024
 const rec = new Recorder()
@@ -38,10 +40,10 @@ test.serial('spawn: every exit code gives exit and close once, full output, one 
   const children = codes.map((code) => spawn('sh', ['-c', `echo out-${code}; echo err-${code} >&2; exit ${code}`]))
   const events = children.map((c) => track(c))
   await Promise.all(events.map((e) => e.closed))
-  await settle()
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   const pids = children.map((c) => c.pid)
-  const exits = await rec.waitFor(pids)
-  await settle()
+  const exits = await rec.waitFor(children)
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   codes.forEach((code, i) => {
     const ev = events[i]!
     t.deepEqual(ev.exits, [[code, null]], `exit events of code ${code}`)
@@ -50,7 +52,7 @@ test.serial('spawn: every exit code gives exit and close once, full output, one 
     t.is(ev.stderr, `err-${code}\n`)
     t.like(exits[i], { pid: pids[i], status: code, code, signal: null, coreDumped: false })
   })
-  t.deepEqual(rec.counts(pids), codes.map(() => 1), 'each exit broadcast exactly once')
+  t.deepEqual(rec.counts(children), codes.map(() => 1), 'each exit broadcast exactly once')
 })
 
 test.serial('spawn killed by signals: signal name in exit/close, status 128+n for subscribers', async (t) => {
@@ -61,27 +63,27 @@ test.serial('spawn killed by signals: signal name in exit/close, status 128+n fo
   children.forEach((c, i) => t.true(c.kill(signals[i])))
   await Promise.all(events.map((e) => e.closed))
   const pids = children.map((c) => c.pid)
-  const exits = await rec.waitFor(pids)
-  await settle()
+  const exits = await rec.waitFor(children)
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   signals.forEach((sig, i) => {
     t.deepEqual(events[i]!.exits, [[null, sig]], `exit events of ${sig}`)
     t.deepEqual(events[i]!.closes, [[null, sig]], `close events of ${sig}`)
     t.is(children[i]!.signalCode, sig)
     t.like(exits[i], { pid: pids[i], status: 128 + constants.signals[sig], code: null, signal: sig })
   })
-  t.deepEqual(rec.counts(pids), signals.map(() => 1))
+  t.deepEqual(rec.counts(children), signals.map(() => 1))
 })
 
 test.serial('a child that kills itself reports the signal', async (t) => {
   const child = spawn('sh', ['-c', 'kill -USR2 $$; sleep 5'])
   const ev = track(child)
   await ev.closed
-  const [exit] = await rec.waitFor([child.pid])
-  await settle()
+  const [exit] = await rec.waitFor([child])
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   t.deepEqual(ev.exits, [[null, 'SIGUSR2']])
   t.deepEqual(ev.closes, [[null, 'SIGUSR2']])
   t.like(exit, { status: 128 + constants.signals.SIGUSR2, signal: 'SIGUSR2', code: null })
-  t.is(rec.of(child.pid).length, 1)
+  t.is(rec.of(child).length, 1)
 })
 
 test.serial('exec: callback once, with stdout, stderr and the exit code', async (t) => {
@@ -92,16 +94,17 @@ test.serial('exec: callback once, with stdout, stderr and the exit code', async 
         resolve({ err, stdout, stderr, calls: () => cb.calls }),
       )
       child = exec('echo to-out; echo to-err >&2; exit 4', cb)
+      idOf(child)
     },
   )
   const ok = await promisify(exec)('printf "%s" "$((6 * 7))"')
-  await settle()
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   t.is(result.calls(), 1)
   t.is(result.err?.code, 4)
   t.is(result.stdout, 'to-out\n')
   t.is(result.stderr, 'to-err\n')
   t.is(ok.stdout, '42')
-  const [exit] = await rec.waitFor([child.pid])
+  const [exit] = await rec.waitFor([child])
   t.like(exit, { status: 4, code: 4, signal: null })
 })
 
@@ -114,16 +117,17 @@ test.serial('execFile: 1 MiB of stdout and 1 MiB of stderr arrive complete', asy
         resolve({ err, stdout, stderr, calls: () => cb.calls }),
       )
       child = execFile('sh', ['-c', script], { maxBuffer: 8 * MiB }, cb)
+      idOf(child)
     },
   )
-  await settle()
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   t.is(got.calls(), 1)
   t.is(got.err?.code, 7)
   t.is(got.stdout.length, MiB)
   t.is(got.stderr.length, MiB)
   t.true(got.stdout === 'x'.repeat(MiB), 'stdout is all x')
   t.true(got.stderr === 'y'.repeat(MiB), 'stderr is all y')
-  const [exit] = await rec.waitFor([child.pid])
+  const [exit] = await rec.waitFor([child])
   t.like(exit, { status: 7 })
 })
 
@@ -138,7 +142,7 @@ test.serial('spawn: 4 MiB through cat and 200,000 lines from seq arrive byte for
   const seq = spawn('seq', ['1', '200000'])
   const seqEv = track(seq)
   await Promise.all([catEv.closed, seqEv.closed])
-  await settle()
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   t.true(Buffer.concat(chunks).equals(input), 'cat echoed every byte')
   let expected = ''
   for (let i = 1; i <= 200000; i++) expected += `${i}\n`
@@ -147,7 +151,7 @@ test.serial('spawn: 4 MiB through cat and 200,000 lines from seq arrive byte for
   t.deepEqual(catEv.closes, [[0, null]])
   t.deepEqual(seqEv.exits, [[0, null]])
   t.deepEqual(seqEv.closes, [[0, null]])
-  const exits = await rec.waitFor([cat.pid, seq.pid])
+  const exits = await rec.waitFor([cat, seq])
   t.like(exits[0], { status: 0, comm: 'cat' })
   t.like(exits[1], { status: 0, comm: 'seq' })
 })
@@ -170,8 +174,8 @@ test.serial('fork: IPC message, output and exit once, with codes and a signal', 
   const events = children.map((c) => track(c))
   await Promise.all(events.map((e) => e.closed))
   const pids = children.map((c) => c.pid)
-  const exits = await rec.waitFor(pids)
-  await settle()
+  const exits = await rec.waitFor(children)
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   cases.forEach(([code, sig], i) => {
     const pid = pids[i]!
     const expected: [number | null, NodeJS.Signals | null] = sig ? [null, sig] : [code, null]
@@ -182,10 +186,14 @@ test.serial('fork: IPC message, output and exit once, with codes and a signal', 
     t.is(events[i]!.stderr, `err ${pid}\n`)
     t.like(exits[i], sig ? { status: 128 + constants.signals[sig], signal: sig } : { status: code, code })
   })
-  t.deepEqual(rec.counts(pids), cases.map(() => 1))
+  t.deepEqual(rec.counts(children), cases.map(() => 1))
 })
 
 test.serial('spawnSync: status, signal and 1 MiB of output; the subscriber sees the exit', async (t) => {
+  // A synchronous spawn's pid is known once it was reaped: its exit has no start time, so it is
+  // named by its pid among the exits without one recorded since this test began.
+  const seen = new Since(rec)
+  const startedAfter = Date.now()
   const big = spawnSync('sh', ['-c', `head -c ${MiB} /dev/zero | tr '\\0' z; exit 9`], { encoding: 'utf8', maxBuffer: 8 * MiB })
   t.is(big.status, 9)
   t.is(big.signal, null)
@@ -199,15 +207,19 @@ test.serial('spawnSync: status, signal and 1 MiB of output; the subscriber sees 
   t.is(ok.stdout, 'sync\n')
   const missing = spawnSync('subreaper-no-such-command-xyz')
   t.is((missing.error as NodeJS.ErrnoException | undefined)?.code, 'ENOENT')
-  const exits = await rec.waitFor([big.pid, killed.pid, ok.pid])
-  await settle()
+  const ids = [big.pid, killed.pid, ok.pid].map((pid) => unstartedIdentity(pid, startedAfter, Date.now()))
+  t.true(await seen.waitFor(ids))
+  const exits = ids.map((id) => seen.of(id)[0])
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   t.like(exits[0], { pid: big.pid, status: 9, code: 9 })
   t.like(exits[1], { pid: killed.pid, status: 128 + constants.signals.SIGKILL, signal: 'SIGKILL', code: null })
   t.like(exits[2], { pid: ok.pid, status: 0 })
-  t.deepEqual(rec.counts([big.pid, killed.pid, ok.pid]), [1, 1, 1])
+  t.deepEqual(seen.counts(ids), [1, 1, 1])
 })
 
 test.serial('execSync and execFileSync: output, and the thrown error of a failing command', async (t) => {
+  const seen = new Since(rec) // synchronous spawns: see the spawnSync test
+  const startedAfter = Date.now()
   t.is(execSync('echo one; echo two', { encoding: 'utf8' }), 'one\ntwo\n')
   t.is(execFileSync('printf', ['%s-%s', 'a', 'b'], { encoding: 'utf8' }), 'a-b')
   const big = execFileSync('sh', ['-c', `head -c ${MiB} /dev/zero`], { maxBuffer: 8 * MiB })
@@ -221,17 +233,19 @@ test.serial('execSync and execFileSync: output, and the thrown error of a failin
   t.is(err1.stdout, 'partial\n')
   const err2 = t.throws(() => execSync('kill -TERM $$', { stdio: 'pipe' })) as Error & { signal: string; pid: number }
   t.is(err2.signal, 'SIGTERM')
-  const exits = await rec.waitFor([err1.pid, err2.pid])
-  await settle()
+  const ids = [err1.pid, err2.pid].map((pid) => unstartedIdentity(pid, startedAfter, Date.now()))
+  t.true(await seen.waitFor(ids))
+  const exits = ids.map((id) => seen.of(id)[0])
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   t.like(exits[0], { status: 5, code: 5 })
   t.like(exits[1], { status: 128 + constants.signals.SIGTERM, signal: 'SIGTERM' })
-  t.deepEqual(rec.counts([err1.pid, err2.pid]), [1, 1])
+  t.deepEqual(seen.counts(ids), [1, 1])
 })
 
 test.serial('100 execFile calls at once: each callback once, with its own output and code', async (t) => {
   const n = 100
   const calls = new Array<number>(n).fill(0)
-  const pids: Array<number | undefined> = []
+  const children: ChildProcess[] = []
   const results = await Promise.all(
     Array.from(
       { length: n },
@@ -241,25 +255,28 @@ test.serial('100 execFile calls at once: each callback once, with its own output
             calls[i]!++
             resolve({ code: err ? (err as { code?: unknown }).code : 0, stdout })
           })
-          pids.push(child.pid)
+          idOf(child)
+          children.push(child)
         }),
     ),
   )
-  await settle()
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   t.deepEqual(calls, new Array<number>(n).fill(1))
   results.forEach((r, i) => {
     t.is(r.code, i % 4)
     t.is(r.stdout, `job-${i}\n`)
   })
-  const exits = await rec.waitFor(pids)
+  const exits = await rec.waitFor(children)
   t.deepEqual(
     exits.map((e) => e.status),
     Array.from({ length: n }, (_, i) => i % 4),
   )
-  t.deepEqual(rec.counts(pids), new Array<number>(n).fill(1))
+  t.deepEqual(rec.counts(children), new Array<number>(n).fill(1))
 })
 
 test.serial('synchronous spawns in the middle of exiting async children lose nothing', async (t) => {
+  const seen = new Since(rec) // synchronous spawns: see the spawnSync test
+  const startedAfter = Date.now()
   const asyncChildren = Array.from({ length: 20 }, (_, i) => spawn('sh', ['-c', `sleep 0.0${i % 10}; exit ${i}`]))
   const events = asyncChildren.map((c) => track(c))
   const syncPids: number[] = []
@@ -269,18 +286,19 @@ test.serial('synchronous spawns in the middle of exiting async children lose not
     syncPids.push(r.pid)
   }
   await Promise.all(events.map((e) => e.closed))
-  await settle()
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   events.forEach((ev, i) => {
     t.deepEqual(ev.exits, [[i, null]])
     t.deepEqual(ev.closes, [[i, null]])
   })
-  const pids = [...asyncChildren.map((c) => c.pid), ...syncPids]
-  const exits = await rec.waitFor(pids)
+  const ids = [...asyncChildren.map(idOf), ...syncPids.map((pid) => unstartedIdentity(pid, startedAfter, Date.now()))]
+  t.true(await seen.waitFor(ids))
+  const exits = ids.map((id) => seen.of(id)[0]!)
   t.deepEqual(
     exits.map((e) => e.status),
     [...asyncChildren.map((_, i) => i), ...syncPids.map((_, i) => 100 + i)],
   )
-  t.deepEqual(rec.counts(pids), pids.map(() => 1))
+  t.deepEqual(seen.counts(ids), ids.map(() => 1))
 })
 
 test.serial('wait() works on children that child_process spawned, before and after they exit', async (t) => {

@@ -7,13 +7,13 @@ import test, { type ExecutionContext } from 'ava'
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { constants, tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join, resolve as resolvePath } from 'node:path'
 
 import { liveChildren, sleep, until, zombieChildren } from './helpers.ts'
 
 // AVA runs specs in the project's root (this file is loaded as an ES module that TypeScript
 // checks as CommonJS, so neither import.meta nor __dirname serves both).
-const here = resolve('__test__')
+const here = resolvePath('__test__')
 /** The native init, where `npm run build` puts it. */
 const CLI = join(here, '..', 'packages', 'subreaper', 'native', 'subreaper')
 /** The npm launcher, as `npm install` links it. */
@@ -369,13 +369,13 @@ function checkProcesses(t: ExecutionContext, report: Report, expected: Map<numbe
   for (const [pid, want] of expected) {
     const p = got.get(pid)
     if (!p) continue
-    const { comm, ...flags } = want
+    const { comm: wantComm, ...flags } = want
     t.deepEqual(
       { main: p.main, leftover: p.leftover, action: p.action, status: p.status, code: p.code, signal: p.signal },
       flags,
       `process ${pid}`,
     )
-    if (comm !== undefined) t.is(p.comm, comm, `comm of ${pid}`)
+    if (wantComm !== undefined) t.is(p.comm, wantComm, `comm of ${pid}`)
     t.true(Number.isInteger(p.userCPUTimeUs) && p.userCPUTimeUs >= 0, `user CPU of ${pid}`)
     t.true(Number.isInteger(p.systemCPUTimeUs) && p.systemCPUTimeUs >= 0, `system CPU of ${pid}`)
     t.true(p.maxRSSKiB !== null && p.maxRSSKiB > 0, `max RSS of ${pid}`)
@@ -477,10 +477,9 @@ for (const mode of ['subreaper', 'PID 1'] as const) {
 const SIGRTMIN = 34
 const SIGRTMAX = 64
 /** Signals whose default action ends a process: a command dying of each gives 128 + n. */
-const FATAL = [
-  ...['HUP', 'INT', 'QUIT', 'ILL', 'TRAP', 'ABRT', 'BUS', 'FPE', 'KILL', 'USR1', 'SEGV', 'USR2', 'PIPE', 'ALRM', 'TERM', 'STKFLT'],
-  ...['XCPU', 'XFSZ', 'VTALRM', 'PROF', 'IO', 'PWR', 'SYS'],
-].map((n) => signo(`SIG${n}`))
+const FATAL = ['HUP', 'INT', 'QUIT', 'ILL', 'TRAP', 'ABRT', 'BUS', 'FPE', 'KILL', 'USR1', 'SEGV', 'USR2', 'PIPE', 'ALRM', 'TERM', 'STKFLT']
+  .concat(['XCPU', 'XFSZ', 'VTALRM', 'PROF', 'IO', 'PWR', 'SYS'])
+  .map((n) => signo(`SIG${n}`))
 const REALTIME = Array.from({ length: SIGRTMAX - SIGRTMIN + 1 }, (_, i) => SIGRTMIN + i)
 const signalName = (n: number) =>
   n >= SIGRTMIN ? `SIGRTMIN+${n - SIGRTMIN}` : Object.entries(constants.signals).find(([, v]) => v === n)![0]

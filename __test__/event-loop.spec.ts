@@ -54,6 +54,7 @@ test('a pending wait(child) keeps the process alive until the (unref-ed) child e
   endedByItself(t, run)
   const out = parse(run)
   t.is(out.exitPid, out.pid)
+  t.is(out.sameProcess, true, 'the exit of that very process (pid and start time)')
   t.is(out.status, 4)
 })
 
@@ -62,6 +63,7 @@ test('a pending wait(pid) keeps the process alive', async (t) => {
   endedByItself(t, run)
   const out = parse(run)
   t.is(out.exitPid, out.pid)
+  t.is(out.sameProcess, true, 'the exit of that very process (pid and start time)')
   t.is(out.status, 5)
 })
 
@@ -70,6 +72,7 @@ test('a pending wait on an adopted orphan (no ChildProcess at all) keeps the pro
   endedByItself(t, run)
   const out = parse(run)
   t.is(out.exitPid, out.pid)
+  t.is(out.sameProcess, true, 'the exit of that very process (pid and start time)')
   t.is(out.status, 0)
   t.is(out.comm, 'sleep')
 })
@@ -79,6 +82,7 @@ test('an iterator being awaited keeps the process alive', async (t) => {
   endedByItself(t, run)
   const out = parse(run)
   t.is(out.exitPid, out.pid)
+  t.is(out.sameProcess, true, 'the exit of that very process (pid and start time)')
   t.is(out.status, 6)
 })
 

@@ -8,15 +8,15 @@
 // tests run one at a time, so that each one's "nothing left" check sees only its own processes.
 import test from 'ava'
 import { execFileSync, spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import { monitor, reaperStats, setSubreaper } from 'subreaper'
 
-import { openFds, sleep, until } from './helpers.ts'
-import { noLiveChildren, noZombies, procState, Recorder, track } from './procs.ts'
+import { openFds, until } from './helpers.ts'
+import { identify, isExitOf } from './fixtures/process-identity.mjs'
+import { delivered, idOf, noLiveChildren, noZombies, procState, Recorder, track } from './procs.ts'
 import {
   buildHelper,
   crashSigns,
@@ -60,7 +60,8 @@ async function reapLeftovers(pids: number[]): Promise<number[]> {
     const st = procStat(pid)
     if (!st || st.ppid !== process.pid || !st.comm.startsWith('reliability-hel')) continue
     const exit = monitor.wait(pid)
-    process.kill(pid, 'SIGKILL')
+    // By pid and start time (through a pidfd): never a process that got the pid since the check.
+    monitor.kill(pid, 'SIGKILL')
     statuses.push((await exit).status)
   }
   return statuses
@@ -194,6 +195,7 @@ test.serial('a child_process child stopped and continued 5 times, then exiting: 
   const child = monitor.start('sh', ['-c', 'read x; exit 9'], { stdio: ['pipe', 'ignore', 'ignore'] })
   const ev = track(child)
   const pid = child.pid!
+  const id = idOf(child)
   let settled = 0
   const waited = monitor.wait(child).then((e) => {
     settled++
@@ -202,20 +204,20 @@ test.serial('a child_process child stopped and continued 5 times, then exiting: 
   for (let i = 0; i < 5; i++) {
     process.kill(pid, 'SIGSTOP')
     t.true(await stateBecomes(pid, (s) => s === 'T'), 'stopped')
-    await sleep(50)
+    t.true(await delivered(rec), 'whatever the stop made the engine record has been delivered')
     process.kill(pid, 'SIGCONT')
     t.true(await stateBecomes(pid, (s) => s !== 'T'), 'continued')
-    await sleep(50)
+    t.true(await delivered(rec))
   }
   t.is(settled, 0, 'no exit while stopped or continued')
-  t.is(seen.of(pid).length, 0)
+  t.is(seen.of(id).length, 0)
   t.deepEqual(ev.exits, [])
   child.stdin!.end('\n')
   t.like(await waited, { pid, status: 9, code: 9, signal: null })
   await ev.closed
-  await seen.waitFor([pid])
-  await sleep(100)
-  t.is(seen.of(pid).length, 1, 'broadcast once')
+  await seen.waitFor([id])
+  t.true(await delivered(rec))
+  t.is(seen.of(id).length, 1, 'broadcast once')
   t.deepEqual(ev.exits, [[9, null]], "Node's own exit event once")
   faultsSurvived++
 })
@@ -228,6 +230,7 @@ test.serial('an adopted orphan (reaped by the engine) stopped, continued, stoppe
   await ev.closed
   const pid = Number(ev.stdout.trim())
   t.is(procStat(pid)?.ppid, process.pid, 'adopted')
+  const id = identify(pid)! // it sleeps for a minute: alive, so its pid and start time name it
   let settled = 0
   const waited = monitor.wait(pid).then((e) => {
     settled++
@@ -235,19 +238,19 @@ test.serial('an adopted orphan (reaped by the engine) stopped, continued, stoppe
   })
   process.kill(pid, 'SIGSTOP')
   t.true(await stateBecomes(pid, (s) => s === 'T'))
-  await sleep(50)
+  t.true(await delivered(rec))
   process.kill(pid, 'SIGCONT')
   t.true(await stateBecomes(pid, (s) => s !== 'T'))
   process.kill(pid, 'SIGSTOP')
   t.true(await stateBecomes(pid, (s) => s === 'T'))
-  await sleep(50)
+  t.true(await delivered(rec))
   t.is(settled, 0)
-  t.is(seen.of(pid).length, 0)
+  t.is(seen.of(id).length, 0)
   process.kill(pid, 'SIGKILL')
   t.like(await waited, { pid, signal: 'SIGKILL', status: 137, reapedBy: 'subreaper' })
-  await seen.waitFor([pid])
-  await sleep(100)
-  t.is(seen.of(pid).length, 1)
+  await seen.waitFor([id])
+  t.true(await delivered(rec))
+  t.is(seen.of(id).length, 1)
   faultsSurvived++
 })
 
@@ -256,15 +259,16 @@ test.serial('a child that stops itself, then is continued and exits 4: one exit'
   const child = monitor.start('sh', ['-c', 'kill -STOP $$; exit 4'], { stdio: 'ignore' })
   const pid = child.pid!
   const ev = track(child)
+  const id = idOf(child)
   t.true(await stateBecomes(pid, (s) => s === 'T'))
-  await sleep(50)
-  t.is(seen.of(pid).length, 0)
+  t.true(await delivered(rec))
+  t.is(seen.of(id).length, 0)
   process.kill(pid, 'SIGCONT')
   t.like(await monitor.wait(child), { status: 4 })
   await ev.closed
-  await seen.waitFor([pid])
-  await sleep(100)
-  t.is(seen.of(pid).length, 1)
+  await seen.waitFor([id])
+  t.true(await delivered(rec))
+  t.is(seen.of(id).length, 1)
   t.deepEqual(ev.exits, [[4, null]])
 })
 
@@ -288,13 +292,15 @@ test.serial('a child under strace -f: one exit with the traced command status (3
   }
   const before = rec.exits.length
   const a = monitor.start('strace', ['-f', '-o', '/dev/null', 'sh', '-c', 'sleep 0.1; exit 3'], { stdio: 'ignore' })
+  const aId = idOf(a)
   t.like(await monitor.wait(a), { pid: a.pid, status: 3 })
   const b = monitor.start('strace', ['-o', '/dev/null', helper.path, 'signal', '15'], { stdio: 'ignore' })
+  const bId = idOf(b)
   t.like(await monitor.wait(b), { pid: b.pid, signal: 'SIGTERM' })
-  await seen.waitFor([a.pid, b.pid])
-  await sleep(100)
-  t.deepEqual(seen.counts([a.pid, b.pid]), [1, 1])
-  const mine = rec.exits.slice(before).filter((e) => e.pid === a.pid || e.pid === b.pid)
+  await seen.waitFor([aId, bId])
+  t.true(await delivered(rec))
+  t.deepEqual(seen.counts([aId, bId]), [1, 1])
+  const mine = rec.exits.slice(before).filter((e) => isExitOf(e, aId) || isExitOf(e, bId))
   t.is(mine.length, 2)
 })
 
@@ -305,14 +311,15 @@ test.serial('our child, ptrace-attached by another process and stopped at every 
   const ev = track(child)
   const tracer = spawn(helper.path, ['ptrace', String(pid)], { stdio: ['ignore', 'pipe', 'inherit'] })
   const tracerEv = track(tracer)
+  const ids = [idOf(child), idOf(tracer)]
   t.true(await until(() => tracerEv.stdout.includes('attached'), 10_000), 'attached')
   t.true(/TracerPid:\s+[1-9]/.test(readFileSync(`/proc/${pid}/status`, 'utf8')), 'traced')
   t.like(await monitor.wait(child), { pid, status: 0, code: 0 })
   t.like(await monitor.wait(tracer), { status: 0 })
   await Promise.all([ev.closed, tracerEv.closed])
-  await seen.waitFor([pid, tracer.pid])
-  await sleep(100)
-  t.deepEqual(seen.counts([pid, tracer.pid]), [1, 1])
+  await seen.waitFor(ids)
+  t.true(await delivered(rec))
+  t.deepEqual(seen.counts(ids), [1, 1])
   t.deepEqual(ev.exits, [[0, null]])
   faultsSurvived++
 })
@@ -325,14 +332,15 @@ test.serial('an adopted orphan, ptrace-attached by another process: reaped by th
   await ev.closed
   const pid = Number(ev.stdout.trim())
   t.is(procStat(pid)?.ppid, process.pid)
+  const id = identify(pid)! // it sleeps 1.5 s: alive, so its pid and start time name it
   const tracer = spawn(helper.path, ['ptrace', String(pid)], { stdio: ['ignore', 'pipe', 'inherit'] })
   const tracerEv = track(tracer)
   t.true(await until(() => tracerEv.stdout.includes('attached'), 10_000), 'attached')
   t.like(await monitor.wait(pid), { pid, status: 0, reapedBy: 'subreaper' })
   await tracerEv.closed
-  await seen.waitFor([pid])
-  await sleep(100)
-  t.is(seen.of(pid).length, 1)
+  await seen.waitFor([id])
+  t.true(await delivered(rec))
+  t.is(seen.of(id).length, 1)
   faultsSurvived++
 })
 

@@ -14,8 +14,9 @@ import { join } from 'node:path'
 
 import { isSubreaper, monitor, NotAChildError, reaperStats, type Exit } from 'subreaper'
 
-import { openFds, sleep, until } from './helpers.ts'
-import { noLiveChildren, noZombies, Recorder, track } from './procs.ts'
+import { openFds, until } from './helpers.ts'
+import { identify, identityOf, isExitOf } from './fixtures/process-identity.mjs'
+import { delivered, idOf, noLiveChildren, noZombies, Recorder, track } from './procs.ts'
 import { bindingPath, buildHelper, cliPath, procStat, root, Since, type Helper } from './fixtures/reliability-lib.ts'
 
 interface Binding {
@@ -63,18 +64,19 @@ test('a process re-parented away from us (double fork, no subreaper mode) is nev
   t.false(isSubreaper())
   const pid = await background(`${helper.path} sleep 60000`)
   const st = procStat(pid)!
+  const id = identityOf(pid, st.startTicks)
   foreign.push({ pid, startTicks: st.startTicks })
   t.not(st.ppid, process.pid, 'not our child')
   for (const options of [undefined, { timeout: 60_000 }, { signal: new AbortController().signal }]) {
     const err = await t.throwsAsync(monitor.wait(pid, options), { instanceOf: NotAChildError })
     t.is((err as NotAChildError).pid, pid)
   }
-  t.false((await monitor.reap()).some((e) => e.pid === pid), 'monitor.reap() does not take it')
+  t.false((await monitor.reap()).some((e) => isExitOf(e, id)), 'monitor.reap() does not take it')
   // It ends (killed here, by the test): its exit is its parent's, never ours.
   process.kill(pid, 'SIGKILL')
   t.true(await until(() => procStat(pid)?.startTicks !== st.startTicks, 10_000), 'gone (reaped by its own parent)')
-  await sleep(200)
-  t.deepEqual(seen.of(pid), [], 'no subscriber saw its exit')
+  t.true(await delivered(rec), 'every exit the engine recorded so far has been delivered')
+  t.deepEqual(seen.of(id), [], 'no subscriber saw its exit')
   await t.throwsAsync(monitor.wait(pid), { instanceOf: NotAChildError }, 'and no exit of it is known')
 })
 
@@ -87,14 +89,15 @@ test('a grandchild whose parent reaps it: not waitable by us, and its exit is it
   t.true(await until(() => out.includes('\n'), 10_000))
   const grandchild = Number(out.trim())
   t.is(procStat(grandchild)?.ppid, sh.pid)
+  const ids = [idOf(sh), identify(grandchild)!] // both alive: pid and start time name them
   await t.throwsAsync(monitor.wait(grandchild), { instanceOf: NotAChildError })
   const shExit = monitor.wait(sh)
   process.kill(grandchild, 'SIGTERM')
   t.like(await shExit, { pid: sh.pid, status: 3 })
   await ev.closed
-  await seen.waitFor([sh.pid])
-  await sleep(200)
-  t.deepEqual(seen.counts([sh.pid, grandchild]), [1, 0], 'our child once; its child never')
+  await seen.waitFor([ids[0]!])
+  t.true(await delivered(rec))
+  t.deepEqual(seen.counts(ids), [1, 0], 'our child once; its child never')
 })
 
 test('our parent, our siblings and init are not ours to wait for', async (t) => {
@@ -147,7 +150,7 @@ test('signalProcess(pid, start time) refuses a wrong start time and a reaped chi
   for (const wrong of [start + 1, start - 1, 0]) {
     t.false(native.signalProcess(pid, wrong, constants.signals.SIGKILL), `start time ${wrong} refused`)
   }
-  await sleep(100)
+  // (That no SIGKILL landed shows below: the process dies of the SIGTERM sent next.)
   t.is(procStat(pid)?.startTicks, start, 'the process lives')
   t.not(procStat(pid)?.state, 'Z')
   t.true(native.signalProcess(pid, start, constants.signals.SIGTERM), 'the right identity is signalled')
@@ -180,20 +183,22 @@ test('a really recycled pid: the process now holding it is not signalled with th
     t.like(await recyclerExit, { status: 0 })
     return
   }
-  t.is(Number(out.trim()), pid)
+  t.is(Number(out.split('\n')[0]), pid)
   const now = procStat(pid)!
   t.not(now.startTicks, oldStart, 'a different process holds the pid')
   t.is(now.ppid, recycler.pid!, 'the recycler’s child (not ours)')
   t.false(native.signalProcess(pid, oldStart, constants.signals.SIGKILL), 'the old identity is refused')
-  await sleep(100)
+  // (That no SIGKILL landed shows at the end: the process dies of the SIGTERM sent then.)
   t.is(procStat(pid)?.startTicks, now.startTicks, 'the new process lives')
   t.not(procStat(pid)?.state, 'Z')
   // wait(pid) does not wait for the new process: it is not our child. (The old child's exit
   // may still be in the recent-exit table: then that is the answer, at once.)
   const answer = await monitor.wait(pid, { timeout: 60_000 }).catch((err: unknown) => err)
   t.true(answer instanceof NotAChildError || (answer as Exit).startTime === oldExit.startTime, String(answer))
-  // Clean up through the right identity: the recycler reaps it and exits.
-  t.true(native.signalProcess(pid, now.startTicks, constants.signals.SIGKILL))
+  // Clean up through the right identity: the recycler reaps it, says how it ended, and exits.
+  t.true(native.signalProcess(pid, now.startTicks, constants.signals.SIGTERM))
   t.like(await recyclerExit, { status: 0 })
+  await until(() => /^reaped /m.test(out), 10_000)
+  t.regex(out, /^reaped 143$/m, 'it died of the SIGTERM: the refused SIGKILL never reached it')
   t.log(`pid ${pid} recycled: start time ${oldStart} -> ${now.startTicks}`)
 })

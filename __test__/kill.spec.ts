@@ -4,7 +4,7 @@ import { once } from 'node:events'
 
 import { monitor, NotAChildError } from 'subreaper'
 
-import { zombieChildren } from './helpers.ts'
+import { noLiveChildren, noZombies } from './procs.ts'
 
 test('kill signals a live child and reports it', async (t) => {
   const child = monitor.start('sleep', ['30'])
@@ -39,7 +39,7 @@ test('kill throws NotAChildError for a process that is not a descendant, and Typ
   t.true(monitor.kill(child, 'SIGKILL'))
 })
 
-test.after.always('no zombie is left', async (t) => {
-  await new Promise((r) => setTimeout(r, 100))
-  t.deepEqual(zombieChildren(), [])
+test.after.always('no zombie and no live child is left', async (t) => {
+  t.deepEqual(await noZombies(), [])
+  t.deepEqual(await noLiveChildren(), [])
 })

@@ -6,7 +6,8 @@ import { constants } from 'node:os'
 
 import { isSubreaper, monitor, setSubreaper } from 'subreaper'
 
-import { noLiveChildren, noZombies, procState, Recorder, runNode, settle, track } from './procs.ts'
+import { identify, identityOf, type ProcessId } from './fixtures/process-identity.mjs'
+import { delivered, noLiveChildren, noZombies, procState, Recorder, runNode, track } from './procs.ts'
 
 const rec = new Recorder()
 
@@ -23,17 +24,24 @@ test.after.always('no zombie, no live child; subreaper mode off again', async (t
   t.false(isSubreaper())
 })
 
-/** Runs `sh -c script` with monitor.start and returns the pids it printed and its own exit. */
+// Prints the last background job's pid and start time (field 22 of its /proc stat): the shell
+// has not reaped it yet (it only reaps in `wait` or after a foreground job), so the two name it.
+const ECHO_JOB = 'echo $! $(cut -d" " -f22 /proc/$!/stat)'
+const echoed = (out: string): ProcessId[] =>
+  out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(' ').map(Number) as [number, number])
+    .map(([pid, ticks]) => identityOf(pid, ticks))
+
+/** Runs `sh -c script` with monitor.start and returns the processes it printed (ECHO_JOB) and its own exit. */
 async function orphansOf(script: string) {
-  const sh = monitor.start('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const sh = monitor.start('sh', ['-c', script.replaceAll('echo $!', ECHO_JOB)], { stdio: ['ignore', 'pipe', 'inherit'] })
   const ev = track(sh)
   const exit = await monitor.wait(sh)
   await ev.closed
-  const pids = ev.stdout
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => Number(l))
-  return { sh, exit, pids }
+  const ids = echoed(ev.stdout)
+  return { sh, exit, ids, pids: ids.map((id) => id.pid) }
 }
 
 test.serial('isSubreaper() is true after setSubreaper(true)', (t) => {
@@ -41,33 +49,33 @@ test.serial('isSubreaper() is true after setSubreaper(true)', (t) => {
 })
 
 test.serial("sh -c 'sleep 0.3 & exit 0': the orphan's exit is broadcast with comm sleep, and no zombie remains", async (t) => {
-  const { sh, exit, pids } = await orphansOf('sleep 0.3 >/dev/null 2>&1 & echo $!; exit 0')
+  const { sh, exit, ids, pids } = await orphansOf('sleep 0.3 >/dev/null 2>&1 & echo $!; exit 0')
   t.like(exit, { status: 0, comm: 'sh' })
   t.is(pids.length, 1)
   const orphan = pids[0]!
   t.not(orphan, sh.pid)
   const byWait = await monitor.wait(orphan)
   t.like(byWait, { pid: orphan, status: 0, code: 0, signal: null, comm: 'sleep', reapedBy: 'subreaper' })
-  const [seen] = await rec.waitFor([orphan])
+  const [seen] = await rec.waitFor(ids)
   t.like(seen, { pid: orphan, status: 0, comm: 'sleep', reapedBy: 'subreaper' })
-  await settle()
-  t.is(rec.of(orphan).length, 1, 'broadcast once')
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
+  t.is(rec.of(ids[0]!).length, 1, 'broadcast once')
   t.is(procState(orphan), undefined, 'reaped: gone from the process table')
   t.deepEqual(await noZombies(), [])
 })
 
 test.serial('20 orphans at once are all reaped and broadcast', async (t) => {
-  const { pids } = await orphansOf('for i in $(seq 20); do sleep 1 >/dev/null 2>&1 & echo $!; done; exit 0')
-  t.is(pids.length, 20)
-  const exits = await rec.waitFor(pids)
+  const { ids } = await orphansOf('for i in $(seq 20); do sleep 1 >/dev/null 2>&1 & echo $!; done; exit 0')
+  t.is(ids.length, 20)
+  const exits = await rec.waitFor(ids)
   t.true(exits.every((e) => e !== undefined && e.status === 0 && e.comm === 'sleep' && e.reapedBy === 'subreaper'))
-  await settle()
-  t.deepEqual(rec.counts(pids), pids.map(() => 1))
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
+  t.deepEqual(rec.counts(ids), ids.map(() => 1))
   t.deepEqual(await noZombies(), [])
 })
 
 test.serial('an orphan killed by a signal, and one exiting with a code', async (t) => {
-  const { pids } = await orphansOf('sleep 30 >/dev/null 2>&1 & echo $!; (sleep 0.3; exit 7) >/dev/null 2>&1 & echo $!; exit 3')
+  const { ids, pids } = await orphansOf('sleep 30 >/dev/null 2>&1 & echo $!; (sleep 0.3; exit 7) >/dev/null 2>&1 & echo $!; exit 3')
   t.is(pids.length, 2)
   const [sleeper, subshell] = pids as [number, number]
   t.is(procState(sleeper)?.ppid, process.pid, 're-parented to us')
@@ -75,7 +83,7 @@ test.serial('an orphan killed by a signal, and one exiting with a code', async (
   process.kill(sleeper, 'SIGTERM')
   t.like(await pending, { pid: sleeper, status: 128 + constants.signals.SIGTERM, signal: 'SIGTERM', code: null, comm: 'sleep' })
   t.like(await monitor.wait(subshell), { pid: subshell, status: 7, code: 7 })
-  const seen = await rec.waitFor(pids)
+  const seen = await rec.waitFor(ids)
   t.like(seen[0], { signal: 'SIGTERM' })
   t.like(seen[1], { status: 7 })
 })
@@ -83,17 +91,18 @@ test.serial('an orphan killed by a signal, and one exiting with a code', async (
 test.serial('orphans two levels down, and orphans of an execFile child whose callback still fires once', async (t) => {
   let calls = 0
   const out = await new Promise<string>((resolve, reject) => {
-    execFile('sh', ['-c', 'sh -c "sleep 0.3 >/dev/null 2>&1 & echo \\$!"; sleep 0.3 >/dev/null 2>&1 & echo $!; exit 0'], (err, stdout) => {
+    const inner = ECHO_JOB.replaceAll('$', '\\$').replaceAll('"', '\\"')
+    execFile('sh', ['-c', `sh -c "sleep 0.3 >/dev/null 2>&1 & ${inner}"; sleep 0.3 >/dev/null 2>&1 & ${ECHO_JOB}; exit 0`], (err, stdout) => {
       calls++
       if (err) reject(err)
       else resolve(stdout)
     })
   })
-  const pids = out.split('\n').filter(Boolean).map(Number)
-  t.is(pids.length, 2)
-  const exits = await rec.waitFor(pids)
+  const ids = echoed(out)
+  t.is(ids.length, 2)
+  const exits = await rec.waitFor(ids)
   t.true(exits.every((e) => e?.status === 0 && e.comm === 'sleep'))
-  await settle()
+  t.true(await delivered(rec), 'every exit recorded so far was delivered')
   t.is(calls, 1)
   t.deepEqual(await noZombies(), [])
 })
@@ -125,10 +134,11 @@ test.serial('a process that is not a subreaper does not adopt (NotAChildError); 
   t.deepEqual(out.error, { name: 'NotAChildError', code: 'ERR_SUBREAPER_NOT_A_CHILD' })
   t.is(out.ppid, process.pid, 'the orphan was re-parented to this process, not to init')
   t.is(procState(out.pid)?.ppid, process.pid)
+  const id = identify(out.pid)! // ours, alive: its pid and start time name it
   const waited = monitor.wait(out.pid)
   process.kill(out.pid, 'SIGTERM')
   t.like(await waited, { pid: out.pid, signal: 'SIGTERM', comm: 'sleep', reapedBy: 'subreaper' })
-  const [exit] = await rec.waitFor([out.pid])
+  const [exit] = await rec.waitFor([id])
   t.like(exit, { pid: out.pid, signal: 'SIGTERM', comm: 'sleep', reapedBy: 'subreaper' })
   t.deepEqual(await noZombies(), [])
 })

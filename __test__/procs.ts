@@ -1,12 +1,14 @@
 // Helpers of the issue-3 specs: event counting on ChildProcess objects, a recording subscriber,
 // and running a node script as a child process.
 import { execFile, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import { monitor, type Exit, type Monitor, type Subscription } from 'subreaper'
 
-import { liveChildren, sleep, until, zombieChildren } from './helpers.ts'
+import { identify, isExitOf, type ProcessId } from './fixtures/process-identity.mjs'
+import { liveChildren, until, zombieChildren } from './helpers.ts'
 
 // AVA runs every test file with the project root (where package.json is) as its cwd.
 export const fixtures = join(process.cwd(), '__test__', 'fixtures')
@@ -23,8 +25,34 @@ export interface Events {
   closed: Promise<void>
 }
 
+// The identity (pid and start time) of each ChildProcess, read as soon as a spec had it.
+const identities = new WeakMap<ChildProcess, ProcessId>()
+
+/**
+ * The identity (pid and start time) of a child_process child. Read it right after the spawn call
+ * (track() does): until its 'exit', libuv has not reaped it, so its pid is still its own.
+ */
+export function idOf(child: ChildProcess): ProcessId {
+  let id = identities.get(child)
+  if (id) return id
+  if (child.pid === undefined) throw new Error('the ChildProcess has no pid: it never started')
+  if (child.exitCode !== null || child.signalCode !== null) {
+    throw new Error(`child ${child.pid} was reaped before its start time was read: call idOf() or track() right after spawning it`)
+  }
+  id = identify(child.pid)
+  if (!id) throw new Error(`child ${child.pid} is gone from /proc before its 'exit'`)
+  identities.set(child, id)
+  return id
+}
+
+/** A process to look an exit up for: its identity, or a ChildProcess (see idOf). */
+export type Target = ProcessId | ChildProcess
+
+const toId = (target: Target): ProcessId => ('startTicks' in target ? target : idOf(target))
+
 /** Counts the events of `child`; collects its output as text unless `raw` (then read it yourself). */
 export function track(child: ChildProcess, options?: { raw?: boolean }): Events {
+  if (child.pid !== undefined) idOf(child)
   const ev: Events = { exits: [], closes: [], errors: [], stdout: '', stderr: '', closed: Promise.resolve() }
   if (!options?.raw) child.stdout?.setEncoding('utf8').on('data', (d: string) => (ev.stdout += d))
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (ev.stderr += d))
@@ -57,25 +85,22 @@ export class Recorder {
     })
   }
 
-  /** Exits of `pid` seen so far. */
-  of(pid: number | undefined): Exit[] {
-    return this.exits.filter((e) => e.pid === pid)
+  /** Exits of that process (pid and start time: pids are recycled) seen so far. */
+  of(target: Target): Exit[] {
+    const id = toId(target)
+    return this.exits.filter((e) => isExitOf(e, id))
   }
 
-  /** Waits (generously) until every pid has been seen, then returns the first exit of each. */
-  async waitFor(pids: ReadonlyArray<number | undefined>, ms = 30_000): Promise<Exit[]> {
-    const want = new Set(pids)
-    await until(() => {
-      const have = new Set(this.exits.map((e) => e.pid))
-      for (const p of want) if (!have.has(p as number)) return false
-      return true
-    }, ms, 10)
-    return pids.map((p) => this.of(p)[0]!)
+  /** Waits (generously) until every process has been seen, then returns the first exit of each. */
+  async waitFor(targets: ReadonlyArray<Target>, ms = 30_000): Promise<Exit[]> {
+    const ids = targets.map(toId)
+    await until(() => ids.every((id) => this.exits.some((e) => isExitOf(e, id))), ms, 10)
+    return ids.map((id) => this.of(id)[0]!)
   }
 
-  /** How many times each pid was seen (for the exactly-once checks). */
-  counts(pids: ReadonlyArray<number | undefined>): number[] {
-    return pids.map((p) => this.of(p).length)
+  /** How many times each process was seen (for the exactly-once checks). */
+  counts(targets: ReadonlyArray<Target>): number[] {
+    return targets.map((t) => this.of(t).length)
   }
 
   unsubscribe(): void {
@@ -147,5 +172,16 @@ export function runNode(args: string[], options: { timeout?: number; env?: NodeJ
   })
 }
 
-/** Gives late duplicate events a chance to show up before they are counted. */
-export const settle = () => sleep(100)
+/**
+ * Waits until `recorder` has been given every exit the engine recorded so far: a sentinel child
+ * exits, and a subscriber gets exits in the order they were recorded, so once it has the
+ * sentinel's, it has every earlier one (a duplicate, a false exit of a stopped child). Resolves
+ * false if the sentinel's exit did not arrive within `ms`.
+ */
+export async function delivered(recorder: { readonly exits: readonly Exit[] }, ms = 30_000): Promise<boolean> {
+  const sentinel = monitor.start('true', [], { stdio: 'ignore' })
+  const id = idOf(sentinel)
+  // Its 'exit' too: libuv has reaped it then (the engine announces it before that).
+  await Promise.all([monitor.wait(sentinel), once(sentinel, 'exit')])
+  return until(() => recorder.exits.some((e) => isExitOf(e, id)), ms, 5)
+}

@@ -23,15 +23,16 @@ import {
 } from 'subreaper'
 
 import { openFds, sleep, until } from './helpers.ts'
-import { noLiveChildren, noZombies, Recorder } from './procs.ts'
+import { describeProcess, isExitOf, type ProcessId } from './fixtures/process-identity.mjs'
+import { delivered, idOf, noLiveChildren, noZombies, Recorder } from './procs.ts'
 import { buildHelper, cliPath, fdTargets, reliabilityFixture, runFixture, type Helper } from './fixtures/reliability-lib.ts'
 
 const rec = new Recorder()
 let helper: Helper
 let fdsBefore = 0
 const tried: Record<string, { runs: number; results: number; typedErrors: number }> = {}
-/** Pids of every child started here: each must reach the subscriber exactly once. */
-const started: number[] = []
+/** Every child started here (pid and start time): each must reach the subscriber exactly once. */
+const started: ProcessId[] = []
 
 test.before(() => {
   helper = buildHelper()
@@ -47,11 +48,9 @@ test.afterEach.always((t) => {
 
 test.after.always('nothing lost, nothing left: every child started here seen exactly once; no zombie, stray process, fd or pending wait', async (t) => {
   await rec.waitFor(started, 30_000)
-  await sleep(200)
-  // Pids are recycled over a long file: compare how often each was started and seen.
-  const times = new Map<number, number>()
-  for (const pid of started) times.set(pid, (times.get(pid) ?? 0) + 1)
-  const wrong = [...times].filter(([pid, n]) => rec.of(pid).length !== n).map(([pid, n]) => ({ pid, started: n, seen: rec.of(pid) }))
+  t.true(await delivered(rec), 'every exit recorded so far has been delivered')
+  // Pids are recycled over a long file: each process is named by its pid and start time.
+  const wrong = started.filter((id) => rec.of(id).length !== 1).map((id) => ({ process: describeProcess(id), seen: rec.of(id) }))
   t.deepEqual(wrong, [], 'each child started here seen exactly once')
   rec.unsubscribe()
   helper?.remove()
@@ -237,11 +236,12 @@ test.serial('monitor.start(command, args, options) with generated arguments: a C
       // also throws a plain TypeError for some nonsense it does not check (a Symbol among the
       // args with `shell`): what child_process.spawn itself throws for it is accepted too.
       if (!isArgError(err) && !isSpawnError(err) && !(err instanceof TypeError || err instanceof RangeError)) {
-        throw new Error(`start threw an untyped error: ${describe(err)} ${String(err)}`)
+        throw new Error(`start threw an untyped error: ${describe(err)} ${String(err)}`, { cause: err })
       }
       count('monitor.start', 'typed')
       return
     }
+    if (child.pid !== undefined) idOf(child) // before the event loop runs (and libuv reaps it)
     const errors: Error[] = []
     child.on('error', (e) => errors.push(e))
     const nodeExit = new Promise<[number | null, string | null]>((resolve) => child.on('exit', (c, s) => resolve([c, s])))
@@ -256,7 +256,7 @@ test.serial('monitor.start(command, args, options) with generated arguments: a C
       count('monitor.start', 'typed')
       return
     }
-    started.push(child.pid)
+    started.push(idOf(child))
     if (!('value' in waited)) throw new Error(`wait(child) of pid ${child.pid} rejected: ${String((waited as { error: unknown }).error)}`)
     const exit = waited.value
     const [code, signal] = await nodeExit
@@ -297,7 +297,7 @@ test.serial('monitor.wait(target, options) with generated targets and options: a
       runs++
       const live = monitor.start(helper.path, ['sleep', String(ms)], { stdio: 'ignore' })
       const exited = monitor.start(helper.path, ['exit', '3'], { stdio: 'ignore' })
-      started.push(live.pid!, exited.pid!)
+      started.push(idOf(live), idOf(exited))
       await monitor.wait(exited)
       const failed = monitor.start('/nonexistent/cmd', [], { stdio: 'ignore' })
       failed.on('error', () => {})
@@ -389,18 +389,18 @@ test.serial('monitor.subscribe(callbackOrOptions, options) with generated option
         try {
           sub = (monitor.subscribe as (...x: unknown[]) => Subscription)(firstArg, secondArg)
         } catch (err) {
-          if (!isArgError(err)) throw new Error(`subscribe threw an untyped error: ${String(err)}`)
+          if (!isArgError(err)) throw new Error(`subscribe threw an untyped error: ${String(err)}`, { cause: err })
           count('monitor.subscribe', 'typed')
           return
         }
         try {
           const pids: number[] = []
-          // Pids wrap within minutes here: only the recorder's exits from now on are this run's.
-          const recFrom = rec.exits.length
+          const ids: ProcessId[] = []
           for (let i = 0; i < k; i++) {
             const child = monitor.start(helper.path, ['exit', String(i)], { stdio: 'ignore' })
             pids.push(child.pid!)
-            started.push(child.pid!)
+            ids.push(idOf(child))
+            started.push(idOf(child))
           }
           await Promise.all(pids.map((p) => monitor.wait(p)))
           let missed = 0
@@ -434,9 +434,8 @@ test.serial('monitor.subscribe(callbackOrOptions, options) with generated option
           // exits after that are no longer its own), so they add up to at most all of them.
           // A buffer that holds them all never lags.
           // Reap order (every subscriber sees the same): as the file's recorder saw them.
-          const since = () => rec.exits.slice(recFrom)
-          await until(() => pids.every((p) => since().some((e) => e.pid === p)), 10_000)
-          const order = since().filter((e) => pids.includes(e.pid)).map((e) => e.pid)
+          await rec.waitFor(ids, 10_000)
+          const order = rec.exits.filter((e) => ids.some((id) => isExitOf(e, id))).map((e) => e.pid)
           const want = order.slice(0, got.length)
           if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`got ${describe(got)}, expected a prefix of ${describe(order)}`)
           const used = (callbackForm ? secondArg : (firstArg ?? secondArg)) as { bufferSize?: number } | undefined
@@ -476,7 +475,7 @@ function runCli(argv: string[]): Promise<CliRun> {
   return new Promise((resolve) => {
     // In the temporary directory: a report file named by a relative path lands there.
     const child = spawn(cliPath, argv, { cwd: helper.dir, stdio: ['ignore', 'pipe', 'pipe'] })
-    started.push(child.pid!)
+    started.push(idOf(child))
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
@@ -584,7 +583,7 @@ test.serial('iterating a callback subscription fails at once with a TypeError (i
   const sub = monitor.subscribe((e) => got.push(e.pid))
   try {
     const child = monitor.start(helper.path, ['exit', '0'], { stdio: 'ignore' })
-    started.push(child.pid!)
+    started.push(idOf(child))
     await monitor.wait(child)
     await until(() => got.length === 1, 10_000)
     const iterate = async () => {

@@ -6,7 +6,8 @@ import { once } from 'node:events'
 import { monitor, Monitor, reaperStats, SubscriptionLaggedError, type Exit, type Subscription } from 'subreaper'
 
 import { until } from './helpers.ts'
-import { noLiveChildren, noZombies, procState, Recorder, settle } from './procs.ts'
+import { isExitOf, type ProcessId } from './fixtures/process-identity.mjs'
+import { delivered, idOf, noLiveChildren, noZombies, procState, Recorder } from './procs.ts'
 
 test.after.always('no zombie, no live child, no subscription left', async (t) => {
   t.deepEqual(await noZombies(), [])
@@ -15,33 +16,37 @@ test.after.always('no zombie, no live child, no subscription left', async (t) =>
   t.true(await until(() => reaperStats().subscribers === 0, 10_000), `subscribers: ${reaperStats().subscribers}`)
 })
 
-/** Starts `sh -c 'exit <code>'` and resolves with its pid once the exit is known. */
-async function run(code: number): Promise<number> {
+/** Starts `sh -c 'exit <code>'` and resolves with its identity (pid and start time) once the exit is known. */
+async function runProcess(code: number): Promise<ProcessId> {
   const child = monitor.start('sh', ['-c', `exit ${code}`])
+  const id = idOf(child)
   await monitor.wait(child)
-  return child.pid!
+  return id
 }
 
-/** Reads `n` exits of the given pids from an iterator (skipping any other exit). */
-async function readPids(sub: AsyncIterator<Exit>, pids: Set<number>): Promise<Exit[]> {
+/** Reads the exits of the given processes from an iterator (skipping any other exit), in the order read. */
+async function readExitsOf(sub: AsyncIterator<Exit>, ids: readonly ProcessId[]): Promise<Exit[]> {
   const out: Exit[] = []
-  while (out.length < pids.size) {
+  while (out.length < ids.length) {
     const r = await sub.next()
     if (r.done) break
-    if (pids.has(r.value.pid)) out.push(r.value)
+    if (ids.some((id) => isExitOf(r.value, id))) out.push(r.value)
   }
   return out
 }
+
+/** Which of `ids` each exit is the exit of (-1: none). */
+const whichOf = (exits: readonly Exit[], ids: readonly ProcessId[]) => exits.map((e) => ids.findIndex((id) => isExitOf(e, id)))
 
 test.serial('callback form: receives every exit, and nothing after unsubscribe()', async (t) => {
   const got: Exit[] = []
   const sub = monitor.subscribe((e) => got.push(e))
   t.false(sub.closed)
   t.is(monitor.subscriptions, 1)
-  const pids = [await run(0), await run(1), await run(255)]
-  await until(() => pids.every((p) => got.some((e) => e.pid === p)), 30_000)
+  const ids = [await runProcess(0), await runProcess(1), await runProcess(255)]
+  await until(() => ids.every((id) => got.some((e) => isExitOf(e, id))), 30_000)
   t.deepEqual(
-    pids.map((p) => got.filter((e) => e.pid === p).map((e) => e.status)),
+    ids.map((id) => got.filter((e) => isExitOf(e, id)).map((e) => e.status)),
     [[0], [1], [255]],
   )
   sub.unsubscribe()
@@ -49,30 +54,33 @@ test.serial('callback form: receives every exit, and nothing after unsubscribe()
   t.true(sub.closed)
   t.is(monitor.subscriptions, 0)
   const count = got.length
-  const after = await run(9)
-  await settle()
+  const control = new Recorder()
+  const after = await runProcess(9)
+  // The control subscriber has every exit recorded so far: the closed one was offered them too.
+  t.true(await delivered(control))
+  control.unsubscribe()
   t.is(got.length, count, 'no exit after unsubscribe')
-  t.false(got.some((e) => e.pid === after))
+  t.false(got.some((e) => isExitOf(e, after)))
 })
 
 test.serial('async iterator form: for await gets every exit; break ends the subscription', async (t) => {
   const sub = monitor.subscribe()
-  const pids: number[] = []
+  const ids: ProcessId[] = []
   const reading = (async () => {
     const seen: Exit[] = []
     for await (const e of sub) {
       seen.push(e)
-      if (pids.length === 5 && pids.every((p) => seen.some((s) => s.pid === p))) break
+      if (ids.length === 5 && ids.every((id) => seen.some((s) => isExitOf(s, id)))) break
     }
     return seen
   })()
-  for (let i = 0; i < 5; i++) pids.push(await run(10 + i))
+  for (let i = 0; i < 5; i++) ids.push(await runProcess(10 + i))
   // Exits may have arrived before the last pid was pushed: one more wakes the loop up to check.
   const nudge = monitor.start('true')
   const seen = await reading
   await monitor.wait(nudge)
   t.deepEqual(
-    pids.map((p) => seen.find((e) => e.pid === p)?.status),
+    ids.map((id) => seen.find((e) => isExitOf(e, id))?.status),
     [10, 11, 12, 13, 14],
   )
   t.true(sub.closed, 'break called return(), which unsubscribed')
@@ -80,23 +88,23 @@ test.serial('async iterator form: for await gets every exit; break ends the subs
 })
 
 test.serial('order: exits of children started in sequence arrive in that order, in both forms', async (t) => {
-  const cbSeen: number[] = []
-  const cb = monitor.subscribe((e) => cbSeen.push(e.pid))
+  const cbSeen: Exit[] = []
+  const cb = monitor.subscribe((e) => cbSeen.push(e))
   const it = monitor.subscribe({ bufferSize: 256 })
-  const pids: number[] = []
+  const ids: ProcessId[] = []
   for (let i = 0; i < 25; i++) {
     const child = monitor.start('sh', ['-c', `exit ${i}`])
+    ids.push(idOf(child))
     if (i % 2 === 0) await monitor.wait(child)
     else await once(child, 'exit')
-    pids.push(child.pid!)
   }
-  const want = new Set(pids)
-  const itSeen = (await readPids(it, want)).map((e) => e.pid)
-  await until(() => pids.every((p) => cbSeen.includes(p)), 30_000)
-  t.deepEqual(itSeen, pids, 'iterator order')
+  const inOrder = ids.map((_, i) => i)
+  const itSeen = await readExitsOf(it, ids)
+  await until(() => ids.every((id) => cbSeen.some((e) => isExitOf(e, id))), 30_000)
+  t.deepEqual(whichOf(itSeen, ids), inOrder, 'iterator order')
   t.deepEqual(
-    cbSeen.filter((p) => want.has(p)),
-    pids,
+    whichOf(cbSeen, ids).filter((i) => i >= 0),
+    inOrder,
     'callback order',
   )
   cb.unsubscribe()
@@ -106,11 +114,14 @@ test.serial('order: exits of children started in sequence arrive in that order, 
 test.serial('several reads pending at once resolve with successive exits', async (t) => {
   const sub = monitor.subscribe()
   const reads = [sub.next(), sub.next(), sub.next()]
-  const pids = [await run(1), await run(2), await run(3)]
+  const ids = [await runProcess(1), await runProcess(2), await runProcess(3)]
   const got = await Promise.all(reads)
   t.deepEqual(
-    got.map((r) => (r.done ? null : r.value.pid)),
-    pids,
+    whichOf(
+      got.map((r) => (r.done ? ({ pid: 0 } as Exit) : r.value)),
+      ids,
+    ),
+    [0, 1, 2],
   )
   sub.unsubscribe()
 })
@@ -125,7 +136,7 @@ test.serial('unsubscribe() ends a pending read with done, and iterating afterwar
   t.is(bodies, 0)
   t.deepEqual(await sub.next(), { done: true, value: undefined })
   // Even with exits happening, a closed subscription yields nothing.
-  await run(4)
+  await runProcess(4)
   t.deepEqual(await sub.next(), { done: true, value: undefined })
   t.is(sub.pending, 0)
 })
@@ -149,13 +160,15 @@ test.serial('return() and using unsubscribe', async (t) => {
   let seen = 0
   {
     using cb = monitor.subscribe(() => seen++)
-    await run(0)
+    await runProcess(0)
     await until(() => seen > 0, 30_000)
     t.false(cb.closed)
   }
   const before = seen
-  await run(0)
-  await settle()
+  const control = new Recorder()
+  await runProcess(0)
+  t.true(await delivered(control), 'a control subscriber has every exit so far')
+  control.unsubscribe()
   t.is(seen, before, 'nothing after the block')
 })
 
@@ -164,11 +177,11 @@ test.serial('a lagging iterator gets SubscriptionLaggedError with the missed cou
   const lagging = monitor.subscribe({ bufferSize: 4, lagTimeout: 50 })
   const full = new Recorder()
   const children = Array.from({ length: N }, (_, i) => monitor.start('sh', ['-c', `exit ${i}`]))
-  const pids = children.map((c) => c.pid!)
-  const exits = await full.waitFor(pids)
+  const ids = children.map(idOf)
+  const exits = await full.waitFor(ids)
   t.deepEqual(
     exits.map((e) => e.status),
-    pids.map((_, i) => i),
+    ids.map((_, i) => i),
     'the other subscriber got every exit',
   )
   // The full subscriber was offered every exit after the lagging one was: once the lagging
@@ -193,10 +206,10 @@ test.serial('a lagging iterator gets SubscriptionLaggedError with the missed cou
   t.true(lagging.closed)
   t.deepEqual(await lagging.next(), { done: true, value: undefined }, 'then the stream ends')
   // The other subscriber is not affected and keeps receiving.
-  const later = await run(77)
+  const later = await runProcess(77)
   await full.waitFor([later])
   t.deepEqual(full.errors, [])
-  t.deepEqual(full.counts([...pids, later]), [...pids, later].map(() => 1))
+  t.deepEqual(full.counts([...ids, later]), [...ids, later].map(() => 1))
   full.unsubscribe()
   lagging.unsubscribe()
 })
@@ -208,6 +221,7 @@ test.serial('a lagging callback subscriber gets the SubscriptionLaggedError thro
   const lagging = monitor.subscribe((e) => got.push(e), { bufferSize: 4, lagTimeout: 50, onError: (e) => errors.push(e) })
   const full = new Recorder()
   const children = Array.from({ length: N }, () => monitor.start('sleep', ['0.2']))
+  children.forEach(idOf)
   const pids = children.map((c) => c.pid!)
   // Block the event loop (so the callback cannot drain) until every exit was offered and the
   // lagging subscriber was closed. Everything polled here is synchronous.
@@ -225,7 +239,7 @@ test.serial('a lagging callback subscriber gets the SubscriptionLaggedError thro
   t.true(errors[0]!.missed >= 1 && errors[0]!.missed <= N - 4, `missed ${errors[0]!.missed}`)
   t.is(got.length, 4, 'the buffered exits were delivered before the error')
   t.true(lagging.closed)
-  const exits = await full.waitFor(pids)
+  const exits = await full.waitFor(children)
   t.true(exits.every((e) => e.status === 0 && e.comm === 'sleep'))
   t.deepEqual(full.errors, [])
   await Promise.all(children.map((c) => monitor.wait(c)))
@@ -243,18 +257,18 @@ test.serial('new Monitor(): independent sets of subscribers; close() ends only i
   t.is(m1.subscriptions, 2)
   t.is(m2.subscriptions, 1)
   t.is(monitor.subscriptions, 1)
-  const first = await run(1)
+  const first = await runProcess(1)
   await Promise.all([r1.waitFor([first]), r2.waitFor([first]), r0.waitFor([first])])
-  t.like(await pendingRead, { done: false, value: { pid: first, status: 1 } })
+  t.like(await pendingRead, { done: false, value: { pid: first.pid, status: 1 } })
   m1.close()
   t.is(m1.subscriptions, 0)
   t.true(r1.sub.closed)
   t.true(it1.closed)
   t.deepEqual(await it1.next(), { done: true, value: undefined })
   t.is(m2.subscriptions, 1)
-  const second = await run(2)
+  const second = await runProcess(2)
   await Promise.all([r2.waitFor([second]), r0.waitFor([second])])
-  await settle()
+  t.true(await delivered(r0), 'every exit so far delivered')
   t.is(r1.of(second).length, 0, 'the closed monitor got nothing')
   t.like(r2.of(second)[0], { status: 2 })
   t.like(r0.of(second)[0], { status: 2 })

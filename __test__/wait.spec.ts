@@ -9,7 +9,8 @@ import { constants } from 'node:os'
 import { AbortError, monitor, NotAChildError, reaperStats, WaitTimeoutError, type Exit } from 'subreaper'
 
 import { sleep, until } from './helpers.ts'
-import { noLiveChildren, noZombies, procState, settle } from './procs.ts'
+import { isExitOf, type ProcessId } from './fixtures/process-identity.mjs'
+import { idOf, noLiveChildren, noZombies, procState } from './procs.ts'
 
 test.after.always('no zombie, no live child, no pending wait', async (t) => {
   t.deepEqual(await noZombies(), [])
@@ -18,8 +19,9 @@ test.after.always('no zombie, no live child, no pending wait', async (t) => {
 })
 
 /** Checks the shape of an Exit beyond its status. */
-function checkShape(t: import('ava').ExecutionContext, exit: Exit, pid: number, startedAt: number) {
-  t.is(exit.pid, pid)
+function checkShape(t: import('ava').ExecutionContext, exit: Exit, id: ProcessId, startedAt: number) {
+  t.is(exit.pid, id.pid)
+  t.true(isExitOf(exit, id), `the exit of that very process (start time ${exit.startTime}, expected ${id.startTime})`)
   t.is(typeof exit.timestamp, 'number')
   t.true(exit.timestamp >= startedAt - 1000 && exit.timestamp <= Date.now() + 1000, 'timestamp is ms since the epoch')
   for (const key of [
@@ -42,6 +44,7 @@ test.serial('wait(child) and wait(pid), before and after the exit, for codes 0 t
   const codes = [0, 1, 2, 3, 64, 126, 127, 128, 200, 254, 255]
   const startedAt = Date.now()
   const children = codes.map((code) => monitor.start('sh', ['-c', `exit ${code}`]))
+  const ids = children.map(idOf)
   const before = children.map((c) => monitor.wait(c))
   const beforeByPid = children.map((c) => monitor.wait(c.pid!))
   await Promise.all(children.map((c) => (c.exitCode === null ? once(c, 'exit') : undefined)))
@@ -53,7 +56,7 @@ test.serial('wait(child) and wait(pid), before and after the exit, for codes 0 t
     const pid = children[i]!.pid!
     for (const exit of [settledBefore[i]!, settledBeforeByPid[i]!, after[i]!, afterByPid[i]!]) {
       t.like(exit, { pid, status: code, code, signal: null, coreDumped: false, comm: 'sh' })
-      checkShape(t, exit, pid, startedAt)
+      checkShape(t, exit, ids[i]!, startedAt)
     }
     t.is(children[i]!.exitCode, code, 'the ChildProcess has the same code')
   })
@@ -197,12 +200,12 @@ test.serial('start of a missing command: the same ENOENT error event as child_pr
 
 test.serial('many waits on one child all settle with the same exit', async (t) => {
   const child = monitor.start('sh', ['-c', 'sleep 0.1; exit 33'])
+  const id = idOf(child)
   const waits = [
     ...Array.from({ length: 20 }, () => monitor.wait(child)),
     ...Array.from({ length: 20 }, () => monitor.wait(child.pid!)),
   ]
   const exits = await Promise.all(waits)
-  t.true(exits.every((e) => e.pid === child.pid && e.status === 33))
-  await settle()
+  t.true(exits.every((e) => isExitOf(e, id) && e.status === 33))
   t.deepEqual(new Set(exits.map((e) => e.timestamp)).size, 1, 'one exit, seen by all')
 })

@@ -10,7 +10,8 @@ import { execFileSync } from 'node:child_process'
 import { monitor, reaperStats, setSubreaper } from 'subreaper'
 
 import { sleep, until } from './helpers.ts'
-import { fixture, fixtures, noLiveChildren, noZombies, Recorder } from './procs.ts'
+import type { ProcessId } from './fixtures/process-identity.mjs'
+import { fixture, fixtures, idOf, noLiveChildren, noZombies, Recorder } from './procs.ts'
 
 const rec = new Recorder()
 
@@ -29,7 +30,7 @@ test.after.always('no zombie, no live child, no subscriber left', async (t) => {
 interface WorkResult {
   threadId: number
   pids: number[]
-  expected: Array<[number, number]>
+  expected: Array<[ProcessId, number]>
   problems: string[]
   seenPids: number[]
 }
@@ -61,12 +62,12 @@ test.serial('loads in the main thread and in 2 workers at once; child_process an
   t.notDeepEqual(results[0]!.pids, results[1]!.pids)
   // The main thread's subscriber saw every exit of both workers' children, with the same status.
   const all = results.flatMap((r) => r.expected)
-  const exits = await rec.waitFor(all.map(([pid]) => pid))
+  const exits = await rec.waitFor(all.map(([id]) => id))
   t.deepEqual(
     exits.map((e) => e?.status),
     all.map(([, status]) => status),
   )
-  t.deepEqual(rec.counts(all.map(([pid]) => pid)), all.map(() => 1), 'each broadcast once')
+  t.deepEqual(rec.counts(all.map(([id]) => id)), all.map(() => 1), 'each broadcast once')
   // The main thread still works.
   const child = monitor.start('sh', ['-c', 'exit 8'])
   t.like(await monitor.wait(child), { status: 8 })
@@ -75,10 +76,10 @@ test.serial('loads in the main thread and in 2 workers at once; child_process an
 test.serial('a worker terminated while exits are flowing: no crash, and the main thread keeps receiving', async (t) => {
   for (let round = 0; round < 3; round++) {
     const worker = startWorker('stream')
-    const started = new Map<number, number>()
+    const started: Array<[ProcessId, number]> = []
     let workerSeen = 0
-    worker.on('message', (m: { started?: number; status?: number; seen?: number }) => {
-      if (m.started !== undefined) started.set(m.started, m.status!)
+    worker.on('message', (m: { started?: ProcessId; status?: number; seen?: number }) => {
+      if (m.started !== undefined) started.push([m.started, m.status!])
       if (m.seen !== undefined) workerSeen = m.seen
     })
     const errors: Error[] = []
@@ -94,21 +95,29 @@ test.serial('a worker terminated while exits are flowing: no crash, and the main
     // its worker is terminated can be reaped by the dying worker's libuv without its 'exit'
     // handler running, and then the engine never learns its exit: an engine/binding bug,
     // reported separately.)
-    const pids = [...started.keys()]
-    await rec.waitFor(pids, 5_000)
-    const wrong = pids.filter((p) => rec.of(p).length > 0 && rec.of(p)[0]!.status !== started.get(p))
+    const ids = started.map(([id]) => id)
+    await rec.waitFor(ids, 5_000)
+    // A child whose exit the dying worker's libuv took during its teardown (no JavaScript left
+    // to report it) is announced with an unknown status, -1 (as faults.spec.ts shows): counted.
+    const statusOf = (id: ProcessId) => rec.of(id)[0]?.status
+    const wrong = started
+      .filter(([id, status]) => statusOf(id) !== undefined && statusOf(id) !== status && statusOf(id) !== -1)
+      .map(([id, status]) => `${id.pid}: status ${statusOf(id)}, expected ${status}`)
     t.deepEqual(wrong, [], `round ${round}: wrong statuses`)
-    const notBroadcast = pids.filter((p) => rec.of(p).length === 0)
-    if (notBroadcast.length > 0) t.log(`round ${round}: ${notBroadcast.length} of ${pids.length} exits never broadcast (known bug)`)
+    const unknown = ids.filter((id) => statusOf(id) === -1).length
+    if (unknown > 0) t.log(`round ${round}: ${unknown} of ${ids.length} exits announced with an unknown status (-1)`)
+    const notBroadcast = ids.filter((id) => rec.of(id).length === 0)
+    if (notBroadcast.length > 0) t.log(`round ${round}: ${notBroadcast.length} of ${ids.length} exits never broadcast (known bug)`)
     t.deepEqual(await noZombies(), [], `round ${round}: no zombie`)
     // The main thread keeps receiving exits afterwards.
     const after = Array.from({ length: 10 }, (_, i) => monitor.start('sh', ['-c', `exit ${i}`]))
+    after.forEach(idOf)
     const afterExits = await Promise.all(after.map((c) => monitor.wait(c)))
     t.deepEqual(
       afterExits.map((e) => e.status),
       after.map((_, i) => i),
     )
-    const seenAfter = await rec.waitFor(after.map((c) => c.pid))
+    const seenAfter = await rec.waitFor(after)
     t.true(seenAfter.every((e, i) => e?.status === i))
     // The worker's subscriptions were closed with its environment.
     t.true(await until(() => reaperStats().subscribers === 1, 10_000), `subscribers: ${reaperStats().subscribers}`)
@@ -120,6 +129,7 @@ test.serial('two streaming workers terminated at once while the main thread star
   const seen = [0, 0]
   workers.forEach((w, i) => w.on('message', (m: { seen?: number }) => m.seen !== undefined && (seen[i] = m.seen)))
   const main = Array.from({ length: 20 }, (_, i) => monitor.start('sh', ['-c', `sleep 0.0${i % 10}; exit ${i}`]))
+  main.forEach(idOf)
   await until(() => seen[0]! >= 10 && seen[1]! >= 10, 60_000)
   const codes = await Promise.all(workers.map((w) => w.terminate()))
   t.deepEqual(codes, [1, 1])
@@ -128,7 +138,7 @@ test.serial('two streaming workers terminated at once while the main thread star
     exits.map((e) => e.status),
     main.map((_, i) => i),
   )
-  await rec.waitFor(main.map((c) => c.pid))
+  await rec.waitFor(main)
   t.deepEqual(await noZombies(), [])
   t.true(await until(() => reaperStats().subscribers === 1, 10_000))
 })

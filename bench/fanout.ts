@@ -106,7 +106,7 @@ async function singleExit(s: number, count: number): Promise<number[]> {
     const child = spawn(helper, ['orphan-stamp', file, '5000'], { stdio: 'ignore' })
     await new Promise((resolve) => child.once('exit', resolve))
     await until(() => [...last.values()].some((e) => e.n === s), 5000, 'an orphan exit at every subscriber')
-    const [pid, e] = [...last].find(([, e]) => e.n === s)!
+    const [pid, e] = [...last].find(([, exit]) => exit.n === s)!
     done.push({ pid, at: e.at })
     await sleep(3)
   }

@@ -400,7 +400,7 @@ if (drain) {
 const rust = results.rust as RustRun | undefined
 if (rust) {
   const bareRow = rust.rows.find((r) => r.label.startsWith('bare'))
-  for (const r of rust.rows.filter((r) => !r.label.startsWith('bare'))) {
+  for (const r of rust.rows.filter((row) => !row.label.startsWith('bare'))) {
     rows.push([`   Rust bench: ${r.label} (no JS), µs/exit`, num(r.usPerExit, 2), bareRow ? `Rust bare loop ${num(bareRow.usPerExit, 2)}` : '', ratio(r.ratio), '', ''])
   }
   if (rust.error) rows.push(['   Rust bench', 'failed (see results.json)', '', '', '', ''])

@@ -20,7 +20,7 @@
 //     becomes the native init itself (its caller is the init's parent), and under npx nothing but
 //     the native init (and npm's own shell) sits between npm and the command.
 //  5. Prints the installed binary's size and removes the temporary directory (--keep keeps it).
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import {
   accessSync,

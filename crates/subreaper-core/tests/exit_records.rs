@@ -64,7 +64,10 @@ fn every_exit_code_from_0_to_255() {
     for batch in codes.chunks(64) {
         let mut started = Vec::new();
         for &code in batch {
-            let (child, rx) = r.start_command(&mut sh(&format!("exit {code}"))).unwrap();
+            let (child, rx) = identified(
+                || r.start_command(&mut sh(&format!("exit {code}"))).unwrap(),
+                |(_, rx)| rx.pid(),
+            );
             assert_eq!(child.id() as i32, rx.pid());
             started.push((code, rx));
         }
@@ -86,9 +89,10 @@ fn every_exit_code_from_0_to_255() {
         }
     }
     // The subscriber saw each of them exactly once, in reap order.
-    let got = collect(&sub, &all, Duration::from_secs(10));
-    assert_no_more(&sub, &all, Duration::from_millis(200));
-    assert_once_each_in_order(&got, &all);
+    let all_procs = procs(&all);
+    let got = collect(&sub, &all_procs, Duration::from_secs(10));
+    assert_no_more(&sub, &all_procs, Duration::from_millis(200));
+    assert_once_each_in_order(&got, &all_procs);
     for e in &got {
         assert_eq!(Some(e.clone()), reaper().last_exit(e.pid));
     }
@@ -118,9 +122,13 @@ fn deaths_by_sigterm_sigkill_and_sigsegv() {
     let mut pids = HashSet::new();
 
     for (signal, name) in [(libc::SIGTERM, "SIGTERM"), (libc::SIGKILL, "SIGKILL")] {
-        let (_child, rx) = r
-            .start_command(Command::new("sleep").arg("30").stdin(Stdio::null()))
-            .unwrap();
+        let (_child, rx) = identified(
+            || {
+                r.start_command(Command::new("sleep").arg("30").stdin(Stdio::null()))
+                    .unwrap()
+            },
+            |(_, rx)| rx.pid(),
+        );
         let pid = rx.pid();
         pids.insert(pid);
         assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
@@ -142,9 +150,13 @@ fn deaths_by_sigterm_sigkill_and_sigsegv() {
     }
 
     // A child that kills itself with SIGSEGV, with core dumps off.
-    let (_child, rx) = r
-        .start_command(&mut sh("ulimit -c 0; kill -SEGV $$; exit 99"))
-        .unwrap();
+    let (_child, rx) = identified(
+        || {
+            r.start_command(&mut sh("ulimit -c 0; kill -SEGV $$; exit 99"))
+                .unwrap()
+        },
+        |(_, rx)| rx.pid(),
+    );
     let pid = rx.pid();
     pids.insert(pid);
     let e = rx.wait();
@@ -162,9 +174,13 @@ fn deaths_by_sigterm_sigkill_and_sigsegv() {
     // And with core dumps on, in a scratch directory: the core-dumped bit must be set.
     let dir = std::env::temp_dir().join(format!("subreaper-core-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (_child, rx) = r
-        .start_command(sh("ulimit -c unlimited && kill -SEGV $$; exit 99").current_dir(&dir))
-        .unwrap();
+    let (_child, rx) = identified(
+        || {
+            r.start_command(sh("ulimit -c unlimited && kill -SEGV $$; exit 99").current_dir(&dir))
+                .unwrap()
+        },
+        |(_, rx)| rx.pid(),
+    );
     let pid = rx.pid();
     pids.insert(pid);
     let e = rx.wait();
@@ -191,6 +207,7 @@ fn deaths_by_sigterm_sigkill_and_sigsegv() {
     }
     assert_reaped_record(&e, pid, "sh", before);
 
+    let pids = procs(&pids);
     let got = collect(&sub, &pids, Duration::from_secs(10));
     assert_no_more(&sub, &pids, Duration::from_millis(200));
     assert_once_each_in_order(&got, &pids);
@@ -251,7 +268,7 @@ fn wait_after_the_exit_is_answered_from_recent_exits() {
     let sub = big_subscription();
     let pid = spawn(&["sh", "-c", "exit 17"], None);
     r.kick();
-    let got = collect(&sub, &HashSet::from([pid]), Duration::from_secs(10));
+    let got = collect(&sub, &procs(&[pid]), Duration::from_secs(10));
     assert_eq!(got.len(), 1);
     assert!(!is_our_zombie(pid), "reaped");
     let t = Instant::now();

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -53,7 +52,7 @@ fn stuck_subscribers_are_closed_with_exact_lag_counts_and_delay_no_one() {
     let pids: Vec<i32> = (0..n)
         .map(|_| spawn(&["cat"], Some(gate.read_fd())))
         .collect();
-    let set: Arc<HashSet<i32>> = Arc::new(pids.iter().copied().collect());
+    let set: Arc<Procs> = Arc::new(procs(&pids));
     // All become zombies while the engine is held, then are released in one burst, so that
     // every exit is broadcast well within the timed subscriber's deadline.
     r.pause();
@@ -142,7 +141,7 @@ fn stuck_subscribers_are_closed_with_exact_lag_counts_and_delay_no_one() {
     // Later exits reach the open subscribers only.
     let later: Vec<i32> = (0..10).map(|_| spawn(&["true"], None)).collect();
     r.kick();
-    let later_set: HashSet<i32> = later.iter().copied().collect();
+    let later_set = procs(&later);
     assert_once_each_in_order(
         &collect(&reader, &later_set, Duration::from_secs(10)),
         &later_set,

@@ -59,7 +59,7 @@ fn owned_pid_is_announced_but_left_to_its_waiter() {
 
     gate.release();
     // The engine sees the exit (peek) and announces it ...
-    let got = collect(&sub, &HashSet::from([pid]), 5 * SECOND);
+    let got = collect(&sub, &procs(&[pid]), 5 * SECOND);
     assert_eq!(got.len(), 1, "owned exit not announced");
     let e = &got[0];
     assert_eq!(e.termination, Termination::Exited(42));
@@ -74,18 +74,20 @@ fn owned_pid_is_announced_but_left_to_its_waiter() {
         e.seq,
         "wait resolved"
     );
-    // ... but leaves the zombie to its owner, however long the owner takes.
-    std::thread::sleep(Duration::from_millis(200));
+    // ... but leaves the zombie to its owner, however long the owner takes: while other
+    // children are reaped (the owned zombie at the head of the kernel's list does not block
+    // them), it stays (checked once they were).
     assert!(is_our_zombie(pid), "the engine reaped an owned pid");
-
-    // Meanwhile other children are still reaped: the owned zombie at the head of the
-    // kernel's list does not block them.
     let t = Instant::now();
     let mut others = HashSet::new();
     for _ in 0..5 {
-        let (_c, rx) = r.start_command(&mut Command::new("true")).unwrap();
+        let (_c, rx) = identified(
+            || r.start_command(&mut Command::new("true")).unwrap(),
+            |(_, rx)| rx.pid(),
+        );
         others.insert(rx.pid());
     }
+    let others = procs(&others);
     let got_others = collect(&sub, &others, 5 * SECOND);
     assert_once_each_in_order(&got_others, &others);
     assert!(got_others.iter().all(|e| e.reaped_by == ReapedBy::Reaper));
@@ -101,7 +103,7 @@ fn owned_pid_is_announced_but_left_to_its_waiter() {
     assert!(libc::WIFEXITED(status));
     assert_eq!(libc::WEXITSTATUS(status), 42);
     r.report(pid, Termination::from_wait_status(status).unwrap());
-    assert_no_more(&sub, &HashSet::from([pid]), Duration::from_millis(300));
+    assert_no_more(&sub, &procs(&[pid]), Duration::from_millis(300));
     until("the owned entry is dropped", 5 * SECOND, || {
         r.owned_count() == 0
     });
@@ -123,12 +125,12 @@ fn owner_that_reaps_first_reports_and_the_exit_is_announced_once() {
     assert_eq!(libc::WTERMSIG(status), libc::SIGTERM);
     r.report(pid, Termination::from_wait_status(status).unwrap());
     r.resume();
-    let got = collect(&sub, &HashSet::from([pid]), 5 * SECOND);
+    let got = collect(&sub, &procs(&[pid]), 5 * SECOND);
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].status(), 128 + libc::SIGTERM);
     assert_eq!(got[0].reaped_by, ReapedBy::Other);
     assert_eq!(got[0].comm.as_deref(), Some("sh"), "comm kept from own()");
-    assert_no_more(&sub, &HashSet::from([pid]), Duration::from_millis(300));
+    assert_no_more(&sub, &procs(&[pid]), Duration::from_millis(300));
 }
 
 #[test]
@@ -149,13 +151,15 @@ fn unowned_pid_reaped_by_another_waiter_is_announced_from_its_report() {
     let status = waitpid(pid);
     r.report(pid, Termination::from_wait_status(status).unwrap());
     r.resume();
-    let got = collect(&sub, &HashSet::from([pid]), 5 * SECOND);
+    // Reaped and reported before the engine saw its zombie: its exit has no start time.
+    let only = Procs::from_procs([Proc::without_start_time(pid)]);
+    let got = collect(&sub, &only, 5 * SECOND);
     assert_eq!(got.len(), 1);
     assert_eq!((got[0].status(), got[0].reaped_by), (5, ReapedBy::Other));
     until("the wait resolves", 5 * SECOND, || {
         exit.lock().unwrap().is_some()
     });
-    assert_no_more(&sub, &HashSet::from([pid]), Duration::from_millis(300));
+    assert_no_more(&sub, &only, Duration::from_millis(300));
 }
 
 /// How a native waiter takes its own children.
@@ -212,7 +216,7 @@ fn native_waiters_keep_their_children_and_every_exit_is_announced_once() {
     Reaper::global();
     let sub = subscription();
     let n = 40;
-    let mut all = HashSet::new();
+    let mut all = Vec::new();
     for waiter in [Waiter::Blocking, Waiter::Polling] {
         for with_fork in [true, false] {
             let handle = std::thread::spawn(move || {
@@ -220,6 +224,7 @@ fn native_waiters_keep_their_children_and_every_exit_is_announced_once() {
                     .map(|i| {
                         let code = (i * 7 + 3) % 256;
                         let pid = make_child(code, with_fork);
+                        let id = identify(pid);
                         let status = reap_as(waiter, pid);
                         assert!(libc::WIFEXITED(status), "{waiter:?}: status {status:#x}");
                         assert_eq!(
@@ -227,14 +232,14 @@ fn native_waiters_keep_their_children_and_every_exit_is_announced_once() {
                             code,
                             "{waiter:?} fork={with_fork}"
                         );
-                        (pid, code)
+                        (id, code)
                     })
                     .collect::<Vec<_>>()
             });
             let done = handle
                 .join()
                 .expect("every native waiter got its own child");
-            let pids: HashSet<i32> = done.iter().map(|(p, _)| *p).collect();
+            let pids = Procs::from_procs(done.iter().map(|(p, _)| *p));
             if !with_fork {
                 // Made without fork(): the engine learns of such a child only if it sees its
                 // exit before its waiter reaps it. Never taken, at most announced once.
@@ -246,14 +251,14 @@ fn native_waiters_keep_their_children_and_every_exit_is_announced_once() {
             let got = collect(&sub, &pids, 10 * SECOND);
             assert_once_each_in_order(&got, &pids);
             for e in &got {
-                let code = done.iter().find(|(p, _)| *p == e.pid).unwrap().1;
+                let code = done.iter().find(|(p, _)| p.is_exit_of(e)).unwrap().1;
                 assert_eq!(e.termination, Termination::Exited(code), "{e:?}");
                 assert_eq!(e.reaped_by, ReapedBy::Other);
             }
-            all.extend(pids);
+            all.extend(done.iter().map(|(p, _)| *p));
         }
     }
-    assert_no_more(&sub, &all, Duration::from_millis(200));
+    assert_no_more(&sub, &Procs::from_procs(all), Duration::from_millis(200));
 }
 
 /// A child whose forking thread has ended is not the engine's in default mode: it stays for
@@ -269,7 +274,8 @@ fn a_child_of_an_ended_thread_is_left_in_default_mode() {
         .join()
         .unwrap();
     gate.release();
-    let got = collect(&sub, &HashSet::from([pid]), 5 * SECOND);
+    let only = procs(&[pid]);
+    let got = collect(&sub, &only, 5 * SECOND);
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].termination, Termination::Exited(9));
     std::thread::sleep(Duration::from_millis(300));
@@ -280,5 +286,5 @@ fn a_child_of_an_ended_thread_is_left_in_default_mode() {
     assert!(r.sweep().is_empty(), "a sweep follows the same rules");
     let status = waitpid(pid);
     assert_eq!(libc::WEXITSTATUS(status), 9);
-    assert_no_more(&sub, &HashSet::from([pid]), Duration::from_millis(200));
+    assert_no_more(&sub, &only, Duration::from_millis(200));
 }

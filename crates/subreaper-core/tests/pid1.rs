@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -89,8 +88,10 @@ fn probe() {
                 Command::new("sh")
                     .args([
                         "-c",
-                        "sleep 0.2 & echo $!; sleep 0.1 & echo $!; \
-                         sh -c 'sleep 0.15 & echo $!'; exit 0",
+                        // Each job's pid and start time (the shell has not reaped it yet).
+                        "sleep 0.2 & echo $! $(cut -d' ' -f22 /proc/$!/stat); \
+                         sleep 0.1 & echo $! $(cut -d' ' -f22 /proc/$!/stat); \
+                         sh -c 'sleep 0.15 & echo $! $(cut -d\" \" -f22 /proc/$!/stat)'; exit 0",
                     ])
                     .stdin(Stdio::null())
                     .stdout(Stdio::piped()),
@@ -98,19 +99,15 @@ fn probe() {
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         for _ in 0..3 {
-            orphans.push(
-                lines
-                    .next()
-                    .unwrap()
-                    .unwrap()
-                    .trim()
-                    .parse::<i32>()
-                    .unwrap(),
-            );
+            let line = lines.next().unwrap().unwrap();
+            let (pid, ticks) = line.trim().split_once(' ').expect("pid and start ticks");
+            let pid: i32 = pid.parse().unwrap();
+            Proc::started_at_ticks(pid, ticks.parse().unwrap());
+            orphans.push(pid);
         }
         assert_eq!(rx.wait().termination, Termination::Exited(0));
     }
-    let set: HashSet<i32> = orphans.iter().copied().collect();
+    let set = procs(&orphans);
     assert_eq!(set.len(), 30);
     let got = collect(&sub, &set, Duration::from_secs(10));
     assert_once_each_in_order(&got, &set);

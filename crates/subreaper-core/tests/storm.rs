@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -64,7 +63,7 @@ fn storm_of_exits_reaches_every_subscriber_once_in_order() {
         halves.into_iter().flat_map(|h| h.join().unwrap()).collect()
     });
     let spawned_in = t.elapsed();
-    let set: Arc<HashSet<i32>> = Arc::new(pids.iter().copied().collect());
+    let set: Arc<Procs> = Arc::new(procs(&pids));
     assert_eq!(set.len(), n);
     r.kick();
 

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -14,8 +13,8 @@ use subreaper_core::{
     adopts_orphans, is_init, is_subreaper, set_subreaper, ReapedBy, SubscribeOptions, Termination,
 };
 
-/// Runs `script` (which prints one orphan pid per line) and returns those pids once the shell
-/// itself has exited and been reaped.
+/// Runs `script` (which prints one orphan per line with ECHO_JOB: its pid and start time) and
+/// returns those pids, identified, once the shell itself has exited and been reaped.
 fn orphans_of(script: &str, count: usize) -> Vec<i32> {
     let r = common::sole_reaper();
     let (mut child, rx) = r
@@ -28,7 +27,13 @@ fn orphans_of(script: &str, count: usize) -> Vec<i32> {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let pids: Vec<i32> = (0..count)
-        .map(|_| lines.next().unwrap().unwrap().trim().parse().unwrap())
+        .map(|_| {
+            let line = lines.next().unwrap().unwrap();
+            let (pid, ticks) = line.trim().split_once(' ').expect("pid and start ticks");
+            let pid: i32 = pid.parse().unwrap();
+            Proc::started_at_ticks(pid, ticks.parse().unwrap());
+            pid
+        })
         .collect();
     let e = rx.wait();
     assert_eq!(e.termination, Termination::Exited(0));
@@ -52,10 +57,13 @@ fn grandchildren_adopted_in_subreaper_mode_are_reaped() {
     // Grandchildren (the shell exits at once, leaving its background sleeps), and a great-
     // grandchild (an inner shell's background job, orphaned twice over).
     let mut orphans = orphans_of(
-        "for i in 1 2 3 4 5; do sleep 0.3 & echo $!; done; exit 0",
+        "for i in 1 2 3 4 5; do sleep 0.3 & echo $! $(cut -d' ' -f22 /proc/$!/stat); done; exit 0",
         5,
     );
-    orphans.extend(orphans_of("sh -c 'sleep 0.3 & echo $!; exit 0'; exit 0", 1));
+    orphans.extend(orphans_of(
+        "sh -c 'sleep 0.3 & echo $! $(cut -d\" \" -f22 /proc/$!/stat); exit 0'; exit 0",
+        1,
+    ));
     // Adopted: their parent is now this process, and they are still running.
     for pid in &orphans {
         let (state, ppid) = stat(*pid).expect("the orphan already exited?");
@@ -68,7 +76,7 @@ fn grandchildren_adopted_in_subreaper_mode_are_reaped() {
         .expect("wait on an adopted orphan");
     assert_eq!(waited.termination, Termination::Exited(0));
 
-    let set: HashSet<i32> = orphans.iter().copied().collect();
+    let set = procs(&orphans);
     let got = collect(&sub, &set, Duration::from_secs(10));
     assert_once_each_in_order(&got, &set);
     for e in &got {

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -47,8 +46,8 @@ fn unsubscribing_during_a_storm_neither_deadlocks_nor_disturbs_the_others() {
     let b: Vec<i32> = (0..half)
         .map(|_| spawn(&["cat"], Some(gate_b.read_fd())))
         .collect();
-    let set: Arc<HashSet<i32>> = Arc::new(a.iter().chain(&b).copied().collect());
-    let b_set: HashSet<i32> = b.iter().copied().collect();
+    let set: Arc<Procs> = Arc::new(procs(a.iter().chain(&b)));
+    let b_set = procs(&b);
     r.kick();
 
     let progress = Arc::new(AtomicUsize::new(0));
@@ -64,7 +63,7 @@ fn unsubscribing_during_a_storm_neither_deadlocks_nor_disturbs_the_others() {
             let deadline = Instant::now() + Duration::from_secs(30);
             while got.len() < n && Instant::now() < deadline {
                 match sub.recv_timeout(Duration::from_millis(100)) {
-                    Ok(Some(e)) if set.contains(&e.pid) => got.push(e),
+                    Ok(Some(e)) if set.of(&e).is_some() => got.push(e),
                     Ok(_) => {}
                     Err(e) => panic!("keeper {i} closed: {e}"),
                 }
@@ -146,7 +145,7 @@ fn unsubscribing_during_a_storm_neither_deadlocks_nor_disturbs_the_others() {
         );
         if i < 2 {
             assert!(
-                got.iter().all(|e| !b_set.contains(&e.pid)),
+                got.iter().all(|e| b_set.of(e).is_none()),
                 "victim {i} got exits after it was unsubscribed"
             );
         }
@@ -158,7 +157,7 @@ fn unsubscribing_during_a_storm_neither_deadlocks_nor_disturbs_the_others() {
     while b_seen < half {
         match late.recv_timeout(Duration::from_secs(10)) {
             Ok(Some(e)) => {
-                b_seen += b_set.contains(&e.pid) as usize;
+                b_seen += b_set.of(&e).is_some() as usize;
                 late_got.push(e.seq);
             }
             other => panic!("late subscriber: {other:?} after {b_seen} of the second half"),

@@ -100,6 +100,8 @@ export function installChildProcessHooks(owner: number): void {
     }
     const onexit = handle.onexit
     if (typeof onexit === 'function') {
+      // A property Node's handle calls, not an event target.
+      // oxlint-disable-next-line unicorn/prefer-add-event-listener
       handle.onexit = function onexitReported(this: ProcessHandle, exitCode: number, signalCode: string | null) {
         const pid = this.pid ?? child.pid
         if (typeof pid === 'number' && pid > 0) {

@@ -37,8 +37,8 @@ export interface WaitOptions {
 let environmentOwner: number | undefined
 
 /** @internal */
-export function setEnvironmentOwner(owner: number): void {
-  environmentOwner = owner
+export function setEnvironmentOwner(id: number): void {
+  environmentOwner = id
 }
 
 function owner(): number {
@@ -161,7 +161,8 @@ export class Monitor {
   /** Unsubscribes every subscription of this monitor; `subscribe()` then throws MonitorClosedError. */
   close(): void {
     this.#closed = true
-    for (const sub of [...this.#subscriptions]) sub.unsubscribe()
+    // unsubscribe() deletes from the set: iterate a copy.
+    for (const sub of Array.from(this.#subscriptions)) sub.unsubscribe()
   }
 
   /** True once `close()` was called. */

@@ -2,13 +2,164 @@
 //! its own process, sharing that process's `Reaper::global()` between its tests).
 #![allow(dead_code)]
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{c_char, CString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use subreaper_core::{Exit, RecvError, Subscription};
+
+/// How far an exit's `started_at` can be from the moment a test saw the process start: /proc
+/// counts start times in 10 ms clock ticks, and each conversion reads two clocks (a thread
+/// preempted between them on a busy machine is off by the time it waited: tens of ms). Two
+/// processes that share a pid start much further apart: Linux hands pids out in a cycle, so a
+/// pid comes back only after all 32,768 were handed out, which takes over 2 s even at the
+/// fastest spawn rate of this machine (about 14,000 a second).
+pub const START_SLACK: Duration = Duration::from_millis(500);
+
+/// One process: its pid and the span its start time lies in. The kernel recycles pids (32,768
+/// here, gone round within minutes on a busy machine), so an exit is matched by both.
+#[derive(Clone, Copy, Debug)]
+pub struct Proc {
+    pub pid: i32,
+    /// None: a process whose start time nobody read (see `without_start_time`).
+    span: Option<(SystemTime, SystemTime)>,
+}
+
+impl Proc {
+    /// A process started between `before` and `after` (read around the spawn call).
+    pub fn started_between(pid: i32, before: SystemTime, after: SystemTime) -> Proc {
+        let p = Proc {
+            pid,
+            span: Some((before - START_SLACK, after + START_SLACK)),
+        };
+        remember(p);
+        p
+    }
+
+    /// A process whose start time (clock ticks since boot, field 22 of /proc/<pid>/stat) was
+    /// read while it existed.
+    pub fn started_at_ticks(pid: i32, ticks: u64) -> Proc {
+        let at = ticks_to_wall_clock(ticks);
+        Proc::started_between(pid, at, at)
+    }
+
+    /// A child another waiter reaped and reported before the engine saw it as a zombie: nobody
+    /// read its start time, so its exit has none. It matches only exits of its pid without one.
+    pub fn without_start_time(pid: i32) -> Proc {
+        Proc { pid, span: None }
+    }
+
+    /// Whether `e` is this process's exit (same pid, a start time in its span).
+    pub fn is_exit_of(&self, e: &Exit) -> bool {
+        e.pid == self.pid
+            && match (self.span, e.started_at) {
+                (Some((earliest, latest)), Some(t)) => t >= earliest && t <= latest,
+                (None, None) => true,
+                _ => false,
+            }
+    }
+}
+
+/// The last process this test process made or identified with each pid (see `procs`).
+static SEEN: Mutex<Option<HashMap<i32, Proc>>> = Mutex::new(None);
+
+fn remember(p: Proc) {
+    SEEN.lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .insert(p.pid, p);
+}
+
+/// A /proc start time (clock ticks since boot) as wall-clock time, the way the engine converts
+/// it for `Exit::started_at`: now, less the time since boot, plus the ticks.
+fn ticks_to_wall_clock(ticks: u64) -> SystemTime {
+    // SAFETY: sysconf has no memory effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    let mut now: libc::timespec = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec to write to.
+    assert_eq!(
+        unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) },
+        0
+    );
+    let since_boot = Duration::new(now.tv_sec as u64, now.tv_nsec as u32);
+    let started = Duration::from_nanos(ticks * (1_000_000_000 / hz));
+    SystemTime::now() - since_boot.saturating_sub(started)
+}
+
+/// The identity of `pid`, which must exist now (alive, or a zombie not yet reaped).
+pub fn identify(pid: i32) -> Proc {
+    let ticks = start_ticks(pid)
+        .unwrap_or_else(|| panic!("process {pid} is gone: identify it while it exists"));
+    Proc::started_at_ticks(pid, ticks)
+}
+
+/// Runs `start` (which starts one child) and names that child (`pid` of the result) by its pid
+/// and the span in which it started, for `procs`.
+pub fn identified<T>(start: impl FnOnce() -> T, pid: impl FnOnce(&T) -> i32) -> T {
+    let before = SystemTime::now();
+    let started = start();
+    Proc::started_between(pid(&started), before, SystemTime::now());
+    started
+}
+
+/// Field 22 of /proc/<pid>/stat: start time, clock ticks since boot.
+pub fn start_ticks(pid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    text.get(text.rfind(')')? + 2..)?
+        .split(' ')
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+/// A set of processes, one per pid: for each pid, the process this test made or identified
+/// last with it (just before building the set, in every use here).
+#[derive(Clone, Debug, Default)]
+pub struct Procs(HashMap<i32, Proc>);
+
+impl Procs {
+    /// The process among these that made `e`, if any.
+    pub fn of(&self, e: &Exit) -> Option<&Proc> {
+        self.0.get(&e.pid).filter(|p| p.is_exit_of(e))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn insert(&mut self, p: Proc) {
+        self.0.insert(p.pid, p);
+    }
+
+    pub fn from_procs(list: impl IntoIterator<Item = Proc>) -> Procs {
+        Procs(list.into_iter().map(|p| (p.pid, p)).collect())
+    }
+}
+
+/// The processes of `pids`: each spawned by `spawn`, started with a `Proc` made around the
+/// spawn call, or identified (`identify`, `Proc::started_at_ticks`) earlier in this process.
+pub fn procs<'a>(pids: impl IntoIterator<Item = &'a i32>) -> Procs {
+    let seen = SEEN.lock().unwrap();
+    Procs(
+        pids.into_iter()
+            .map(|pid| {
+                let p = seen.as_ref().and_then(|m| m.get(pid)).unwrap_or_else(|| {
+                    panic!("pid {pid} was never identified: spawn it with spawn() or identify it")
+                });
+                (*pid, *p)
+            })
+            .collect(),
+    )
+}
 
 extern "C" {
     static environ: *const *mut c_char;
@@ -51,7 +202,7 @@ impl Default for Gate {
 }
 
 /// Spawns `argv` with `posix_spawnp` (vfork-style: fast here, unlike fork), stdin from
-/// `stdin` (or /dev/null) and stdout to /dev/null. Returns the pid.
+/// `stdin` (or /dev/null) and stdout to /dev/null. Returns the pid; `procs` knows its start.
 pub fn spawn(argv: &[&str], stdin: Option<RawFd>) -> i32 {
     let args: Vec<CString> = argv.iter().map(|a| CString::new(*a).unwrap()).collect();
     let mut ptrs: Vec<*mut c_char> = args.iter().map(|a| a.as_ptr() as *mut c_char).collect();
@@ -87,6 +238,7 @@ pub fn spawn(argv: &[&str], stdin: Option<RawFd>) -> i32 {
             0
         );
         let mut pid = 0;
+        let before = SystemTime::now();
         let rc = libc::posix_spawnp(
             &mut pid,
             ptrs[0],
@@ -95,6 +247,7 @@ pub fn spawn(argv: &[&str], stdin: Option<RawFd>) -> i32 {
             ptrs.as_ptr(),
             environ,
         );
+        let after = SystemTime::now();
         libc::posix_spawn_file_actions_destroy(&mut actions);
         assert_eq!(
             rc,
@@ -102,6 +255,7 @@ pub fn spawn(argv: &[&str], stdin: Option<RawFd>) -> i32 {
             "posix_spawnp {argv:?}: {}",
             std::io::Error::from_raw_os_error(rc)
         );
+        Proc::started_between(pid, before, after);
         pid
     }
 }
@@ -170,18 +324,18 @@ pub fn until_zombies(pids: &[i32], timeout: Duration) {
     });
 }
 
-/// Receives from `sub` until it has seen an exit for every pid in `pids` or `timeout` passed.
-/// Returns the exits of those pids (duplicates included, so that callers can check for them)
-/// in the order received; exits of other pids are skipped.
-pub fn collect(sub: &Subscription, pids: &HashSet<i32>, timeout: Duration) -> Vec<Arc<Exit>> {
+/// Receives from `sub` until it has seen an exit of every process in `procs` or `timeout`
+/// passed. Returns the exits of those processes (duplicates included, so that callers can check
+/// for them) in the order received; other exits (another holder of a pid too) are skipped.
+pub fn collect(sub: &Subscription, procs: &Procs, timeout: Duration) -> Vec<Arc<Exit>> {
     let deadline = Instant::now() + timeout;
     let mut seen = HashSet::new();
     let mut got = Vec::new();
-    while seen.len() < pids.len() {
+    while seen.len() < procs.len() {
         let left = deadline.saturating_duration_since(Instant::now());
         match sub.recv_timeout(left) {
             Ok(Some(e)) => {
-                if pids.contains(&e.pid) {
+                if procs.of(&e).is_some() {
                     seen.insert(e.pid);
                     got.push(e);
                 }
@@ -193,8 +347,8 @@ pub fn collect(sub: &Subscription, pids: &HashSet<i32>, timeout: Duration) -> Ve
     got
 }
 
-/// Asserts that no further exit of `pids` arrives within `quiet`.
-pub fn assert_no_more(sub: &Subscription, pids: &HashSet<i32>, quiet: Duration) {
+/// Asserts that no further exit of `procs` arrives within `quiet`.
+pub fn assert_no_more(sub: &Subscription, procs: &Procs, quiet: Duration) {
     let deadline = Instant::now() + quiet;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -202,7 +356,7 @@ pub fn assert_no_more(sub: &Subscription, pids: &HashSet<i32>, quiet: Duration) 
             return;
         }
         match sub.recv_timeout(left) {
-            Ok(Some(e)) => assert!(!pids.contains(&e.pid), "announced twice: {e:?}"),
+            Ok(Some(e)) => assert!(procs.of(&e).is_none(), "announced twice: {e:?}"),
             Ok(None) => return,
             Err(RecvError::Closed) => return,
             Err(e) => panic!("subscription ended: {e}"),
@@ -210,13 +364,17 @@ pub fn assert_no_more(sub: &Subscription, pids: &HashSet<i32>, quiet: Duration) 
     }
 }
 
-/// Asserts `exits` holds each of `pids` exactly once, with increasing `seq`.
-pub fn assert_once_each_in_order(exits: &[Arc<Exit>], pids: &HashSet<i32>) {
+/// Asserts `exits` holds an exit of each of `procs` exactly once, with increasing `seq`.
+pub fn assert_once_each_in_order(exits: &[Arc<Exit>], procs: &Procs) {
     let mut seen = HashSet::new();
     for e in exits {
+        assert!(
+            procs.of(e).is_some(),
+            "not an exit of these processes: {e:?}"
+        );
         assert!(seen.insert(e.pid), "pid {} received twice", e.pid);
     }
-    assert_eq!(seen.len(), pids.len(), "missing exits");
+    assert_eq!(seen.len(), procs.len(), "missing exits");
     assert!(
         exits.windows(2).all(|w| w[0].seq < w[1].seq),
         "exits out of order"
