@@ -82,9 +82,13 @@ fn unsubscribing_during_a_storm_neither_deadlocks_nor_disturbs_the_others() {
         }));
     }
     // Each victim is read on a thread of its own, blocked in recv when it is unsubscribed.
+    // Victims 2 and 3 read the second half slowly (a millisecond an exit, a slow consumer),
+    // so that their unsubscribe lands while exits are still on their way to them, however
+    // fast the engine drains.
     let victim_threads: Vec<_> = victims
         .iter()
-        .map(|v| {
+        .enumerate()
+        .map(|(i, v)| {
             let (v, done) = (v.clone(), done_tx.clone());
             thread::spawn(move || {
                 let mut got = Vec::new();
@@ -92,6 +96,9 @@ fn unsubscribing_during_a_storm_neither_deadlocks_nor_disturbs_the_others() {
                     match v.recv() {
                         Ok(e) => got.push(e),
                         Err(e) => break e,
+                    }
+                    if i >= 2 && got.len() >= half {
+                        thread::sleep(Duration::from_millis(1));
                     }
                 };
                 done.send("victim").unwrap();
