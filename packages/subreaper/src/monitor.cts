@@ -148,7 +148,8 @@ export class Monitor {
   /** Reaps every child that has exited by now (the seed's `Reap`); resolves with those exits. */
   reap(): Promise<Exit[]> {
     try {
-      return Promise.resolve(native.sweep().map(toExit))
+      // Swept on a thread of libuv's pool: the event loop keeps running meanwhile.
+      return native.sweep().then((records) => records.map(toExit))
     } catch (err) {
       return Promise.reject(err)
     }
