@@ -13,6 +13,7 @@ import { getSystemErrorName } from 'node:util'
 
 import { signalNumber } from './exit.cjs'
 import { native } from './native.cjs'
+import { Subscription } from './subscription.cjs'
 
 const INSTALLED = Symbol.for('subreaper.childProcessHooks')
 
@@ -105,7 +106,12 @@ export function installChildProcessHooks(owner: number): void {
             const start = native.own(pid, owner)
             if (start != null) startTimes.set(child, start)
           }
-          this.once('exit', (code: number | null, signal: NodeJS.Signals | null) => report(pid, code, signal))
+          this.once('exit', (code: number | null, signal: NodeJS.Signals | null) => {
+            report(pid, code, signal)
+            // The exit is now in this environment's subscriber queues (announced by the engine
+            // or by this report): hand it to callback subscribers before the 'exit' listeners.
+            Subscription.deliverQueued()
+          })
         } else if (typeof result === 'number' && result < 0) {
           recordSpawnFailure(this, result)
         }

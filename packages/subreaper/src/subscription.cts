@@ -142,6 +142,14 @@ export class Subscription implements AsyncIterableIterator<Exit> {
     this.unsubscribe()
   }
 
+  /**
+   * @internal Delivers what is already queued to this environment's callback subscribers, now.
+   * Called when a child's 'exit' is reported, before the user's own 'exit' listeners run.
+   */
+  static deliverQueued(): void {
+    for (const sub of callbackSubscriptions) if (sub.#native && sub.#native.pending > 0) sub.#deliverToCallback()
+  }
+
   static #flushBeforeExit(): void {
     if (callbackSubscriptions.size === 0) return
     const recorded = native.stats().exitsRecorded
