@@ -394,6 +394,9 @@ test.serial('monitor.subscribe(callbackOrOptions, options) with generated option
         }
         try {
           const pids: number[] = []
+          // The recorder's exits from here on: pids wrap within a minute on a busy machine, so
+          // an earlier run's exit may carry one of this run's pids.
+          const recordedBefore = rec.exits.length
           for (let i = 0; i < k; i++) {
             const child = monitor.start(helper.path, ['exit', String(i)], { stdio: 'ignore' })
             pids.push(child.pid!)
@@ -431,8 +434,12 @@ test.serial('monitor.subscribe(callbackOrOptions, options) with generated option
           // exits after that are no longer its own), so they add up to at most all of them.
           // A buffer that holds them all never lags.
           // Reap order (every subscriber sees the same): as the file's recorder saw them.
-          await rec.waitFor(pids, 10_000)
-          const order = rec.exits.filter((e) => pids.includes(e.pid)).map((e) => e.pid)
+          const mine = () => rec.exits.slice(recordedBefore).filter((e) => pids.includes(e.pid))
+          await until(() => mine().length >= pids.length, 10_000, 2)
+          const order = rec.exits
+            .slice(recordedBefore)
+            .filter((e) => pids.includes(e.pid))
+            .map((e) => e.pid)
           const want = order.slice(0, got.length)
           if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`got ${describe(got)}, expected a prefix of ${describe(order)}`)
           const used = (callbackForm ? secondArg : (firstArg ?? secondArg)) as { bufferSize?: number } | undefined
