@@ -1,7 +1,9 @@
 // 1. Drain throughput: N ready zombies reaped by the engine and delivered to 0, 1 and 8 JavaScript
 // subscribers, against a bare wait4(-1) loop draining the same N zombies in a C process (and
 // against the engine's own syscalls, with and without its /proc inspection, to show what limits
-// it). All variants run interleaved in each round.
+// it), against a C loop doing the engine's work (peek, one read of /proc/<pid>/stat, wait4), and
+// against containerd's reaper (v1.4.13 and v2.4.2, bench/containerd) to 1 and 8 subscribers,
+// when the runner could build it. All variants run interleaved in each round.
 //
 // How the zombies are made: the helper vforks N children that _exit(0) at once, then exits; its
 // N zombies are re-parented to this process (a subreaper). The helper runs under spawnSync,
@@ -11,7 +13,7 @@ import { execFileSync, spawnSync } from 'node:child_process'
 
 import { monitor, reaperStats, setSubreaper, type Exit } from './sr.ts'
 
-import { helperPath, intEnv, keepAlive, nowUs, progress, report, summarize, until } from './lib.ts'
+import { containerdPath, helperPath, intEnv, keepAlive, nowUs, progress, report, summarize, until } from './lib.ts'
 
 const N = intEnv('SUBREAPER_BENCH_DRAIN_N', 10_000)
 const ROUNDS = intEnv('SUBREAPER_BENCH_ROUNDS', 5)
@@ -24,7 +26,15 @@ interface CRun {
   spawnUsPerChild: number
 }
 
-function cDrain(mode: 'wait4' | 'peek' | 'proc'): CRun {
+const containerd = containerdPath()
+
+/** containerd's reaper (`bench/containerd`) draining N zombies to `subscribers` channels. */
+function containerdDrain(version: '1' | '2', subscribers: number): number {
+  const out = execFileSync(containerd!, ['drain', version, String(N), String(subscribers), helper], { encoding: 'utf8' })
+  return (JSON.parse(out) as { usPerExit: number }).usPerExit
+}
+
+function cDrain(mode: 'wait4' | 'peek' | 'proc' | 'stat1'): CRun {
   const out = execFileSync(helper, ['drain', String(N), mode], { encoding: 'utf8' })
   const r = JSON.parse(out) as { reaped: number; usPerExit: number; spawnUsPerChild: number }
   if (r.reaped !== N) throw new Error(`bare ${mode} drain reaped ${r.reaped} of ${N}`)
@@ -92,6 +102,11 @@ const rows = {
   bareWait4: [] as number[],
   peekWait4: [] as number[],
   peekProcWait4: [] as number[],
+  peekStatWait4: [] as number[],
+  containerd1x1: [] as number[],
+  containerd1x8: [] as number[],
+  containerd2x1: [] as number[],
+  containerd2x8: [] as number[],
   engine0: [] as number[],
   engine1: [] as number[],
   engine8: [] as number[],
@@ -112,6 +127,13 @@ for (let round = 1; round <= ROUNDS; round++) {
   spawnUs.push(bare.spawnUsPerChild)
   rows.peekWait4.push(cDrain('peek').usPerExit)
   rows.peekProcWait4.push(cDrain('proc').usPerExit)
+  rows.peekStatWait4.push(cDrain('stat1').usPerExit)
+  if (containerd) {
+    rows.containerd1x1.push(containerdDrain('1', 1))
+    rows.containerd1x8.push(containerdDrain('1', 8))
+    rows.containerd2x1.push(containerdDrain('2', 1))
+    rows.containerd2x8.push(containerdDrain('2', 8))
+  }
   rows.engine0.push((await engineDrain(0)).usPerExit)
   const one = await engineDrain(1)
   rows.engine1.push(one.usPerExit)
@@ -124,7 +146,11 @@ for (let round = 1; round <= ROUNDS; round++) {
 report({
   n: N,
   rounds: ROUNDS,
-  usPerExit: Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, summarize(v)])),
+  usPerExit: Object.fromEntries(
+    Object.entries(rows)
+      .filter(([, v]) => v.length > 0)
+      .map(([k, v]) => [k, summarize(v)]),
+  ),
   /** How fast the helper made the zombies (vfork), µs per child: not part of any drain. */
   helperSpawnUsPerChild: summarize(spawnUs),
 })

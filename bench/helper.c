@@ -8,8 +8,13 @@
 //                           time a drain of them; print one JSON line. MODE:
 //                             wait4  bare `wait4(-1)` loop (the floor)
 //                             peek   the engine's syscalls: waitid(P_ALL, WNOWAIT) + wait4(pid)
-//                             proc   peek + read /proc/<pid>/stat and /status (the engine's
-//                                    inspection of each zombie) + wait4(pid)
+//                             proc   peek + read /proc/<pid>/stat and /status (what the engine
+//                                    read of each zombie up to issue 13) + wait4(pid)
+//                             stat1  peek + ONE read(2) of /proc/<pid>/stat into a stack buffer
+//                                    + wait4(pid): the same work as the engine (issue 13)
+//   latency N FILE GAP_US   become a subreaper; N times: posix_spawn `stamp FILE`, block in
+//                           wait4(-1) and print "<pid> <CLOCK_MONOTONIC ns>" when it returns,
+//                           then sleep GAP_US (the bare C subreaper's exit latency)
 //   stamp FILE              append "<pid> <CLOCK_MONOTONIC ns> <CLOCK_REALTIME ns>\n" to FILE,
 //                           then _exit(0)
 //   orphan-stamp FILE US    fork a grandchild and exit at once; the grandchild (an orphan by
@@ -85,6 +90,39 @@ static void read_file(const char *path) {
   close(fd);
 }
 
+/* One read into a stack buffer, as the engine reads /proc/<pid>/stat. */
+static void read_once(const char *path) {
+  char buf[1024];
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  if (read(fd, buf, sizeof buf) < 0) buf[0] = 0;
+  close(fd);
+}
+
+static int latency(long n, const char *self, const char *file, long gap_us) {
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    perror("prctl");
+    return 1;
+  }
+  char *argv[] = {(char *)self, "stamp", (char *)file, NULL};
+  for (long i = 0; i < n; i++) {
+    pid_t child;
+    if (posix_spawn(&child, self, NULL, NULL, argv, environ) != 0) {
+      perror("posix_spawn");
+      return 1;
+    }
+    int st;
+    struct rusage ru;
+    pid_t got = wait4(-1, &st, __WALL, &ru);
+    long long at = now_ns();
+    printf("%d %lld\n", (int)got, at);
+    struct timespec d = {gap_us / 1000000, (gap_us % 1000000) * 1000};
+    while (nanosleep(&d, &d) != 0 && errno == EINTR) {
+    }
+  }
+  return 0;
+}
+
 static int drain(long n, const char *self, const char *mode) {
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
     perror("prctl");
@@ -108,6 +146,7 @@ static int drain(long n, const char *self, const char *mode) {
     while (wait4(-1, &st, __WALL, &ru) > 0) reaped++;
   } else {
     int inspect = strcmp(mode, "proc") == 0;
+    int stat1 = strcmp(mode, "stat1") == 0;
     char path[64];
     for (;;) {
       siginfo_t info;
@@ -119,6 +158,9 @@ static int drain(long n, const char *self, const char *mode) {
         read_file(path);
         snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
         read_file(path);
+      } else if (stat1) {
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        read_once(path);
       }
       if (wait4(pid, &st, WNOHANG | __WALL, &ru) == pid) reaped++;
     }
@@ -133,6 +175,7 @@ int main(int argc, char **argv) {
   if (argc >= 3 && strcmp(argv[1], "zombies") == 0) return zombies(atol(argv[2]), argc >= 4 && strcmp(argv[3], "reap") == 0);
   if (argc >= 4 && strcmp(argv[1], "drain") == 0) return drain(atol(argv[2]), argv[0], argv[3]);
   if (argc >= 3 && strcmp(argv[1], "stamp") == 0) stamp(argv[2]);
+  if (argc >= 5 && strcmp(argv[1], "latency") == 0) return latency(atol(argv[2]), argv[0], argv[3], atol(argv[4]));
   if (argc >= 4 && strcmp(argv[1], "orphan-stamp") == 0) {
     pid_t p = fork();
     if (p == 0) {
@@ -143,6 +186,6 @@ int main(int argc, char **argv) {
     }
     _exit(p < 0 ? 1 : 0);
   }
-  fprintf(stderr, "usage: helper zombies N [reap] | drain N wait4|peek|proc | stamp FILE | orphan-stamp FILE US\n");
+  fprintf(stderr, "usage: helper zombies N [reap] | drain N wait4|peek|proc|stat1 | latency N FILE GAP_US | stamp FILE | orphan-stamp FILE US\n");
   return 2;
 }

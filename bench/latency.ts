@@ -2,7 +2,8 @@
 //
 //   node latency.ts child_process   subreaper NOT loaded: Node's own child_process 'exit' event
 //                                   latency (the baseline).
-//   node latency.ts subreaper       subreaper loaded, one callback subscriber: for each
+//   node latency.ts subreaper [S]   subreaper loaded, one callback subscriber (or S, timed to the
+//                                   last of them, and then without the orphans): for each
 //                                   child_process child, both the subscriber's callback and the
 //                                   'exit' event (the same exit, both paths); then orphans,
 //                                   which the engine reaps itself (this process is a subreaper).
@@ -14,44 +15,21 @@
 // the latency into "engine saw it" and "JavaScript was called". Children are run one at a time
 // with a quiet gap between them: the event loop is idle when each exits.
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { helperPath, intEnv, keepAlive, nowUs, report, sleep, until } from './lib.ts'
+import { helperPath, intEnv, keepAlive, nowUs, readStamps, report, sleep, until, type Stamp } from './lib.ts'
 
 const mode = process.argv[2]
 if (mode !== 'child_process' && mode !== 'subreaper') throw new Error('usage: latency.ts child_process|subreaper')
-const COUNT = intEnv('SUBREAPER_BENCH_LATENCY_N', 200)
+const COUNT = intEnv('SUBREAPER_BENCH_LATENCY_N', 300)
+const SUBSCRIBERS = Number(process.argv[3] ?? 1)
 const GAP_MS = 3
 /** How long an orphan lives after its parent exits: long enough to have been re-parented. */
 const ORPHAN_DELAY_US = 5000
 const helper = helperPath()
 const dir = mkdtempSync(join(tmpdir(), 'subreaper-bench-'))
-
-interface Stamp {
-  /** CLOCK_MONOTONIC, µs */
-  mono: number
-  /** CLOCK_REALTIME, µs since the epoch */
-  real: number
-}
-
-const us = (ns: string) => Number(BigInt(ns) / 1000n) + Number(BigInt(ns) % 1000n) / 1000
-
-function readStamps(file: string): Map<number, Stamp> {
-  const stamps = new Map<number, Stamp>()
-  let text = ''
-  try {
-    text = readFileSync(file, 'utf8')
-  } catch {
-    return stamps
-  }
-  for (const line of text.split('\n')) {
-    const [pid, mono, real] = line.split(' ')
-    if (pid && mono && real) stamps.set(Number(pid), { mono: us(mono), real: us(real) })
-  }
-  return stamps
-}
 
 /** Checks that the helper's CLOCK_MONOTONIC and process.hrtime are one clock. */
 function clockCheck(): { ok: boolean; stampMinusBeforeUs: number; afterMinusStampUs: number } {
@@ -76,14 +54,21 @@ const release = keepAlive()
 const clock = clockCheck()
 const stampFile = join(dir, 'stamps')
 
-// With subreaper loaded: every exit the subscriber sees, by pid.
+// With subreaper loaded: every exit the subscribers see, by pid, once the last of them has.
 const callbacks = new Map<number, { at: number; reapedBy: string; recorded: number }>()
 if (mode === 'subreaper') {
   const { monitor, setSubreaper } = await import('./sr.ts')
   setSubreaper(true)
-  monitor.subscribe((exit) => {
-    callbacks.set(exit.pid, { at: nowUs(), reapedBy: exit.reapedBy, recorded: exit.timestamp })
-  })
+  const seen = new Map<number, number>()
+  for (let i = 0; i < SUBSCRIBERS; i++) {
+    monitor.subscribe((exit) => {
+      const n = (seen.get(exit.pid) ?? 0) + 1
+      seen.set(exit.pid, n)
+      if (n < SUBSCRIBERS) return
+      seen.delete(exit.pid)
+      callbacks.set(exit.pid, { at: nowUs(), reapedBy: exit.reapedBy, recorded: exit.timestamp })
+    })
+  }
 }
 
 async function runChild(args: string[], samples: Sample[] | null): Promise<void> {
@@ -115,7 +100,7 @@ for (let i = 0; i < COUNT; i++) await runChild(['stamp', stampFile], direct)
 // Orphans: the helper forks a grandchild and exits; the grandchild exits ORPHAN_DELAY_US later.
 const orphanFile = join(dir, 'orphans')
 const orphans: { pid: number; at: number; recorded: number }[] = []
-if (mode === 'subreaper') {
+if (mode === 'subreaper' && SUBSCRIBERS === 1) {
   for (let i = 0; i < COUNT; i++) {
     callbacks.clear()
     const child = spawn(helper, ['orphan-stamp', orphanFile, String(ORPHAN_DELAY_US)], { stdio: 'ignore' })
@@ -150,4 +135,4 @@ const callbackFirst = direct.filter((s) => s.callback !== undefined && s.exitEve
 
 rmSync(dir, { recursive: true, force: true })
 release()
-report({ mode, clock, exitEvent, callback, recorded, orphan, orphanRecorded, callbackFirst, children: direct.length })
+report({ mode, subscribers: SUBSCRIBERS, clock, exitEvent, callback, recorded, orphan, orphanRecorded, callbackFirst, children: direct.length })

@@ -9,6 +9,35 @@ export function helperPath(): string {
   return path
 }
 
+/** containerd's reaper baseline (bench/containerd), when the runner could build it. */
+export function containerdPath(): string | undefined {
+  return process.env.SUBREAPER_BENCH_CONTAINERD || undefined
+}
+
+/** A child's exit stamps (`helper stamp`): CLOCK_MONOTONIC and CLOCK_REALTIME, µs. */
+export interface Stamp {
+  mono: number
+  real: number
+}
+
+const nsToUs = (ns: string) => Number(BigInt(ns) / 1000n) + Number(BigInt(ns) % 1000n) / 1000
+
+/** The stamps appended to `file` by `helper stamp`, by pid. */
+export function readStamps(file: string): Map<number, Stamp> {
+  const stamps = new Map<number, Stamp>()
+  let text = ''
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch {
+    return stamps
+  }
+  for (const line of text.split('\n')) {
+    const [pid, mono, real] = line.split(' ')
+    if (pid && mono && real) stamps.set(Number(pid), { mono: nsToUs(mono), real: nsToUs(real) })
+  }
+  return stamps
+}
+
 export function intEnv(name: string, fallback: number): number {
   const raw = process.env[name]
   if (raw === undefined || raw === '') return fallback

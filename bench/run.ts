@@ -2,7 +2,7 @@
 // prints one table; writes bench/results.json. bench/README.md explains the measurements.
 //
 //   npm run bench                       everything (about 2 to 5 minutes on 2 cores)
-//   npm run bench -- --only=drain,idle  some sections (drain latency fanout idle memory startup init rust)
+//   npm run bench -- --only=drain,idle  some sections (drain latency fanout idle memory startup stuck init rust)
 //   npm run bench -- --quick            fewer rounds and exits (a smoke run; numbers are rough)
 //   npm run bench -- --no-rust          skip `cargo bench -p subreaper-core --bench drain`
 //   npm run bench -- --no-write         do not write bench/results.json
@@ -22,8 +22,9 @@ const here = dirname(fileURLToPath(import.meta.url))
 const root = resolve(here, '..')
 const buildDir = join(here, '.build')
 const helper = join(buildDir, 'helper')
+const containerdProgram = join(buildDir, 'containerd-reaper')
 
-const SECTIONS = ['drain', 'latency', 'fanout', 'idle', 'memory', 'startup', 'init', 'rust'] as const
+const SECTIONS = ['drain', 'latency', 'fanout', 'idle', 'memory', 'startup', 'stuck', 'init', 'rust'] as const
 type Section = (typeof SECTIONS)[number]
 const argv = process.argv.slice(2)
 const flag = (name: string) => argv.includes(`--${name}`)
@@ -55,6 +56,7 @@ const env: NodeJS.ProcessEnv = {
         SUBREAPER_BENCH_LATENCY_ROUNDS: '2',
         SUBREAPER_BENCH_INIT_ROUNDS: '3',
         SUBREAPER_BENCH_INIT_ZOMBIES: '2000',
+        SUBREAPER_BENCH_STUCK_SECONDS: '3',
       }
     : {}),
 }
@@ -67,6 +69,26 @@ function compileHelper(): void {
   mkdirSync(buildDir, { recursive: true })
   const cc = process.env.CC ?? 'cc'
   execFileSync(cc, ['-O2', '-Wall', '-Wno-clobbered', '-o', helper, join(here, 'helper.c')], { stdio: 'inherit' })
+}
+
+/**
+ * Builds containerd's reaper baseline (bench/containerd) with Go. Returns why not, if it could
+ * not: the rows that need it are then left out, with that note.
+ */
+function buildContainerd(): string | undefined {
+  try {
+    execFileSync('go', ['version'], { stdio: 'ignore' })
+  } catch {
+    return 'Go is not installed: containerd baseline skipped'
+  }
+  try {
+    execFileSync('go', ['build', '-o', containerdProgram, '.'], { cwd: join(here, 'containerd'), stdio: ['ignore', 'ignore', 'pipe'], timeout: 600_000 })
+    env.SUBREAPER_BENCH_CONTAINERD = containerdProgram
+    return undefined
+  } catch (err) {
+    const e = err as { stderr?: Buffer; message?: string }
+    return `containerd baseline skipped: go build failed: ${(e.stderr?.toString() || e.message || String(err)).trim().split('\n').slice(-3).join(' / ')}`
+  }
 }
 
 /** Runs one section script in a fresh Node process; returns its RESULT. */
@@ -162,11 +184,13 @@ function addonInfo(): { file: string; sha256: string; modified: string; staleAga
 interface DrainResult {
   n: number
   rounds: number
-  usPerExit: Record<'bareWait4' | 'peekWait4' | 'peekProcWait4' | 'engine0' | 'engine1' | 'engine8' | 'reaper1' | 'reaper8', Summary>
+  usPerExit: Record<'bareWait4' | 'peekWait4' | 'peekProcWait4' | 'peekStatWait4' | 'engine0' | 'engine1' | 'engine8', Summary> &
+    Partial<Record<'reaper1' | 'reaper8' | 'containerd1x1' | 'containerd1x8' | 'containerd2x1' | 'containerd2x8', Summary>>
   helperSpawnUsPerChild: Summary
 }
 interface LatencyRound {
   mode: 'child_process' | 'subreaper'
+  subscribers: number
   clock: { ok: boolean }
   exitEvent: number[]
   callback: number[]
@@ -175,6 +199,24 @@ interface LatencyRound {
   orphanRecorded: number[]
   callbackFirst: number
   children: number
+}
+interface NativeLatencyRound {
+  mode: 'c' | 'containerd1' | 'containerd2'
+  samples: number[]
+  children: number
+}
+interface StuckResult {
+  n: number
+  seconds: number
+  containerd: Record<string, { readerGotAfterEachSecond: number[]; extraGoroutinesAfterEachSecond: number[] }>
+  subreaper: {
+    readerGotAfterEachSecond: number[]
+    readerAllMs: number | null
+    extraThreadsAfterEachSecond: number[]
+    stuckClosed: boolean
+    stuckClosedMs: number | null
+    stuckMissed: number | null
+  }
 }
 interface FanoutResult {
   n: number
@@ -226,8 +268,11 @@ interface Machine {
   cpu: string
   kernel: string
   node: string
+  loadAverageAtStart?: string
   loadAverageAtEnd: string
   addon: ReturnType<typeof addonInfo>
+  /** Why containerd's baseline was not measured, if it was not. */
+  containerdNote?: string | null
 }
 
 /** What results.json holds (besides the rendered table and the targets). */
@@ -240,7 +285,9 @@ interface Run {
   results: Record<string, unknown>
 }
 
-function describeMachine(addon: ReturnType<typeof addonInfo>): Machine {
+const loadAverage = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
+
+function describeMachine(addon: ReturnType<typeof addonInfo>, loadAverageAtStart: string, containerdNote: string | undefined): Machine {
   const cpuModel = (() => {
     try {
       return /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? 'unknown'
@@ -253,16 +300,23 @@ function describeMachine(addon: ReturnType<typeof addonInfo>): Machine {
     cpu: cpuModel,
     kernel: kernelRelease(),
     node: process.version,
-    loadAverageAtEnd: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
+    loadAverageAtStart,
+    loadAverageAtEnd: loadAverage(),
     addon,
+    containerdNote: containerdNote ?? null,
   }
 }
 
 async function runAll(): Promise<Run> {
   const startedAt = new Date()
   const t0 = Date.now()
-  process.stderr.write('compiling bench/helper.c\n')
+  const loadAtStart = loadAverage()
+  process.stderr.write(`load average ${loadAtStart}\ncompiling bench/helper.c\n`)
   compileHelper()
+  const needsContainerd = only.has('drain') || only.has('latency') || only.has('stuck')
+  process.stderr.write(needsContainerd ? 'building bench/containerd (go build)\n' : '')
+  const containerdNote = needsContainerd ? buildContainerd() : undefined
+  if (containerdNote) process.stderr.write(`${containerdNote}\n`)
 
   const addon = addonInfo()
   if (addon?.staleAgainstSources) {
@@ -299,11 +353,19 @@ async function runAll(): Promise<Run> {
     process.stderr.write('2. exit-to-callback latency\n')
     results.latency = await timed('latency', async () => {
       const rounds: LatencyRound[] = []
+      const baselines: NativeLatencyRound[] = []
       for (let round = 1; round <= latencyRounds; round++) {
         process.stderr.write(`  latency: round ${round}/${latencyRounds}\n`)
         rounds.push(await section<LatencyRound>('latency.ts', ['child_process']))
         rounds.push(await section<LatencyRound>('latency.ts', ['subreaper']))
+        rounds.push(await section<LatencyRound>('latency.ts', ['subreaper', '8']))
+        baselines.push(await section<NativeLatencyRound>('latency-native.ts', ['c']))
+        if (env.SUBREAPER_BENCH_CONTAINERD) {
+          baselines.push(await section<NativeLatencyRound>('latency-native.ts', ['containerd1']))
+          baselines.push(await section<NativeLatencyRound>('latency-native.ts', ['containerd2']))
+        }
       }
+      results.latencyBaselines = baselines
       return rounds
     })
   }
@@ -331,8 +393,12 @@ async function runAll(): Promise<Run> {
     results.startup = await timed('startup', () => section<StartupResult>('startup.ts'))
   }
 
+  if (only.has('stuck')) {
+    process.stderr.write('7. a subscriber that never reads\n')
+    results.stuck = await timed('stuck', () => section<StuckResult>('stuck.ts'))
+  }
   if (only.has('init')) {
-    process.stderr.write('7. the native init next to tini, dumb-init, catatonit (bench/init.ts)\n')
+    process.stderr.write('8. the native init next to tini, dumb-init, catatonit (bench/init.ts)\n')
     results.init = await timed('init', () => section<{ table: string }>('init.ts'))
   }
 
@@ -345,7 +411,7 @@ async function runAll(): Promise<Run> {
     seconds: (Date.now() - t0) / 1000,
     sectionSeconds,
     quick,
-    machine: describeMachine(addon),
+    machine: describeMachine(addon, loadAtStart, containerdNote),
     results,
   }
 }
@@ -381,20 +447,55 @@ function target(name: string, ok: boolean): string {
 }
 
 const drain = results.drain as DrainResult | undefined
+const containerdNote = machine.containerdNote
 if (drain) {
   const d = drain.usPerExit
   const n = drain.n.toLocaleString('en-US')
-  const bare = `bare wait4 loop ${range(d.bareWait4, 2)}`
+  /** A drain in ms for all N zombies (the sections measure µs per exit). */
+  const ms = (s: Summary): Summary => ({
+    median: (s.median * drain.n) / 1000,
+    min: (s.min * drain.n) / 1000,
+    max: (s.max * drain.n) / 1000,
+    rounds: s.rounds.map((v) => (v * drain.n) / 1000),
+  })
+  const msRange = (s: Summary) => range(ms(s), 1)
+  const same = `C loop, same work ${msRange(d.peekStatWait4)}`
   for (const [key, label] of [
-    ['engine1', `1. drain ${n} zombies -> 1 subscriber, µs/exit`],
-    ['engine8', `1. drain ${n} zombies -> 8 subscribers, µs/exit`],
+    ['engine1', `1. drain ${n} zombies -> 1 JS subscriber, ms`],
+    ['engine8', `1. drain ${n} zombies -> 8 JS subscribers, ms`],
   ] as const) {
-    const r = pairedRatio(d[key], d.bareWait4)
-    rows.push([label, range(d[key], 2), bare, ratio(r), '<= 2x', target(label, r <= 2)])
+    const subs = key === 'engine1' ? 1 : 8
+    for (const [cd, version] of [
+      [d[`containerd1x${subs}`], '1.4.13'],
+      [d[`containerd2x${subs}`], '2.4.2'],
+    ] as const) {
+      if (!cd) continue
+      const r = pairedRatio(d[key], cd)
+      const name = `${label} vs containerd ${version}`
+      rows.push([name, msRange(d[key]), `containerd ${version}, ${subs} sub ${msRange(cd)}`, ratio(r), '<= 1x', target(name, r <= 1)])
+    }
+    const r = pairedRatio(d[key], d.peekStatWait4)
+    const name = `${label} vs C loop doing the same work`
+    rows.push([name, msRange(d[key]), same, ratio(r), '<= 1.25x', target(name, r <= 1.25)])
   }
-  rows.push([`   engine alone (no subscriber), µs/exit`, range(d.engine0, 2), bare, ratio(pairedRatio(d.engine0, d.bareWait4)), '', ''])
-  rows.push([`   C: engine's syscalls (waitid WNOWAIT + wait4 pid)`, range(d.peekWait4, 2), bare, ratio(pairedRatio(d.peekWait4, d.bareWait4)), '', ''])
-  rows.push([`   C: + engine's /proc/<pid>/stat,status reads`, range(d.peekProcWait4, 2), bare, ratio(pairedRatio(d.peekProcWait4, d.bareWait4)), '', ''])
+  if (containerdNote) rows.push([`   containerd rows left out: ${containerdNote}`, '', '', '', '', ''])
+  const fan = pairedRatio(d.engine8, d.engine1)
+  rows.push(['1. drain: 8 JS subscribers / 1', '', '', ratio(fan), '<= 1.2x', target('drain: 8 subscribers at most 1.2x one', fan <= 1.2)])
+  const bare = `bare wait4 loop ${msRange(d.bareWait4)}`
+  rows.push([`   bare C subreaper, blocking wait4(-1) loop, ms`, msRange(d.bareWait4), '', '', '', ''])
+  rows.push([`   engine alone (no subscriber), ms`, msRange(d.engine0), bare, ratio(pairedRatio(d.engine0, d.bareWait4)), '', ''])
+  rows.push([`   C: peek (waitid WNOWAIT) + wait4 pid, ms`, msRange(d.peekWait4), bare, ratio(pairedRatio(d.peekWait4, d.bareWait4)), '', ''])
+  rows.push([`   C: + one read of /proc/<pid>/stat (same work as the engine), ms`, msRange(d.peekStatWait4), bare, ratio(pairedRatio(d.peekStatWait4, d.bareWait4)), '', ''])
+  rows.push([`   C: + open/read loop of /proc/<pid>/stat and /status, ms`, msRange(d.peekProcWait4), bare, ratio(pairedRatio(d.peekProcWait4, d.bareWait4)), '', ''])
+  for (const [key, label] of [
+    ['containerd1x1', 'containerd 1.4.13, 1 subscriber'],
+    ['containerd1x8', 'containerd 1.4.13, 8 subscribers'],
+    ['containerd2x1', 'containerd 2.4.2, 1 subscriber'],
+    ['containerd2x8', 'containerd 2.4.2, 8 subscribers'],
+  ] as const) {
+    const cd = d[key]
+    if (cd) rows.push([`   ${label}, ms`, msRange(cd), bare, ratio(pairedRatio(cd, d.bareWait4)), '', ''])
+  }
 }
 
 const rust = results.rust as RustRun | undefined
@@ -409,7 +510,8 @@ if (rust) {
 const latency = results.latency as LatencyRound[] | undefined
 if (latency) {
   const base = latency.filter((r) => r.mode === 'child_process')
-  const sr = latency.filter((r) => r.mode === 'subreaper')
+  const sr = latency.filter((r) => r.mode === 'subreaper' && (r.subscribers ?? 1) === 1)
+  const sr8 = latency.filter((r) => r.mode === 'subreaper' && r.subscribers === 8)
   const per = (rs: LatencyRound[], pick: (r: LatencyRound) => number[], q: number) => summarize(rs.map((r) => quantile(pick(r), q)))
   const pooled = (rs: LatencyRound[], pick: (r: LatencyRound) => number[], q: number) => quantile(rs.flatMap(pick), q)
   const baseP50 = per(base, (r) => r.exitEvent, 0.5)
@@ -436,14 +538,40 @@ if (latency) {
   ])
   const cpP50 = per(sr, (r) => r.exitEvent, 0.5)
   const cpP99 = per(sr, (r) => r.exitEvent, 0.99)
+  const cpRatio = pairedRatio(cpP50, baseP50)
   rows.push([
-    "   child_process 'exit' with subreaper loaded, p50 / p99 µs",
+    "2. child_process 'exit' with subreaper loaded, p50 / p99 µs",
     `${range(cpP50, 0)} / ${range(cpP99, 0)}`,
     `without ${num(baseP50.median, 0)} / ${num(baseP99.median, 0)}`,
-    ratio(pairedRatio(cpP50, baseP50)),
-    '',
-    '',
+    ratio(cpRatio),
+    '<= 1.1x (noise)',
+    target("Node's own 'exit' not slowed by the module", cpRatio <= 1.1),
   ])
+  if (sr8.length > 0) {
+    const cb8P50 = per(sr8, (r) => r.callback, 0.5)
+    const cb8P99 = per(sr8, (r) => r.callback, 0.99)
+    const r8 = pairedRatio(cb8P50, cbP50)
+    rows.push([
+      '2. exit -> last of 8 subscribers (child_process child), p50 / p99 µs',
+      `${range(cb8P50, 0)} / ${range(cb8P99, 0)}`,
+      `1 subscriber ${num(cbP50.median, 0)} / ${num(cbP99.median, 0)}`,
+      ratio(r8),
+      '<= 1.2x',
+      target('latency: 8 subscribers at most 1.2x one', r8 <= 1.2),
+    ])
+  }
+  const natives = (results.latencyBaselines as NativeLatencyRound[] | undefined) ?? []
+  for (const [mode, label] of [
+    ['c', 'bare C subreaper, blocking wait4(-1)'],
+    ['containerd1', "containerd 1.4.13 (shim's wiring), 1 subscriber"],
+    ['containerd2', "containerd 2.4.2 (shim's wiring), 1 subscriber"],
+  ] as const) {
+    const rs = natives.filter((r) => r.mode === mode)
+    if (rs.length === 0) continue
+    const p50 = summarize(rs.map((r) => quantile(r.samples, 0.5)))
+    const p99 = summarize(rs.map((r) => quantile(r.samples, 0.99)))
+    rows.push([`   baseline: exit -> ${label}, p50 / p99 µs`, '', `${range(p50, 0)} / ${range(p99, 0)}`, '', '', ''])
+  }
   const recP50 = per(sr, (r) => r.recorded, 0.5)
   const recP99 = per(sr, (r) => r.recorded, 0.99)
   rows.push(['   of which exit -> engine saw it (its timestamp), p50 / p99 µs', `${range(recP50, 0)} / ${range(recP99, 0)}`, '', '', '', ''])
@@ -601,6 +729,77 @@ if (startup) {
   ])
 }
 
+const stuck = results.stuck as StuckResult | undefined
+if (stuck) {
+  const last = <T,>(a: T[]) => a[a.length - 1]
+  const sr = stuck.subreaper
+  for (const [version, label] of [
+    ['1', 'containerd 1.4.13'],
+    ['2', 'containerd 2.4.2'],
+  ] as const) {
+    const c = stuck.containerd[version]
+    if (!c) continue
+    rows.push([
+      `7. one subscriber never reads, ${stuck.n} exits: the other's after 1 / ${stuck.seconds} s; leaked per s`,
+      `${sr.readerGotAfterEachSecond[0]} / ${last(sr.readerGotAfterEachSecond)} exits; threads +${last(sr.extraThreadsAfterEachSecond)}`,
+      `${label}: ${c.readerGotAfterEachSecond[0]} / ${last(c.readerGotAfterEachSecond)} exits; goroutines +${last(c.extraGoroutinesAfterEachSecond)} (${((last(c.extraGoroutinesAfterEachSecond)! - c.extraGoroutinesAfterEachSecond[0]!) / Math.max(1, stuck.seconds - 1)).toFixed(1)}/s)`,
+      '',
+      '',
+      '',
+    ])
+  }
+  rows.push([
+    '   subreaper: the reader had every exit after, ms; the one that never reads',
+    `${num(sr.readerAllMs ?? Number.NaN, 1)}; ${sr.stuckClosed ? `closed as lagged after ${num(sr.stuckClosedMs ?? Number.NaN, 0)} ms, missed ${sr.stuckMissed}` : 'NOT closed'}`,
+    '',
+    '',
+    '',
+    '',
+  ])
+  if (containerdNote) rows.push([`   containerd rows left out: ${containerdNote}`, '', '', '', '', ''])
+}
+
+/** The table of issue 13: each row next to its baselines, from the sections above. */
+function issueTable(): string | undefined {
+  if (!drain && !latency) return undefined
+  const d = drain?.usPerExit
+  const N = drain?.n ?? 0
+  const msOf = (s: Summary | undefined) => (s ? num((s.median * N) / 1000, 1) : 'n/a')
+  const x = (s: Summary | undefined) => (s && d ? num(pairedRatio(s, d.bareWait4), 1) : 'n/a')
+  const natives = (results.latencyBaselines as NativeLatencyRound[] | undefined) ?? []
+  const lat = (samples: number[][]) =>
+    samples.length === 0
+      ? 'n/a'
+      : `${num(quantile(samples.map((v) => quantile(v, 0.5)), 0.5), 0)} / ${num(quantile(samples.map((v) => quantile(v, 0.99)), 0.5), 0)} µs`
+  const nativeLat = (mode: string) => lat(natives.filter((r) => r.mode === mode).map((r) => r.samples))
+  const rounds = (pick: (r: LatencyRound) => boolean, field: 'exitEvent' | 'callback' | 'recorded') =>
+    lat((latency ?? []).filter(pick).map((r) => r[field]))
+  const one = (r: LatencyRound) => r.mode === 'subreaper' && (r.subscribers ?? 1) === 1
+  const rustRows = (rust?.rows ?? []).filter((r) => !r.label.startsWith('bare'))
+  const rustBare = rust?.rows.find((r) => r.label.startsWith('bare'))
+  const out: string[][] = [
+    ['', `drain ${N.toLocaleString('en-US')}`, '× bare C `wait4` loop', 'latency p50 / p99'],
+    ['bare C subreaper, blocking `wait4`', `${msOf(d?.bareWait4)} ms`, '1.0', nativeLat('c')],
+    ['C loop, same work as the engine (peek, one `/proc` read, `wait4`)', `${msOf(d?.peekStatWait4)} ms`, x(d?.peekStatWait4), '—'],
+    ['containerd 1.4.13, 1 / 8 subscribers', `${msOf(d?.containerd1x1)} / ${msOf(d?.containerd1x8)} ms`, `${x(d?.containerd1x1)} / ${x(d?.containerd1x8)}`, nativeLat('containerd1')],
+    ['containerd 2.4.2, 1 / 8 subscribers', `${msOf(d?.containerd2x1)} / ${msOf(d?.containerd2x8)} ms`, `${x(d?.containerd2x1)} / ${x(d?.containerd2x8)}`, nativeLat('containerd2')],
+    ["Node's own `child_process` `'exit'`, without / with subreaper", '—', '—', `${rounds((r) => r.mode === 'child_process', 'exitEvent')}; ${rounds(one, 'exitEvent')}`],
+    [
+      '**subreaper, JS subscribers, 1 / 8**',
+      `**${msOf(d?.engine1)} / ${msOf(d?.engine8)} ms**`,
+      `**${x(d?.engine1)} / ${x(d?.engine8)}**`,
+      `**${rounds(one, 'callback')}; 8: ${rounds((r) => r.mode === 'subreaper' && r.subscribers === 8, 'callback')}**`,
+    ],
+    [
+      "subreaper's Rust engine alone, 1 / 8 (Rust bench; latency: the engine's own timestamp)",
+      rustRows.length ? `${rustRows.map((r) => num((r.usPerExit * N) / 1000, 1)).join(' / ')} ms` : 'n/a',
+      rustRows.length && rustBare ? `${rustRows.map((r) => num(r.ratio, 1)).join(' / ')} (vs its own bare loop)` : 'n/a',
+      rounds(one, 'recorded'),
+    ],
+  ]
+  return out.map((r) => `| ${r.join(' | ')} |`).join('\n').replace(/\n/, `\n|${'---|'.repeat(4)}\n`)
+}
+
 function table(rs: Row[]): string {
   const all = [head, ...rs]
   const widths = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)))
@@ -611,7 +810,7 @@ function table(rs: Row[]): string {
 const sectionsLine = Object.entries(sectionSeconds)
   .map(([k, v]) => `${k} ${v.toFixed(0)}`)
   .join(', ')
-const machineLine = `${machine.nproc} x ${machine.cpu}, Linux ${machine.kernel}, Node ${machine.node}; load average at the end ${machine.loadAverageAtEnd}; ${run.date}, ${run.seconds.toFixed(0)} s (${sectionsLine})${run.quick ? ' (--quick)' : ''}`
+const machineLine = `${machine.nproc} x ${machine.cpu}, Linux ${machine.kernel}, Node ${machine.node}; load average at the start ${machine.loadAverageAtStart ?? 'n/a'}, at the end ${machine.loadAverageAtEnd}; ${run.date}, ${run.seconds.toFixed(0)} s (${sectionsLine})${run.quick ? ' (--quick)' : ''}`
 const addon = machine.addon
 const addonLine = addon
   ? `addon ${addon.file.replace(`${root}/`, '')} (sha256 ${addon.sha256}, built ${addon.modified})${
@@ -621,6 +820,8 @@ const addonLine = addon
 const text = `${table(rows)}\n\nValues: median [min–max] over rounds; ratios: median of the per-round ratios (subreaper and its baseline run in every round).\n${machineLine}\n${addonLine}\n`
 process.stdout.write(`\n${text}`)
 if (results.init) process.stdout.write(`\n${(results.init as { table: string }).table}\n`)
+const issue = issueTable()
+if (issue) process.stdout.write(`\nIssue 13's table (medians; the Rust bench's drain is its best of 3):\n${issue}\n`)
 if (rust?.lines.length) process.stdout.write(`\nRust bench output:\n${rust.lines.join('\n')}\n`)
 if (rust?.error) process.stdout.write(`\nRust bench failed:\n${rust.error}\n`)
 const missed = targets.filter((t) => !t.met)
@@ -629,7 +830,7 @@ process.stdout.write(
 )
 
 if (!flag('no-write')) {
-  writeFileSync(`${resultsFile}.tmp`, `${JSON.stringify({ ...run, targets, table: text }, null, 2)}\n`)
+  writeFileSync(`${resultsFile}.tmp`, `${JSON.stringify({ ...run, targets, table: text, issueTable: issue }, null, 2)}\n`)
   renameSync(`${resultsFile}.tmp`, resultsFile)
   process.stderr.write(`wrote ${resultsFile}\n`)
 }

@@ -1,23 +1,35 @@
-//! Where exits are broadcast: every subscriber has a bounded queue, filled by a delivery
-//! thread of its own so that reaping never waits for a subscriber.
+//! Where exits are broadcast: every subscriber has a bounded queue, filled straight from the
+//! thread that publishes (the reaper's, or the thread reporting an owner's exit). Offering an
+//! exit never blocks: it takes the subscriber's queue lock for a push, and wakes the reader
+//! only when its queue goes from empty to non-empty. No thread hop lies between the reap and
+//! the reader's wake-up.
 //!
 //! A subscriber whose queue is full keeps receiving into an overflow list while it is within
 //! its lag deadline; the overflow moves into the queue, in order, as soon as the subscriber
 //! makes room. A subscriber that stays full past its deadline (or whose overflow reaches its
 //! cap) is closed with [`RecvError::Lagged`], which carries the exact number of exits it did not
 //! receive. Nothing is dropped silently, and memory stays bounded by the cap.
+//!
+//! **Each subscriber is judged by its own reading.** The deadline runs only while the reader
+//! could read: a subscriber with a [`Notify`] whose "readable" call is still waiting for its
+//! thread (an event loop busy in someone else's callback) is not on the clock. Its clock starts
+//! when the reader is called back ([`Subscription::reader_called`]) or when it reads, and each
+//! read restarts it. While its thread stays busy, only the overflow cap can close it. A
+//! subscriber without a `Notify` (a Rust reader on a thread of its own) is on the clock from
+//! the moment it is full. A watcher thread closes a subscriber whose deadline passes while no
+//! exit is being offered; it sleeps while no subscriber is on the clock.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::exit::Exit;
 
-/// Called (from the delivery thread) when a subscriber's queue goes from empty to non-empty,
-/// or when the subscriber is closed. It must not block.
+/// Called when a subscriber's queue goes from empty to non-empty, or when the subscriber is
+/// closed. It runs on the publishing thread, with the engine's state lock held: it must not
+/// block and must not call into the [`Reaper`](crate::Reaper).
 pub type Notify = Arc<dyn Fn() + Send + Sync>;
 
 /// How one subscriber is buffered.
@@ -25,7 +37,8 @@ pub type Notify = Arc<dyn Fn() + Send + Sync>;
 pub struct SubscribeOptions {
     /// Exits held for the subscriber before it counts as full (the seed's 32).
     pub buffer_size: usize,
-    /// How long the subscriber may stay full before it is closed as lagged.
+    /// How long the subscriber may stay full, while its reader could read, before it is closed
+    /// as lagged (see the module's documentation).
     pub lag_timeout: Duration,
     /// How many exits may wait in overflow during that time before it is closed as lagged.
     pub max_overflow: usize,
@@ -80,7 +93,11 @@ impl std::error::Error for RecvError {}
 struct Queue {
     ready: VecDeque<Arc<Exit>>,
     overflow: VecDeque<Arc<Exit>>,
+    /// Since when the subscriber has been full while its reader could read: its lag clock.
     full_since: Option<Instant>,
+    /// A "readable" call was made and the reader has not been called back (nor read) since:
+    /// its thread is busy elsewhere, so the lag clock does not run.
+    notify_pending: bool,
     closed: Option<RecvError>,
     /// The close reason has been returned to the reader once.
     close_seen: bool,
@@ -94,10 +111,16 @@ pub(crate) struct Subscriber {
     options: SubscribeOptions,
     queue: Mutex<Queue>,
     readable: Condvar,
+    watch: Arc<Watch>,
 }
 
 impl Subscriber {
-    fn new(id: u64, mut options: SubscribeOptions, after_seq: u64) -> Subscriber {
+    fn new(
+        id: u64,
+        mut options: SubscribeOptions,
+        after_seq: u64,
+        watch: Arc<Watch>,
+    ) -> Subscriber {
         options.buffer_size = options.buffer_size.max(1);
         Subscriber {
             id,
@@ -106,11 +129,13 @@ impl Subscriber {
                 ready: VecDeque::with_capacity(options.buffer_size.min(1024)),
                 overflow: VecDeque::new(),
                 full_since: None,
+                notify_pending: false,
                 closed: None,
                 close_seen: false,
             }),
             options,
             readable: Condvar::new(),
+            watch,
         }
     }
 
@@ -133,6 +158,9 @@ impl Subscriber {
         if q.overflow.is_empty() && q.ready.len() < self.options.buffer_size {
             let was_empty = q.ready.is_empty();
             q.ready.push_back(exit.clone());
+            if was_empty && self.options.notify.is_some() {
+                q.notify_pending = true;
+            }
             drop(q);
             if was_empty {
                 self.notify();
@@ -140,10 +168,14 @@ impl Subscriber {
             return true;
         }
         q.overflow.push_back(exit.clone());
-        let since = *q.full_since.get_or_insert(now);
-        if q.overflow.len() > self.options.max_overflow
-            || now.duration_since(since) > self.options.lag_timeout
-        {
+        if !q.notify_pending && q.full_since.is_none() {
+            q.full_since = Some(now);
+            self.watch.poke();
+        }
+        let late = q
+            .full_since
+            .is_some_and(|since| now.saturating_duration_since(since) > self.options.lag_timeout);
+        if q.overflow.len() > self.options.max_overflow || late {
             Self::close_lagged(&mut q);
             drop(q);
             self.notify();
@@ -157,6 +189,18 @@ impl Subscriber {
         q.overflow.clear();
         q.overflow.shrink_to_fit();
         q.closed = Some(RecvError::Lagged { missed });
+    }
+
+    /// The reader was called back for a "readable" notification: from now on it can read, and
+    /// if it is full, its lag clock runs.
+    fn reader_called(&self) {
+        let mut q = self.queue.lock().unwrap();
+        q.notify_pending = false;
+        if q.closed.is_none() && !q.overflow.is_empty() && q.full_since.is_none() {
+            q.full_since = Some(Instant::now());
+            drop(q);
+            self.watch.poke();
+        }
     }
 
     /// Closes the subscriber if it has stayed full past its deadline. Returns the deadline
@@ -192,23 +236,29 @@ impl Subscriber {
 
     fn try_recv(&self) -> Result<Option<Arc<Exit>>, RecvError> {
         let mut q = self.queue.lock().unwrap();
-        Self::take(&mut q, self.options.buffer_size)
+        self.take(&mut q)
     }
 
-    fn take(q: &mut Queue, buffer_size: usize) -> Result<Option<Arc<Exit>>, RecvError> {
+    fn take(&self, q: &mut Queue) -> Result<Option<Arc<Exit>>, RecvError> {
+        // A reader that reads had its chance, whatever its notification's state.
+        q.notify_pending = false;
         if let Some(exit) = q.ready.pop_front() {
             // Room was made: move what waited in overflow in, and restart the deadline.
-            while q.ready.len() < buffer_size {
+            while q.ready.len() < self.options.buffer_size {
                 match q.overflow.pop_front() {
                     Some(e) => q.ready.push_back(e),
                     None => break,
                 }
             }
-            q.full_since = if q.overflow.is_empty() {
-                None
+            if q.overflow.is_empty() {
+                q.full_since = None;
             } else {
-                Some(Instant::now())
-            };
+                let was_off = q.full_since.is_none();
+                q.full_since = Some(Instant::now());
+                if was_off {
+                    self.watch.poke();
+                }
+            }
             return Ok(Some(exit));
         }
         match q.closed {
@@ -225,7 +275,7 @@ impl Subscriber {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut q = self.queue.lock().unwrap();
         loop {
-            if let Some(exit) = Self::take(&mut q, self.options.buffer_size)? {
+            if let Some(exit) = self.take(&mut q)? {
                 return Ok(Some(exit));
             }
             match deadline {
@@ -247,34 +297,103 @@ impl Subscriber {
     }
 }
 
-/// The set of subscribers and the delivery thread that feeds them.
+/// Wakes the deadline watcher when a subscriber's lag clock starts, and stops it with the hub.
+struct Watch {
+    state: Mutex<WatchState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct WatchState {
+    poked: bool,
+    stopped: bool,
+}
+
+impl Watch {
+    fn poke(&self) {
+        let mut st = self.state.lock().unwrap();
+        if !st.poked {
+            st.poked = true;
+            self.changed.notify_one();
+        }
+    }
+
+    fn stop(&self) {
+        self.state.lock().unwrap().stopped = true;
+        self.changed.notify_one();
+    }
+
+    /// Sleeps until poked, stopped, or `until`. Returns false once stopped.
+    fn sleep(&self, until: Option<Instant>) -> bool {
+        let mut st = self.state.lock().unwrap();
+        while !st.poked && !st.stopped {
+            match until {
+                None => st = self.changed.wait(st).unwrap(),
+                Some(at) => {
+                    let now = Instant::now();
+                    if now >= at {
+                        break;
+                    }
+                    st = self.changed.wait_timeout(st, at - now).unwrap().0;
+                }
+            }
+        }
+        st.poked = false;
+        !st.stopped
+    }
+}
+
+type SubscriberList = Arc<Mutex<Vec<Arc<Subscriber>>>>;
+
+/// The set of subscribers, and the watcher thread that closes those past their deadline.
 pub(crate) struct Hub {
-    subscribers: Arc<Mutex<Vec<Arc<Subscriber>>>>,
-    tx: Mutex<Sender<Vec<Arc<Exit>>>>,
+    subscribers: SubscriberList,
+    watch: Arc<Watch>,
     next_id: AtomicU64,
 }
 
 impl Hub {
     pub(crate) fn start() -> Arc<Hub> {
-        let (tx, rx) = mpsc::channel();
-        let subscribers = Arc::new(Mutex::new(Vec::new()));
-        let list = subscribers.clone();
+        let subscribers: SubscriberList = Arc::new(Mutex::new(Vec::new()));
+        let watch = Arc::new(Watch {
+            state: Mutex::new(WatchState::default()),
+            changed: Condvar::new(),
+        });
+        let (list, w) = (subscribers.clone(), watch.clone());
         thread::Builder::new()
             .name("subreaper-broadcast".into())
-            .spawn(move || deliver(rx, list))
+            .spawn(move || watch_deadlines(&list, &w))
             .expect("cannot start the subreaper broadcast thread");
         Arc::new(Hub {
             subscribers,
-            tx: Mutex::new(tx),
+            watch,
             next_id: AtomicU64::new(1),
         })
     }
 
-    /// Queues exits, in order, for every current subscriber. Never blocks on a subscriber.
-    /// The reaper hands them over in batches: one wake-up of the delivery thread per batch.
+    /// Offers exits, in order, to every current subscriber, on the calling thread. Never
+    /// blocks on a subscriber. The caller serialises publications (the engine publishes
+    /// under its state lock), so every subscriber sees exits in the order they were recorded.
     pub(crate) fn publish(&self, exits: Vec<Arc<Exit>>) {
-        if !exits.is_empty() {
-            let _ = self.tx.lock().unwrap().send(exits);
+        if exits.is_empty() {
+            return;
+        }
+        // Copied, so that the list lock is never held while offering: subscribing and
+        // unsubscribing (even from inside a notify) never wait for a delivery (containerd
+        // deadlocked holding a lock while sending).
+        let snapshot: Vec<Arc<Subscriber>> = self.subscribers.lock().unwrap().clone();
+        let now = Instant::now();
+        let mut closed = Vec::new();
+        for sub in &snapshot {
+            for exit in &exits {
+                if !sub.offer(exit, now) {
+                    closed.push(sub.id);
+                    break;
+                }
+            }
+        }
+        if !closed.is_empty() {
+            remove_ids(&self.subscribers, &closed);
         }
     }
 
@@ -285,7 +404,7 @@ impl Hub {
         after_seq: u64,
     ) -> Subscription {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let sub = Arc::new(Subscriber::new(id, options, after_seq));
+        let sub = Arc::new(Subscriber::new(id, options, after_seq, self.watch.clone()));
         self.subscribers.lock().unwrap().push(sub.clone());
         Subscription {
             sub,
@@ -294,7 +413,7 @@ impl Hub {
     }
 
     fn remove(&self, id: u64) {
-        self.subscribers.lock().unwrap().retain(|s| s.id != id);
+        remove_ids(&self.subscribers, &[id]);
     }
 
     pub(crate) fn subscriber_count(&self) -> usize {
@@ -302,53 +421,27 @@ impl Hub {
     }
 }
 
+fn remove_ids(list: &SubscriberList, ids: &[u64]) {
+    list.lock().unwrap().retain(|s| !ids.contains(&s.id));
+}
+
 impl Drop for Hub {
     fn drop(&mut self) {
+        self.watch.stop();
         for sub in self.subscribers.lock().unwrap().drain(..) {
             sub.close(RecvError::Closed);
         }
     }
 }
 
-fn deliver(rx: Receiver<Vec<Arc<Exit>>>, subscribers: Arc<Mutex<Vec<Arc<Subscriber>>>>) {
+/// The watcher thread: closes subscribers whose lag deadline passes while nothing is offered to
+/// them (an offer checks the deadline itself). Sleeps while no subscriber is on the clock.
+fn watch_deadlines(subscribers: &SubscriberList, watch: &Watch) {
     let mut next_deadline: Option<Instant> = None;
-    loop {
-        let received = match next_deadline {
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
-        };
-        let batch = received.map(|mut batch| {
-            for more in rx.try_iter().take(64) {
-                batch.extend(more);
-            }
-            batch
-        });
-        // Copied after the batch was taken: every subscriber that joined before one of its
-        // exits was published is in it. The list lock is held only to copy it, so subscribing
-        // and unsubscribing never wait for a delivery (containerd deadlocked holding a lock
-        // while sending).
+    while watch.sleep(next_deadline) {
         let snapshot: Vec<Arc<Subscriber>> = subscribers.lock().unwrap().clone();
         let now = Instant::now();
         let mut closed = Vec::new();
-        match batch {
-            Ok(batch) => {
-                for sub in &snapshot {
-                    for exit in &batch {
-                        if !sub.offer(exit, now) {
-                            closed.push(sub.id);
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                for sub in &snapshot {
-                    sub.close(RecvError::Closed);
-                }
-                return;
-            }
-        }
         next_deadline = None;
         for sub in &snapshot {
             match sub.check_deadline(now) {
@@ -361,10 +454,7 @@ fn deliver(rx: Receiver<Vec<Arc<Exit>>>, subscribers: Arc<Mutex<Vec<Arc<Subscrib
             }
         }
         if !closed.is_empty() {
-            subscribers
-                .lock()
-                .unwrap()
-                .retain(|s| !closed.contains(&s.id));
+            remove_ids(subscribers, &closed);
         }
     }
 }
@@ -384,6 +474,13 @@ impl Subscription {
     /// Waits up to `timeout`; `Ok(None)` when nothing arrived in time.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Arc<Exit>>, RecvError> {
         self.sub.recv_timeout(Some(timeout))
+    }
+
+    /// Tells the subscriber that its reader has just been called back for a "readable"
+    /// notification: it can read now, so its lag clock runs from here while it is full. Call
+    /// it from the reader's own thread, before reading.
+    pub fn reader_called(&self) {
+        self.sub.reader_called();
     }
 
     /// The next exit if one is queued, without waiting.

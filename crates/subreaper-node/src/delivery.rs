@@ -9,7 +9,7 @@
 //! All ThreadsafeFunctions here are weak: an idle subscription does not keep the event loop
 //! alive. The TypeScript layer holds the loop open while a wait or an iterator read is pending.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
@@ -95,11 +95,20 @@ pub fn subscribe(
     max_overflow: u32,
 ) -> Result<NativeSubscription> {
     let reaper = crate::reaper()?;
+    // Runs on this environment's thread just before `on_readable`: from then on the subscriber
+    // can read, and its lag deadline runs (not while its call waits for a busy event loop).
+    let called: Arc<OnceLock<Weak<Subscription>>> = Arc::new(OnceLock::new());
+    let on_called = called.clone();
     let tsfn = on_readable
         .build_threadsafe_function::<()>()
         .weak::<true>()
         .callee_handled::<false>()
-        .build_callback(|_ctx| Ok(()))?;
+        .build_callback(move |_ctx| {
+            if let Some(sub) = on_called.get().and_then(Weak::upgrade) {
+                sub.reader_called();
+            }
+            Ok(())
+        })?;
     let options = SubscribeOptions {
         buffer_size: buffer_size as usize,
         lag_timeout: Duration::from_secs_f64(lag_timeout_ms.max(0.0) / 1000.0),
@@ -111,6 +120,7 @@ pub fn subscribe(
         })),
     };
     let sub = Arc::new(reaper.subscribe(options));
+    let _ = called.set(Arc::downgrade(&sub));
     environment::track_subscription(owner, &sub);
     Ok(NativeSubscription { inner: Some(sub) })
 }

@@ -104,10 +104,28 @@ pub fn kick() -> Result<()> {
     Ok(())
 }
 
-/// Reaps every exited child now, on this thread.
-#[napi]
-pub fn sweep() -> Result<ExitBatch> {
-    Ok(ExitBatch::of(reaper()?.sweep().iter().map(AsRef::as_ref)))
+/// Reaps every exited child now, on a thread of libuv's pool (never on the event loop: a
+/// sweep of thousands of zombies takes a while); the Promise resolves with those exits.
+#[napi(ts_return_type = "Promise<ExitBatch>")]
+pub fn sweep() -> Result<AsyncTask<Sweep>> {
+    reaper()?;
+    Ok(AsyncTask::new(Sweep))
+}
+
+/// The work of [`sweep`]: reaps off the event loop, encodes the exits back on it.
+pub struct Sweep;
+
+impl Task for Sweep {
+    type Output = Vec<std::sync::Arc<subreaper_core::Exit>>;
+    type JsValue = ExitBatch;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(reaper()?.sweep())
+    }
+
+    fn resolve(&mut self, _env: Env, exits: Self::Output) -> Result<Self::JsValue> {
+        Ok(ExitBatch::of(exits.iter().map(AsRef::as_ref)))
+    }
 }
 
 #[napi]

@@ -20,6 +20,7 @@ import { getSystemErrorName } from 'node:util'
 
 import { signalNumber } from './exit.cjs'
 import { native } from './native.cjs'
+import { Subscription } from './subscription.cjs'
 
 const INSTALLED = Symbol.for('subreaper.childProcessHooks')
 
@@ -107,6 +108,9 @@ export function installChildProcessHooks(owner: number): void {
         if (typeof pid === 'number' && pid > 0) {
           try {
             report(pid, exitCode, signalCode)
+            // The exit is now in this environment's subscriber queues (announced by the engine
+            // or by this report): hand it to callback subscribers before the 'exit' listeners.
+            Subscription.deliverQueued()
           } catch {
             // Never let the report stand between libuv and the ChildProcess.
           }

@@ -147,7 +147,8 @@ export class Monitor {
   /** Reaps every child that has exited by now (containerd's `Reap`); resolves with those exits. */
   reap(): Promise<Exit[]> {
     try {
-      return Promise.resolve(decodeExits(native.sweep()).exits)
+      // Swept on a thread of libuv's pool: the event loop keeps running meanwhile.
+      return native.sweep().then((batch) => decodeExits(batch).exits)
     } catch (err) {
       return Promise.reject(err)
     }

@@ -59,6 +59,9 @@ export interface Subscription {
   [Symbol.dispose](): void
 }
 
+/** This environment's open callback subscriptions (see `Subscription.deliverQueued`). */
+const callbackSubscriptions = new Set<Subscription>()
+
 /** Exits delivered to a callback (`monitor.subscribe(callback)`). */
 export class Subscription {
   #native: NativeSubscription | null
@@ -94,6 +97,7 @@ export class Subscription {
       // Read after registering: every exit numbered above this is offered to this subscriber.
       this.#startSeq = native.stats().exitsRecorded
       deliverBeforeExit(this.#delivery)
+      callbackSubscriptions.add(this)
     }
   }
 
@@ -135,6 +139,14 @@ export class Subscription {
     return new Promise((resolve, reject) => {
       this.#reads.push({ resolve, reject, release: hold() })
     })
+  }
+
+  /**
+   * @internal Delivers what is already queued to this environment's callback subscribers, now.
+   * Called when a child's exit is reported, before the user's own 'exit' listeners run.
+   */
+  static deliverQueued(): void {
+    for (const sub of callbackSubscriptions) if (sub.#native && sub.#native.pending > 0) sub.#deliverToCallback()
   }
 
   /** Holds the loop until the exits recorded up to `recorded` have been delivered. */
@@ -227,6 +239,7 @@ export class Subscription {
     if (this.#done) return
     this.#done = true
     stopDelivering(this.#delivery)
+    callbackSubscriptions.delete(this)
     this.#flush?.release()
     this.#flush = null
     for (const read of this.#reads.splice(0)) {

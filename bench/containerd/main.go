@@ -1,0 +1,232 @@
+// containerd's reaper, wired as containerd's shim wires it, as a baseline of `npm run bench`:
+// the process is a subreaper (SetSubreaper(1)), SIGCHLD goes to a channel of 32 whose loop calls
+// Reap(), and every subscriber is a channel of Default.Subscribe() read by a goroutine of its own
+// (the shim's processExits). Both major versions: v1 (sys/reaper, v1.4.13) and v2
+// (pkg/sys/reaper, v2.4.2). One JSON line on stdout.
+//
+//	containerd-reaper drain VERSION N SUBSCRIBERS HELPER
+//	    HELPER makes N zombies (`helper zombies N`) and exits; they are re-parented here together.
+//	    The reap loop starts once the helper is reaped (t0); the clock stops when every
+//	    subscriber has received all N exits.
+//	containerd-reaper latency VERSION COUNT HELPER STAMPFILE GAP_MS
+//	    COUNT children (`helper stamp STAMPFILE`), one at a time, GAP_MS apart; prints, for each,
+//	    the CLOCK_MONOTONIC time at which the subscriber goroutine received its exit.
+//	containerd-reaper stuck VERSION N HELPER SECONDS
+//	    two subscribers, one of which never reads; N zombies at once. Prints how many exits the
+//	    reading one had received after each second, and the goroutines then running.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	runc "github.com/containerd/go-runc"
+	"golang.org/x/sys/unix"
+
+	reaper1 "github.com/containerd/containerd/sys/reaper"
+	reaper2 "github.com/containerd/containerd/v2/pkg/sys/reaper"
+)
+
+// The three calls the shim makes, for one version of the package.
+type reaper struct {
+	setSubreaper func(int) error
+	reap         func() error
+	subscribe    func() chan runc.Exit
+}
+
+func pick(version string) reaper {
+	switch version {
+	case "1":
+		return reaper{reaper1.SetSubreaper, reaper1.Reap, reaper1.Default.Subscribe}
+	case "2":
+		return reaper{reaper2.SetSubreaper, reaper2.Reap, reaper2.Default.Subscribe}
+	}
+	fail("unknown version %q: 1 or 2", version)
+	return reaper{}
+}
+
+func fail(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "containerd-reaper: "+format+"\n", args...)
+	os.Exit(2)
+}
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		fail("not a number: %q", s)
+	}
+	return n
+}
+
+func monoNs() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		fail("clock_gettime: %v", err)
+	}
+	return ts.Nano()
+}
+
+// The shim's signal loop: SIGCHLD into a channel of 32, Reap() for each.
+func startReaping(r reaper, signals chan os.Signal) {
+	go func() {
+		for range signals {
+			if err := r.reap(); err != nil {
+				fmt.Fprintf(os.Stderr, "reap: %v\n", err)
+			}
+		}
+	}()
+}
+
+func notifySigchld() chan os.Signal {
+	signals := make(chan os.Signal, 32)
+	signal.Notify(signals, unix.SIGCHLD)
+	return signals
+}
+
+// Runs HELPER with args and reaps it itself (before the reap loop runs): its zombies are then ours.
+func runHelper(helper string, args ...string) {
+	cmd := exec.Command(helper, args...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		fail("start %s: %v", helper, err)
+	}
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(cmd.Process.Pid, &ws, 0, nil)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if !ws.Exited() || ws.ExitStatus() != 0 {
+		fail("%s %v failed: %v", helper, args, ws)
+	}
+	_ = cmd.Process.Release()
+}
+
+func printJSON(v any) {
+	out, _ := json.Marshal(v)
+	fmt.Println(string(out))
+}
+
+func drain(r reaper, n, subscribers int, helper string) {
+	signals := notifySigchld()
+	var wg sync.WaitGroup
+	ends := make([]int64, subscribers)
+	for i := 0; i < subscribers; i++ {
+		ec := r.subscribe()
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			got := 0
+			for range ec {
+				if got++; got == n {
+					ends[i] = monoNs()
+					return
+				}
+			}
+		}(i)
+	}
+	runHelper(helper, "zombies", strconv.Itoa(n))
+	t0 := monoNs()
+	startReaping(r, signals)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(120 * time.Second):
+		fail("timed out: the subscribers did not get all %d exits", n)
+	}
+	end := int64(0)
+	for _, e := range ends {
+		end = max(end, e)
+	}
+	printJSON(map[string]any{"n": n, "subscribers": subscribers, "ms": float64(end-t0) / 1e6, "usPerExit": float64(end-t0) / 1e3 / float64(n)})
+}
+
+func latency(r reaper, count int, helper, stampFile string, gap time.Duration) {
+	signals := notifySigchld()
+	startReaping(r, signals)
+	received := make(chan [2]int64, 1)
+	ec := r.subscribe()
+	go func() {
+		for e := range ec {
+			received <- [2]int64{int64(e.Pid), monoNs()}
+		}
+	}()
+	out := make([][2]int64, 0, count)
+	for i := 0; i < count; i++ {
+		cmd := exec.Command(helper, "stamp", stampFile)
+		if err := cmd.Start(); err != nil {
+			fail("start: %v", err)
+		}
+		pid := int64(cmd.Process.Pid)
+		for {
+			select {
+			case got := <-received:
+				if got[0] != pid {
+					continue
+				}
+				out = append(out, got)
+			case <-time.After(10 * time.Second):
+				fail("no exit for pid %d", pid)
+			}
+			break
+		}
+		_ = cmd.Process.Release()
+		time.Sleep(gap)
+	}
+	printJSON(map[string]any{"received": out})
+}
+
+func stuck(r reaper, n int, helper string, seconds int) {
+	signals := notifySigchld()
+	_ = r.subscribe() // never read
+	var got atomic.Int64
+	ec := r.subscribe()
+	go func() {
+		for range ec {
+			got.Add(1)
+		}
+	}()
+	before := runtime.NumGoroutine()
+	runHelper(helper, "zombies", strconv.Itoa(n))
+	startReaping(r, signals)
+	perSecond := make([]int64, 0, seconds)
+	goroutines := make([]int, 0, seconds)
+	for s := 0; s < seconds; s++ {
+		time.Sleep(time.Second)
+		perSecond = append(perSecond, got.Load())
+		goroutines = append(goroutines, runtime.NumGoroutine()-before)
+	}
+	printJSON(map[string]any{"n": n, "readerGotAfterEachSecond": perSecond, "extraGoroutinesAfterEachSecond": goroutines})
+	os.Exit(0) // the stuck notifications never end
+}
+
+func main() {
+	a := os.Args
+	if len(a) < 3 {
+		fail("usage: drain|latency|stuck VERSION ...")
+	}
+	r := pick(a[2])
+	if err := r.setSubreaper(1); err != nil {
+		fail("SetSubreaper: %v", err)
+	}
+	switch {
+	case a[1] == "drain" && len(a) == 6:
+		drain(r, atoi(a[3]), atoi(a[4]), a[5])
+	case a[1] == "latency" && len(a) == 7:
+		latency(r, atoi(a[3]), a[4], a[5], time.Duration(atoi(a[6]))*time.Millisecond)
+	case a[1] == "stuck" && len(a) == 6:
+		stuck(r, atoi(a[3]), a[4], atoi(a[5]))
+	default:
+		fail("usage: drain VERSION N SUBSCRIBERS HELPER | latency VERSION COUNT HELPER STAMPFILE GAP_MS | stuck VERSION N HELPER SECONDS")
+	}
+}
