@@ -110,7 +110,10 @@ test.serial('monitor.reap() does not block the event loop while 5,000 zombies ar
   t.log(`${during} timer callbacks while reap() was pending; ${swept.length} of ${N} reaped by the sweep itself`)
   t.true(during >= 5, `only ${during} timer callbacks while reap() was pending`)
   const mine = new Set(pids)
-  t.true(swept.every((e) => mine.has(e.pid) || e.pid === made.pid), 'the sweep returned only our zombies')
+  t.true(
+    swept.every((e) => mine.has(e.pid) || e.pid === made.pid),
+    'the sweep returned only our zombies',
+  )
   // Every zombie reaped and announced exactly once, by the sweep or by the engine's thread.
   t.true(await until(() => delivered.filter((p) => mine.has(p)).length >= N, 30_000))
   t.is(new Set(delivered.filter((p) => mine.has(p))).size, N)

@@ -52,7 +52,11 @@ test.serial('spawn: every exit code gives exit and close once, full output, one 
     t.is(ev.stderr, `err-${code}\n`)
     t.like(exits[i], { pid: pids[i], status: code, code, signal: null, coreDumped: false })
   })
-  t.deepEqual(rec.counts(children), codes.map(() => 1), 'each exit broadcast exactly once')
+  t.deepEqual(
+    rec.counts(children),
+    codes.map(() => 1),
+    'each exit broadcast exactly once',
+  )
 })
 
 test.serial('spawn killed by signals: signal name in exit/close, status 128+n for subscribers', async (t) => {
@@ -71,7 +75,10 @@ test.serial('spawn killed by signals: signal name in exit/close, status 128+n fo
     t.is(children[i]!.signalCode, sig)
     t.like(exits[i], { pid: pids[i], status: 128 + constants.signals[sig], code: null, signal: sig })
   })
-  t.deepEqual(rec.counts(children), signals.map(() => 1))
+  t.deepEqual(
+    rec.counts(children),
+    signals.map(() => 1),
+  )
 })
 
 test.serial('a child that kills itself reports the signal', async (t) => {
@@ -90,9 +97,7 @@ test.serial('exec: callback once, with stdout, stderr and the exit code', async 
   let child!: ChildProcess
   const result = await new Promise<{ err: (Error & { code?: unknown }) | null; stdout: string; stderr: string; calls: () => number }>(
     (resolve) => {
-      const cb = counted((err: Error | null, stdout: string, stderr: string) =>
-        resolve({ err, stdout, stderr, calls: () => cb.calls }),
-      )
+      const cb = counted((err: Error | null, stdout: string, stderr: string) => resolve({ err, stdout, stderr, calls: () => cb.calls }))
       child = exec('echo to-out; echo to-err >&2; exit 4', cb)
       idOf(child)
     },
@@ -113,9 +118,7 @@ test.serial('execFile: 1 MiB of stdout and 1 MiB of stderr arrive complete', asy
   let child!: ChildProcess
   const got = await new Promise<{ err: (Error & { code?: unknown }) | null; stdout: string; stderr: string; calls: () => number }>(
     (resolve) => {
-      const cb = counted((err: Error | null, stdout: string, stderr: string) =>
-        resolve({ err, stdout, stderr, calls: () => cb.calls }),
-      )
+      const cb = counted((err: Error | null, stdout: string, stderr: string) => resolve({ err, stdout, stderr, calls: () => cb.calls }))
       child = execFile('sh', ['-c', script], { maxBuffer: 8 * MiB }, cb)
       idOf(child)
     },
@@ -186,7 +189,10 @@ test.serial('fork: IPC message, output and exit once, with codes and a signal', 
     t.is(events[i]!.stderr, `err ${pid}\n`)
     t.like(exits[i], sig ? { status: 128 + constants.signals[sig], signal: sig } : { status: code, code })
   })
-  t.deepEqual(rec.counts(children), cases.map(() => 1))
+  t.deepEqual(
+    rec.counts(children),
+    cases.map(() => 1),
+  )
 })
 
 test.serial('spawnSync: status, signal and 1 MiB of output; the subscriber sees the exit', async (t) => {
@@ -298,7 +304,10 @@ test.serial('synchronous spawns in the middle of exiting async children lose not
     exits.map((e) => e.status),
     [...asyncChildren.map((_, i) => i), ...syncPids.map((_, i) => 100 + i)],
   )
-  t.deepEqual(seen.counts(ids), ids.map(() => 1))
+  t.deepEqual(
+    seen.counts(ids),
+    ids.map(() => 1),
+  )
 })
 
 test.serial('wait() works on children that child_process spawned, before and after they exit', async (t) => {

@@ -19,8 +19,7 @@ const CLI = join(here, '..', 'packages', 'subreaper', 'native', 'subreaper')
 /** The npm launcher, as `npm install` links it. */
 const LAUNCHER = join(here, '..', 'node_modules', '.bin', 'subreaper')
 const fixture = (name: string) => join(here, 'fixtures', name)
-const VERSION = (JSON.parse(readFileSync(join(here, '..', 'packages', 'subreaper', 'package.json'), 'utf8')) as { version: string })
-  .version
+const VERSION = (JSON.parse(readFileSync(join(here, '..', 'packages', 'subreaper', 'package.json'), 'utf8')) as { version: string }).version
 
 /** Environment marker of every process these specs start (inherited by their descendants). */
 const MARK_NAME = 'SUBREAPER_CLI_SPEC'
@@ -917,7 +916,7 @@ test('as PID 1: leftovers are terminated and killed, and the status propagates',
   )
 })
 
-test('as PID 1 without a /proc of its own (the host\'s): leftovers are ended through kill(-1), and the init exits', async (t) => {
+test("as PID 1 without a /proc of its own (the host's): leftovers are ended through kill(-1), and the init exits", async (t) => {
   if (skipWithoutNamespaces(t)) return
   // The host's /proc lists other processes under the namespace's pids: the init must not walk it.
   const { run } = pid1(t, ['--grace', '300ms', '--report=json', '--', 'sh', fixture('cli-leftovers.sh')], { mountProc: false })
@@ -939,7 +938,10 @@ test('as PID 1 without a /proc of its own (the host\'s): leftovers are ended thr
       [stubborn, killedBy('SIGKILL', { leftover: true, action: 'killed' })],
     ]),
   )
-  t.true(report.processes.every((p) => p.comm === null), 'no name read from a /proc that is not the namespace\'s')
+  t.true(
+    report.processes.every((p) => p.comm === null),
+    "no name read from a /proc that is not the namespace's",
+  )
 })
 
 // --- what the command inherits ------------------------------------------------------------------
@@ -988,7 +990,7 @@ test('the command starts with a clean signal mask and dispositions', (t) => {
   t.deepEqual(sigLines(r.out(1)), { SigBlk: '0000000000000000', SigIgn: '0000000000000000', SigCgt: '0000000000000000' })
 })
 
-test('the caller\'s ignored and blocked signals are passed on to the command (nohup)', (t) => {
+test("the caller's ignored and blocked signals are passed on to the command (nohup)", (t) => {
   // A caller that ignores SIGHUP and SIGUSR2 and blocks SIGUSR1 (Python also ignores SIGPIPE and
   // SIGXFSZ), prints its own masks, then becomes the init.
   const caller = [
@@ -1017,7 +1019,10 @@ test('the caller\'s ignored and blocked signals are passed on to the command (no
 // --- in a terminal --------------------------------------------------------------------------------
 
 /** Runs a scenario of cli-pty.py: the CLI as the session leader of a real pseudo-terminal. */
-async function inTerminal(t: ExecutionContext, scenario: string): Promise<{ status: number; screen: string; ok?: boolean; stopped?: boolean }> {
+async function inTerminal(
+  t: ExecutionContext,
+  scenario: string,
+): Promise<{ status: number; screen: string; ok?: boolean; stopped?: boolean }> {
   const run = start(t, 'python3', [fixture('cli-pty.py'), scenario, CLI], { timeout: 60_000 })
   const r = await run.result
   t.false(r.timedOut, 'the scenario timed out')
@@ -1058,12 +1063,12 @@ test('node_modules/.bin/subreaper execs the native init: nothing between the cal
   const r = await start(t, LAUNCHER, ['--', 'sh', '-c', 'echo "$PPID"; readlink /proc/$PPID/exe; grep ^PPid: /proc/$PPID/status']).result
   t.is(r.code, 0, r.stderr)
   const [initPid, exe, ppidLine] = r.stdout.trim().split('\n')
-  t.is(exe, realpathSync(CLI), 'the command\'s parent runs the native binary')
+  t.is(exe, realpathSync(CLI), "the command's parent runs the native binary")
   t.is(ppidLine, `PPid:\t${process.pid}`, 'whose parent is the caller (this test): no node, no shell in between')
   t.true(Number(initPid) > 0)
 })
 
-test('in a terminal: Ctrl-Z reaches the command once and stops the init with it; the job\'s SIGCONT continues both, once', async (t) => {
+test("in a terminal: Ctrl-Z reaches the command once and stops the init with it; the job's SIGCONT continues both, once", async (t) => {
   const r = await inTerminal(t, 'job-stop')
   t.true(r.ok, r.screen)
   t.true(r.stopped, 'the init was seen stopped by its caller')
@@ -1073,7 +1078,7 @@ test('in a terminal: Ctrl-Z reaches the command once and stops the init with it;
   t.is(count(signo('SIGCONT')), 1, r.screen)
 })
 
-test('in a terminal with -g: Ctrl-Z stops the command\'s group and the init; SIGCONT to the init continues the command, which gets the terminal back', async (t) => {
+test("in a terminal with -g: Ctrl-Z stops the command's group and the init; SIGCONT to the init continues the command, which gets the terminal back", async (t) => {
   const r = await inTerminal(t, 'ctrl-z')
   t.true(r.ok, r.screen)
   t.true(r.stopped, 'the init was seen stopped by its caller')

@@ -69,28 +69,34 @@ async function reapLeftovers(pids: number[]): Promise<number[]> {
 
 // --- a subscriber that throws -------------------------------------------------------------------
 
-test.serial('a subscriber callback that throws: each error reaches process "uncaughtException"; the other subscribers, the waits and the reaper carry on', async (t) => {
-  const run = await runFixture(FAULTS, ['throwing-subscriber', helper.path])
-  t.false(run.timedOut)
-  t.deepEqual(crashSigns(run), [])
-  t.is(run.code, 0, run.stderr)
-  const { summary } = run.messages.at(-1) as { summary: { exits: number; thrown: number; caught: number; problems: string[] } }
-  t.deepEqual(summary.problems, [])
-  t.true(summary.exits >= 81)
-  t.is(summary.thrown, summary.exits, 'the throwing callback was still called for every exit')
-  t.is(summary.caught, summary.exits, 'every error surfaced as an uncaughtException')
-  faultsSurvived += summary.thrown
-})
+test.serial(
+  'a subscriber callback that throws: each error reaches process "uncaughtException"; the other subscribers, the waits and the reaper carry on',
+  async (t) => {
+    const run = await runFixture(FAULTS, ['throwing-subscriber', helper.path])
+    t.false(run.timedOut)
+    t.deepEqual(crashSigns(run), [])
+    t.is(run.code, 0, run.stderr)
+    const { summary } = run.messages.at(-1) as { summary: { exits: number; thrown: number; caught: number; problems: string[] } }
+    t.deepEqual(summary.problems, [])
+    t.true(summary.exits >= 81)
+    t.is(summary.thrown, summary.exits, 'the throwing callback was still called for every exit')
+    t.is(summary.caught, summary.exits, 'every error surfaced as an uncaughtException')
+    faultsSurvived += summary.thrown
+  },
+)
 
-test.serial("a throwing subscriber without a handler: Node's default for an uncaught exception (the error printed, exit code 1), no crash", async (t) => {
-  const run = await runFixture(FAULTS, ['throwing-unhandled', helper.path])
-  t.false(run.timedOut)
-  t.deepEqual(crashSigns(run), [])
-  t.is(run.signal, null)
-  t.is(run.code, 1)
-  t.regex(run.stderr, /Error: boom \d+/)
-  await noZombies()
-})
+test.serial(
+  "a throwing subscriber without a handler: Node's default for an uncaught exception (the error printed, exit code 1), no crash",
+  async (t) => {
+    const run = await runFixture(FAULTS, ['throwing-unhandled', helper.path])
+    t.false(run.timedOut)
+    t.deepEqual(crashSigns(run), [])
+    t.is(run.signal, null)
+    t.is(run.code, 1)
+    t.regex(run.stderr, /Error: boom \d+/)
+    await noZombies()
+  },
+)
 
 // --- a worker terminated during delivery ------------------------------------------------------
 
@@ -98,22 +104,32 @@ for (const [childMs, what] of [
   ['5000', 'children outliving them (handed to the reaper while running)'],
   ['50', 'children exiting around the termination (some taken by the dying worker’s libuv: announced with status -1)'],
 ] as const) {
-  test.serial(`workers terminated inside their subscriber callback, with exits queued for them and ${what}: no crash, the main thread gets every exit once, nothing left`, async (t) => {
-    const run = await runFixture(FAULTS, ['worker-terminate', helper.path, childMs], { timeout: 110_000 })
-    t.false(run.timedOut)
-    t.deepEqual(crashSigns(run), [])
-    t.is(run.code, 0, run.stderr)
-    const { summary } = run.messages.at(-1) as {
-      summary: { workers: number; terminatedInDelivery: number; exits: number; workerChildren: number; unknownStatus: number; problems: string[] }
-    }
-    t.deepEqual(summary.problems, [])
-    t.is(summary.terminatedInDelivery, summary.workers, 'each worker was terminated inside its callback')
-    t.log(
-      `${summary.workers} workers terminated in delivery; ${summary.exits} exits, ${summary.workerChildren} children of the workers ` +
-        `(${summary.unknownStatus} announced with an unknown status)`,
-    )
-    faultsSurvived += summary.workers
-  })
+  test.serial(
+    `workers terminated inside their subscriber callback, with exits queued for them and ${what}: no crash, the main thread gets every exit once, nothing left`,
+    async (t) => {
+      const run = await runFixture(FAULTS, ['worker-terminate', helper.path, childMs], { timeout: 110_000 })
+      t.false(run.timedOut)
+      t.deepEqual(crashSigns(run), [])
+      t.is(run.code, 0, run.stderr)
+      const { summary } = run.messages.at(-1) as {
+        summary: {
+          workers: number
+          terminatedInDelivery: number
+          exits: number
+          workerChildren: number
+          unknownStatus: number
+          problems: string[]
+        }
+      }
+      t.deepEqual(summary.problems, [])
+      t.is(summary.terminatedInDelivery, summary.workers, 'each worker was terminated inside its callback')
+      t.log(
+        `${summary.workers} workers terminated in delivery; ${summary.exits} exits, ${summary.workerChildren} children of the workers ` +
+          `(${summary.unknownStatus} announced with an unknown status)`,
+      )
+      faultsSurvived += summary.workers
+    },
+  )
 }
 
 // --- process.exit() with waits pending --------------------------------------------------------
@@ -134,7 +150,10 @@ for (const [arg, code, where] of [
     const { pids } = run.messages[0] as { pids: number[] }
     t.is(pids.length, 5)
     const statuses = await reapLeftovers(pids)
-    t.deepEqual(statuses, pids.map(() => 137))
+    t.deepEqual(
+      statuses,
+      pids.map(() => 137),
+    )
     // The dying fixture's last orphans (a helper it was reading, and that helper's zombies) come
     // up here through two re-parentings; give them as long as the rest of the suite's checks.
     const zombies = await noZombies(60_000)
@@ -184,43 +203,50 @@ test.serial('SIGTERM with a handler while exits flow: handled three times, and n
 // --- a stopped child --------------------------------------------------------------------------
 
 async function stateBecomes(pid: number, want: (s: string) => boolean): Promise<boolean> {
-  return until(() => {
-    const s = procStat(pid)?.state
-    return s !== undefined && want(s)
-  }, 10_000, 2)
+  return until(
+    () => {
+      const s = procStat(pid)?.state
+      return s !== undefined && want(s)
+    },
+    10_000,
+    2,
+  )
 }
 
-test.serial('a child_process child stopped and continued 5 times, then exiting: one exit, status 9, none on stop or continue', async (t) => {
-  const seen = new Since(rec)
-  const child = monitor.start('sh', ['-c', 'read x; exit 9'], { stdio: ['pipe', 'ignore', 'ignore'] })
-  const ev = track(child)
-  const pid = child.pid!
-  const id = idOf(child)
-  let settled = 0
-  const waited = monitor.wait(child).then((e) => {
-    settled++
-    return e
-  })
-  for (let i = 0; i < 5; i++) {
-    process.kill(pid, 'SIGSTOP')
-    t.true(await stateBecomes(pid, (s) => s === 'T'), 'stopped')
-    t.true(await delivered(rec), 'whatever the stop made the engine record has been delivered')
-    process.kill(pid, 'SIGCONT')
-    t.true(await stateBecomes(pid, (s) => s !== 'T'), 'continued')
+test.serial(
+  'a child_process child stopped and continued 5 times, then exiting: one exit, status 9, none on stop or continue',
+  async (t) => {
+    const seen = new Since(rec)
+    const child = monitor.start('sh', ['-c', 'read x; exit 9'], { stdio: ['pipe', 'ignore', 'ignore'] })
+    const ev = track(child)
+    const pid = child.pid!
+    const id = idOf(child)
+    let settled = 0
+    const waited = monitor.wait(child).then((e) => {
+      settled++
+      return e
+    })
+    for (let i = 0; i < 5; i++) {
+      process.kill(pid, 'SIGSTOP')
+      t.true(await stateBecomes(pid, (s) => s === 'T'), 'stopped')
+      t.true(await delivered(rec), 'whatever the stop made the engine record has been delivered')
+      process.kill(pid, 'SIGCONT')
+      t.true(await stateBecomes(pid, (s) => s !== 'T'), 'continued')
+      t.true(await delivered(rec))
+    }
+    t.is(settled, 0, 'no exit while stopped or continued')
+    t.is(seen.of(id).length, 0)
+    t.deepEqual(ev.exits, [])
+    child.stdin!.end('\n')
+    t.like(await waited, { pid, status: 9, code: 9, signal: null })
+    await ev.closed
+    await seen.waitFor([id])
     t.true(await delivered(rec))
-  }
-  t.is(settled, 0, 'no exit while stopped or continued')
-  t.is(seen.of(id).length, 0)
-  t.deepEqual(ev.exits, [])
-  child.stdin!.end('\n')
-  t.like(await waited, { pid, status: 9, code: 9, signal: null })
-  await ev.closed
-  await seen.waitFor([id])
-  t.true(await delivered(rec))
-  t.is(seen.of(id).length, 1, 'broadcast once')
-  t.deepEqual(ev.exits, [[9, null]], "Node's own exit event once")
-  faultsSurvived++
-})
+    t.is(seen.of(id).length, 1, 'broadcast once')
+    t.deepEqual(ev.exits, [[9, null]], "Node's own exit event once")
+    faultsSurvived++
+  },
+)
 
 test.serial('an adopted orphan (reaped by the engine) stopped, continued, stopped again and killed: one exit, SIGKILL', async (t) => {
   const seen = new Since(rec)
@@ -304,25 +330,28 @@ test.serial('a child under strace -f: one exit with the traced command status (3
   t.is(mine.length, 2)
 })
 
-test.serial('our child, ptrace-attached by another process and stopped at every system call: one exit, status 0, no false one', async (t) => {
-  const seen = new Since(rec)
-  const child = monitor.start(helper.path, ['sleep', '1500'], { stdio: 'ignore' })
-  const pid = child.pid!
-  const ev = track(child)
-  const tracer = spawn(helper.path, ['ptrace', String(pid)], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const tracerEv = track(tracer)
-  const ids = [idOf(child), idOf(tracer)]
-  t.true(await until(() => tracerEv.stdout.includes('attached'), 10_000), 'attached')
-  t.true(/TracerPid:\s+[1-9]/.test(readFileSync(`/proc/${pid}/status`, 'utf8')), 'traced')
-  t.like(await monitor.wait(child), { pid, status: 0, code: 0 })
-  t.like(await monitor.wait(tracer), { status: 0 })
-  await Promise.all([ev.closed, tracerEv.closed])
-  await seen.waitFor(ids)
-  t.true(await delivered(rec))
-  t.deepEqual(seen.counts(ids), [1, 1])
-  t.deepEqual(ev.exits, [[0, null]])
-  faultsSurvived++
-})
+test.serial(
+  'our child, ptrace-attached by another process and stopped at every system call: one exit, status 0, no false one',
+  async (t) => {
+    const seen = new Since(rec)
+    const child = monitor.start(helper.path, ['sleep', '1500'], { stdio: 'ignore' })
+    const pid = child.pid!
+    const ev = track(child)
+    const tracer = spawn(helper.path, ['ptrace', String(pid)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const tracerEv = track(tracer)
+    const ids = [idOf(child), idOf(tracer)]
+    t.true(await until(() => tracerEv.stdout.includes('attached'), 10_000), 'attached')
+    t.true(/TracerPid:\s+[1-9]/.test(readFileSync(`/proc/${pid}/status`, 'utf8')), 'traced')
+    t.like(await monitor.wait(child), { pid, status: 0, code: 0 })
+    t.like(await monitor.wait(tracer), { status: 0 })
+    await Promise.all([ev.closed, tracerEv.closed])
+    await seen.waitFor(ids)
+    t.true(await delivered(rec))
+    t.deepEqual(seen.counts(ids), [1, 1])
+    t.deepEqual(ev.exits, [[0, null]])
+    faultsSurvived++
+  },
+)
 
 test.serial('an adopted orphan, ptrace-attached by another process: reaped by the engine once, status 0', async (t) => {
   const seen = new Since(rec)
@@ -346,50 +375,58 @@ test.serial('an adopted orphan, ptrace-attached by another process: reaped by th
 
 // --- two copies of the package ----------------------------------------------------------------
 
-test.serial('two copies of the package in one node_modules tree: the second refuses with ERR_SUBREAPER_DUPLICATE (also from a worker), one reaper thread, the first keeps working', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'subreaper-two-copies-'))
-  try {
-    const pkg = join(root, 'packages', 'subreaper')
-    for (const name of ['a', 'b']) {
-      const copy = join(dir, 'node_modules', name, 'node_modules', 'subreaper')
-      mkdirSync(join(copy, 'native'), { recursive: true })
-      cpSync(join(pkg, 'dist'), join(copy, 'dist'), { recursive: true })
-      copyFileSync(join(pkg, 'package.json'), join(copy, 'package.json'))
-      copyFileSync(join(pkg, 'native', 'binding.cjs'), join(copy, 'native', 'binding.cjs'))
-      // A copy of its own (not a link: the dynamic loader would see one library).
-      writeFileSync(join(copy, 'native', 'subreaper.linux-x64-gnu.node'), readFileSync(join(pkg, 'native', 'subreaper.linux-x64-gnu.node')))
-      writeFileSync(join(dir, 'node_modules', name, 'index.js'), "module.exports = require('subreaper')\n")
-      writeFileSync(join(dir, 'node_modules', name, 'package.json'), JSON.stringify({ name, version: '1.0.0', main: 'index.js' }))
+test.serial(
+  'two copies of the package in one node_modules tree: the second refuses with ERR_SUBREAPER_DUPLICATE (also from a worker), one reaper thread, the first keeps working',
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'subreaper-two-copies-'))
+    try {
+      const pkg = join(root, 'packages', 'subreaper')
+      for (const name of ['a', 'b']) {
+        const copy = join(dir, 'node_modules', name, 'node_modules', 'subreaper')
+        mkdirSync(join(copy, 'native'), { recursive: true })
+        cpSync(join(pkg, 'dist'), join(copy, 'dist'), { recursive: true })
+        copyFileSync(join(pkg, 'package.json'), join(copy, 'package.json'))
+        copyFileSync(join(pkg, 'native', 'binding.cjs'), join(copy, 'native', 'binding.cjs'))
+        // A copy of its own (not a link: the dynamic loader would see one library).
+        writeFileSync(
+          join(copy, 'native', 'subreaper.linux-x64-gnu.node'),
+          readFileSync(join(pkg, 'native', 'subreaper.linux-x64-gnu.node')),
+        )
+        writeFileSync(join(dir, 'node_modules', name, 'index.js'), "module.exports = require('subreaper')\n")
+        writeFileSync(join(dir, 'node_modules', name, 'package.json'), JSON.stringify({ name, version: '1.0.0', main: 'index.js' }))
+      }
+      const run = await runFixture(reliabilityFixture('reliability-two-copies.cjs'), [dir], {
+        env: { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: '' },
+      })
+      t.false(run.timedOut)
+      t.deepEqual(crashSigns(run), [])
+      t.is(run.code, 0, run.stderr)
+      const r = run.messages.at(-1) as {
+        threadsWithA: number
+        threadsAfterB: number
+        first: { code: string; message: string } | null
+        second: { code: string; message: string } | null
+        workerB: { error?: { code: string; message: string } }
+        workerA: { loaded?: boolean }
+        status: number
+        execStatus: number
+        seen: number
+        seenTotal: number
+      }
+      const duplicate = { code: 'ERR_SUBREAPER_DUPLICATE' }
+      t.like(r.first, duplicate, 'requiring the second copy fails with a clear error')
+      t.regex(r.first!.message, /another copy of the subreaper addon already runs the reaper in this process/)
+      t.like(r.second, duplicate, 'and again on a second try')
+      t.like(r.workerB.error, duplicate, 'and from a worker')
+      t.is(r.workerA.loaded, true, 'the first copy loads in a worker')
+      t.is(r.threadsWithA, 1, 'one reaper thread')
+      t.is(r.threadsAfterB, 1, 'still one reaper thread: never two racing')
+      t.is(r.status, 5, 'the first copy still starts and waits')
+      t.is(r.execStatus, 6, 'child_process still works')
+      t.is(r.seen, 1, 'its subscriber got the exit once')
+      faultsSurvived++
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
     }
-    const run = await runFixture(reliabilityFixture('reliability-two-copies.cjs'), [dir], { env: { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: '' } })
-    t.false(run.timedOut)
-    t.deepEqual(crashSigns(run), [])
-    t.is(run.code, 0, run.stderr)
-    const r = run.messages.at(-1) as {
-      threadsWithA: number
-      threadsAfterB: number
-      first: { code: string; message: string } | null
-      second: { code: string; message: string } | null
-      workerB: { error?: { code: string; message: string } }
-      workerA: { loaded?: boolean }
-      status: number
-      execStatus: number
-      seen: number
-      seenTotal: number
-    }
-    const duplicate = { code: 'ERR_SUBREAPER_DUPLICATE' }
-    t.like(r.first, duplicate, 'requiring the second copy fails with a clear error')
-    t.regex(r.first!.message, /another copy of the subreaper addon already runs the reaper in this process/)
-    t.like(r.second, duplicate, 'and again on a second try')
-    t.like(r.workerB.error, duplicate, 'and from a worker')
-    t.is(r.workerA.loaded, true, 'the first copy loads in a worker')
-    t.is(r.threadsWithA, 1, 'one reaper thread')
-    t.is(r.threadsAfterB, 1, 'still one reaper thread: never two racing')
-    t.is(r.status, 5, 'the first copy still starts and waits')
-    t.is(r.execStatus, 6, 'child_process still works')
-    t.is(r.seen, 1, 'its subscriber got the exit once')
-    faultsSurvived++
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
-})
+  },
+)

@@ -65,7 +65,7 @@ const cases: Array<[string, string[], NodeJS.Signals]> = [
 ]
 for (const [how, args, signal] of cases) {
   test(`as PID 1 (${how}): orphans reaped, own child's 'exit' delivered, ${signal} ends it with ${128 + constants.signals[signal]}`, async (t) => {
-    if (namespaces !== null) return t.log(`skipped: unshare fails here (${namespaces})`), t.pass()
+    if (namespaces !== null) return (t.log(`skipped: unshare fails here (${namespaces})`), t.pass())
     const { run, host } = await asPid1(t, args)
     t.regex(run.stdout, /^role pid1 pid 1$/m)
     t.regex(run.stdout, /^own child exit 5$/m)
@@ -78,7 +78,7 @@ for (const [how, args, signal] of cases) {
 }
 
 test('as PID 1: an app that handles SIGTERM itself decides what it does', async (t) => {
-  if (namespaces !== null) return t.log(`skipped: unshare fails here (${namespaces})`), t.pass()
+  if (namespaces !== null) return (t.log(`skipped: unshare fails here (${namespaces})`), t.pass())
   const { run, host } = await asPid1(t, ['--import', 'subreaper/init', app, 'handles-term'])
   process.kill(host, 'SIGTERM')
   const r = await run.result

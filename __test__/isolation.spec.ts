@@ -71,7 +71,10 @@ test('a process re-parented away from us (double fork, no subreaper mode) is nev
     const err = await t.throwsAsync(monitor.wait(pid, options), { instanceOf: NotAChildError })
     t.is((err as NotAChildError).pid, pid)
   }
-  t.false((await monitor.reap()).some((e) => isExitOf(e, id)), 'monitor.reap() does not take it')
+  t.false(
+    (await monitor.reap()).some((e) => isExitOf(e, id)),
+    'monitor.reap() does not take it',
+  )
   // It ends (killed here, by the test): its exit is its parent's, never ours.
   process.kill(pid, 'SIGKILL')
   t.true(await until(() => procStat(pid)?.startTicks !== st.startTicks, 10_000), 'gone (reaped by its own parent)')
@@ -124,17 +127,30 @@ test('the CLI terminates the leftovers of its command, never a process outside i
   const sibling = spawn(helper.path, ['sleep', '60000'], { stdio: 'ignore' })
   const siblingStart = procStat(sibling.pid!)!.startTicks
   const siblingExit = monitor.wait(sibling)
-  const cli = spawn(cliPath, ['--grace', '300ms', '--report=json', '--', 'sh', '-c', `${helper.path} sleep 60000 >/dev/null & echo $!; exit 0`], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  const cli = spawn(
+    cliPath,
+    ['--grace', '300ms', '--report=json', '--', 'sh', '-c', `${helper.path} sleep 60000 >/dev/null & echo $!; exit 0`],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
   const ev = track(cli)
   const exit = await monitor.wait(cli)
   await ev.closed
   t.is(exit.status, 0, ev.stderr)
   const leftover = Number(ev.stdout.trim())
-  const report = JSON.parse(ev.stderr.slice(ev.stderr.indexOf('{'))) as { processes: Array<{ pid: number; leftover: boolean; action: string | null }> }
-  t.like(report.processes.find((p) => p.pid === leftover), { leftover: true, action: 'terminated' }, 'its own leftover was terminated')
-  t.false(report.processes.some((p) => p.pid === sibling.pid), 'the sibling is not in its report')
+  const report = JSON.parse(ev.stderr.slice(ev.stderr.indexOf('{'))) as {
+    processes: Array<{ pid: number; leftover: boolean; action: string | null }>
+  }
+  t.like(
+    report.processes.find((p) => p.pid === leftover),
+    { leftover: true, action: 'terminated' },
+    'its own leftover was terminated',
+  )
+  t.false(
+    report.processes.some((p) => p.pid === sibling.pid),
+    'the sibling is not in its report',
+  )
   const st = procStat(sibling.pid!)
   t.is(st?.startTicks, siblingStart, 'the sibling still exists')
   t.not(st?.state, 'Z', 'and runs')

@@ -35,8 +35,14 @@ test('2,000 mixed calls, 32 in flight: every result right, every pid seen, nothi
   const summary = JSON.parse(run.stdout.trim().split('\n').pop()!) as Summary
   t.log(`kinds ${JSON.stringify(summary.kinds)}, ${summary.pids} exits (${summary.reusedPids} pids recycled), load ${summary.loadMs} ms`)
   t.is(summary.total, 2000)
-  t.is(Object.values(summary.kinds).reduce((a, b) => a + b, 0), 2000)
-  t.true(Object.values(summary.kinds).every((n) => n >= 50), 'every kind ran at least 50 times')
+  t.is(
+    Object.values(summary.kinds).reduce((a, b) => a + b, 0),
+    2000,
+  )
+  t.true(
+    Object.values(summary.kinds).every((n) => n >= 50),
+    'every kind ran at least 50 times',
+  )
   t.deepEqual(summary.problems, [])
   t.is(summary.missing, 0)
   t.is(summary.pids, 2000 + summary.kinds.orphan!, 'one exit per call, plus one per orphan')

@@ -38,20 +38,23 @@ function result(t: import('ava').ExecutionContext, run: FixtureRun, label: strin
   return run.messages.at(-1) as unknown as Result
 }
 
-test.serial('10,000 adopted zombies and a callback subscriber, nothing else on the loop: all 10,001 exits delivered before the process ends, 20 of 20 runs', async (t) => {
-  t.timeout(15 * 60_000)
-  const runs = 20
-  let complete = 0
-  for (let i = 0; i < runs; i++) {
-    const run = await runFixture(reliabilityFixture('natural-exit.mjs'), ['zombies', helper.path], { timeout: 120_000 })
-    const r = result(t, run, `run ${i + 1}`)
-    t.is(r.lagged, null, `run ${i + 1}: the subscriber did not lag`)
-    t.is(r.distinct, r.seen, `run ${i + 1}: each exit delivered once`)
-    if (r.seen === 10_001) complete++
-    else t.log(`run ${i + 1}: ${r.seen} of 10,001 exits delivered`)
-  }
-  t.is(complete, runs, `${complete} of ${runs} runs delivered all 10,001 exits`)
-})
+test.serial(
+  '10,000 adopted zombies and a callback subscriber, nothing else on the loop: all 10,001 exits delivered before the process ends, 20 of 20 runs',
+  async (t) => {
+    t.timeout(15 * 60_000)
+    const runs = 20
+    let complete = 0
+    for (let i = 0; i < runs; i++) {
+      const run = await runFixture(reliabilityFixture('natural-exit.mjs'), ['zombies', helper.path], { timeout: 120_000 })
+      const r = result(t, run, `run ${i + 1}`)
+      t.is(r.lagged, null, `run ${i + 1}: the subscriber did not lag`)
+      t.is(r.distinct, r.seen, `run ${i + 1}: each exit delivered once`)
+      if (r.seen === 10_001) complete++
+      else t.log(`run ${i + 1}: ${r.seen} of 10,001 exits delivered`)
+    }
+    t.is(complete, runs, `${complete} of ${runs} runs delivered all 10,001 exits`)
+  },
+)
 
 test.serial('an idle callback subscriber lets the process exit at once: nothing holds the loop when it empties', async (t) => {
   const run = await runFixture(reliabilityFixture('natural-exit.mjs'), ['idle'], { timeout: 60_000 })

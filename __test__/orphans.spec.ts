@@ -70,7 +70,10 @@ test.serial('20 orphans at once are all reaped and broadcast', async (t) => {
   const exits = await rec.waitFor(ids)
   t.true(exits.every((e) => e !== undefined && e.status === 0 && e.comm === 'sleep' && e.reapedBy === 'subreaper'))
   t.true(await delivered(rec), 'every exit recorded so far was delivered')
-  t.deepEqual(rec.counts(ids), ids.map(() => 1))
+  t.deepEqual(
+    rec.counts(ids),
+    ids.map(() => 1),
+  )
   t.deepEqual(await noZombies(), [])
 })
 
@@ -92,11 +95,15 @@ test.serial('orphans two levels down, and orphans of an execFile child whose cal
   let calls = 0
   const out = await new Promise<string>((resolve, reject) => {
     const inner = ECHO_JOB.replaceAll('$', '\\$').replaceAll('"', '\\"')
-    execFile('sh', ['-c', `sh -c "sleep 0.3 >/dev/null 2>&1 & ${inner}"; sleep 0.3 >/dev/null 2>&1 & ${ECHO_JOB}; exit 0`], (err, stdout) => {
-      calls++
-      if (err) reject(err)
-      else resolve(stdout)
-    })
+    execFile(
+      'sh',
+      ['-c', `sh -c "sleep 0.3 >/dev/null 2>&1 & ${inner}"; sleep 0.3 >/dev/null 2>&1 & ${ECHO_JOB}; exit 0`],
+      (err, stdout) => {
+        calls++
+        if (err) reject(err)
+        else resolve(stdout)
+      },
+    )
   })
   const ids = echoed(out)
   t.is(ids.length, 2)
@@ -114,8 +121,10 @@ test.serial('setSubreaper(false) then true again', (t) => {
   t.true(isSubreaper())
 })
 
-test.serial('a process that is not a subreaper does not adopt (NotAChildError); its orphan goes up to us, the nearest subreaper', async (t) => {
-  const script = `
+test.serial(
+  'a process that is not a subreaper does not adopt (NotAChildError); its orphan goes up to us, the nearest subreaper',
+  async (t) => {
+    const script = `
     import { execFileSync } from 'node:child_process'
     import { readFileSync } from 'node:fs'
     import { isSubreaper, monitor } from 'subreaper'
@@ -126,19 +135,20 @@ test.serial('a process that is not a subreaper does not adopt (NotAChildError); 
     try { await monitor.wait(pid) } catch (err) { error = { name: err.name, code: err.code } }
     console.log(JSON.stringify({ pid, ppid, subreaper: isSubreaper(), error }))
   `
-  const run = await runNode(['--input-type=module', '-e', script])
-  t.false(run.timedOut)
-  t.is(run.code, 0, run.stderr)
-  const out = JSON.parse(run.stdout) as { pid: number; ppid: number; subreaper: boolean; error?: { name: string; code: string } }
-  t.false(out.subreaper)
-  t.deepEqual(out.error, { name: 'NotAChildError', code: 'ERR_SUBREAPER_NOT_A_CHILD' })
-  t.is(out.ppid, process.pid, 'the orphan was re-parented to this process, not to init')
-  t.is(procState(out.pid)?.ppid, process.pid)
-  const id = identify(out.pid)! // ours, alive: its pid and start time name it
-  const waited = monitor.wait(out.pid)
-  process.kill(out.pid, 'SIGTERM')
-  t.like(await waited, { pid: out.pid, signal: 'SIGTERM', comm: 'sleep', reapedBy: 'subreaper' })
-  const [exit] = await rec.waitFor([id])
-  t.like(exit, { pid: out.pid, signal: 'SIGTERM', comm: 'sleep', reapedBy: 'subreaper' })
-  t.deepEqual(await noZombies(), [])
-})
+    const run = await runNode(['--input-type=module', '-e', script])
+    t.false(run.timedOut)
+    t.is(run.code, 0, run.stderr)
+    const out = JSON.parse(run.stdout) as { pid: number; ppid: number; subreaper: boolean; error?: { name: string; code: string } }
+    t.false(out.subreaper)
+    t.deepEqual(out.error, { name: 'NotAChildError', code: 'ERR_SUBREAPER_NOT_A_CHILD' })
+    t.is(out.ppid, process.pid, 'the orphan was re-parented to this process, not to init')
+    t.is(procState(out.pid)?.ppid, process.pid)
+    const id = identify(out.pid)! // ours, alive: its pid and start time name it
+    const waited = monitor.wait(out.pid)
+    process.kill(out.pid, 'SIGTERM')
+    t.like(await waited, { pid: out.pid, signal: 'SIGTERM', comm: 'sleep', reapedBy: 'subreaper' })
+    const [exit] = await rec.waitFor([id])
+    t.like(exit, { pid: out.pid, signal: 'SIGTERM', comm: 'sleep', reapedBy: 'subreaper' })
+    t.deepEqual(await noZombies(), [])
+  },
+)

@@ -95,7 +95,7 @@ for (const mode of ['default', 'subreaper'] as const) {
       const wrong = r.results.flatMap(([pid, status], i) => {
         const want = (r.firstCode + i) % 256
         // -1: the addon's waitpid failed with ECHILD: something else reaped its child.
-        return status >= 0 && (status & 0x7f) === 0 && (status >> 8) === want ? [] : [{ pid, status, want }]
+        return status >= 0 && (status & 0x7f) === 0 && status >> 8 === want ? [] : [{ pid, status, want }]
       })
       t.deepEqual(wrong, [], `${r.style}: children taken from their waiter or with a wrong status`)
       for (const [pid, status] of r.results) {

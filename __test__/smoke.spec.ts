@@ -12,10 +12,7 @@ test('start + wait gives the exit code, and child_process keeps its exit event',
   const sub = monitor.subscribe((e) => seen.push(e))
   const child = monitor.start('sh', ['-c', 'exit 3'])
   const id = idOf(child)
-  const [exit, cpCode] = await Promise.all([
-    monitor.wait(child),
-    new Promise<number | null>((r) => child.on('exit', (code) => r(code))),
-  ])
+  const [exit, cpCode] = await Promise.all([monitor.wait(child), new Promise<number | null>((r) => child.on('exit', (code) => r(code)))])
   t.is(exit.status, 3)
   t.is(exit.code, 3)
   t.is(cpCode, 3)

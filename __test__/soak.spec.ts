@@ -43,7 +43,13 @@ interface SoakSummary {
   waits: { started: number; settled: number; resolved: number; aborted: number; timedOut: number; recycled: number }
   exitsRecorded: number
   stats: { before: Record<string, number>; after: Record<string, number> }
-  resources: { start: Resources; warm: Resources & { heapUsedKiB: number }; peak: Resources; end: Resources & { heapUsedKiB: number }; checkpoints: unknown[] }
+  resources: {
+    start: Resources
+    warm: Resources & { heapUsedKiB: number }
+    peak: Resources
+    end: Resources & { heapUsedKiB: number }
+    checkpoints: unknown[]
+  }
   zombies: number[]
   live: number[]
   problems: string[]
@@ -73,7 +79,11 @@ test(`soak: at least ${EXITS} exits through 8 subscribers and concurrent waits, 
   t.log(`waits: ${JSON.stringify(s.waits)}`)
   t.log(`resources start/warm/peak/end: ${JSON.stringify([s.resources.start, s.resources.warm, s.resources.peak, s.resources.end])}`)
 
-  t.deepEqual(s.problems, [], 'every round: each subscriber saw each process (pid and start time) once with its status, each wait as expected')
+  t.deepEqual(
+    s.problems,
+    [],
+    'every round: each subscriber saw each process (pid and start time) once with its status, each wait as expected',
+  )
   t.true(s.total >= EXITS)
   t.is(s.exitsRecorded, s.total, 'the engine recorded exactly the exits made, no more')
   for (const sub of s.subscribers) {
@@ -92,5 +102,8 @@ test(`soak: at least ${EXITS} exits through 8 subscribers and concurrent waits, 
   t.is(end.fds, warm.fds, 'open fds flat after the warm-up')
   t.is(end.threads, warm.threads, 'threads flat after the warm-up')
   t.true(end.rssKiB - warm.rssKiB <= RSS_SLACK_KIB, `RSS ${warm.rssKiB} -> ${end.rssKiB} KiB (bound +${RSS_SLACK_KIB})`)
-  t.true(end.heapUsedKiB - warm.heapUsedKiB <= HEAP_SLACK_KIB, `heap used ${warm.heapUsedKiB} -> ${end.heapUsedKiB} KiB (bound +${HEAP_SLACK_KIB})`)
+  t.true(
+    end.heapUsedKiB - warm.heapUsedKiB <= HEAP_SLACK_KIB,
+    `heap used ${warm.heapUsedKiB} -> ${end.heapUsedKiB} KiB (bound +${HEAP_SLACK_KIB})`,
+  )
 })

@@ -209,7 +209,10 @@ test.serial('a lagging iterator gets SubscriptionLaggedError with the missed cou
   const later = await runProcess(77)
   await full.waitFor([later])
   t.deepEqual(full.errors, [])
-  t.deepEqual(full.counts([...ids, later]), [...ids, later].map(() => 1))
+  t.deepEqual(
+    full.counts([...ids, later]),
+    [...ids, later].map(() => 1),
+  )
   full.unsubscribe()
   lagging.unsubscribe()
 })

@@ -166,7 +166,15 @@ function failureEvents(child: ChildProcess): Promise<Array<[string, unknown[]]>>
         args.map((a) => {
           if (!(a instanceof Error)) return a
           const e = a as NodeJS.ErrnoException & { spawnargs?: string[] }
-          return { name: e.name, message: e.message, code: e.code, errno: e.errno, syscall: e.syscall, path: e.path, spawnargs: e.spawnargs }
+          return {
+            name: e.name,
+            message: e.message,
+            code: e.code,
+            errno: e.errno,
+            syscall: e.syscall,
+            path: e.path,
+            spawnargs: e.spawnargs,
+          }
         }),
       ])
     })
@@ -187,7 +195,13 @@ test.serial('start of a missing command: the same ENOENT error event as child_pr
   const earlyErr = await t.throwsAsync(early)
   t.is(earlyErr, errorEvent, 'a wait made before the error event rejects with that very error')
   const lateErr = await t.throwsAsync(monitor.wait(started))
-  t.like(lateErr, { code: 'ENOENT', errno: constants.errno.ENOENT * -1, syscall: `spawn ${cmd}`, path: cmd, message: `spawn ${cmd} ENOENT` })
+  t.like(lateErr, {
+    code: 'ENOENT',
+    errno: constants.errno.ENOENT * -1,
+    syscall: `spawn ${cmd}`,
+    path: cmd,
+    message: `spawn ${cmd} ENOENT`,
+  })
   t.deepEqual((lateErr as { spawnargs?: string[] }).spawnargs, ['a', 'b'])
   const [pe, se] = await Promise.all([plainEvents, startedEvents])
   t.deepEqual(se, pe, 'monitor.start emits exactly what child_process.spawn emits')
@@ -201,10 +215,7 @@ test.serial('start of a missing command: the same ENOENT error event as child_pr
 test.serial('many waits on one child all settle with the same exit', async (t) => {
   const child = monitor.start('sh', ['-c', 'sleep 0.1; exit 33'])
   const id = idOf(child)
-  const waits = [
-    ...Array.from({ length: 20 }, () => monitor.wait(child)),
-    ...Array.from({ length: 20 }, () => monitor.wait(child.pid!)),
-  ]
+  const waits = [...Array.from({ length: 20 }, () => monitor.wait(child)), ...Array.from({ length: 20 }, () => monitor.wait(child.pid!))]
   const exits = await Promise.all(waits)
   t.true(exits.every((e) => isExitOf(e, id) && e.status === 33))
   t.deepEqual(new Set(exits.map((e) => e.timestamp)).size, 1, 'one exit, seen by all')

@@ -67,7 +67,11 @@ test.serial('loads in the main thread and in 2 workers at once; child_process an
     exits.map((e) => e?.status),
     all.map(([, status]) => status),
   )
-  t.deepEqual(rec.counts(all.map(([id]) => id)), all.map(() => 1), 'each broadcast once')
+  t.deepEqual(
+    rec.counts(all.map(([id]) => id)),
+    all.map(() => 1),
+    'each broadcast once',
+  )
   // The main thread still works.
   const child = monitor.start('sh', ['-c', 'exit 8'])
   t.like(await monitor.wait(child), { status: 8 })

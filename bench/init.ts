@@ -47,17 +47,21 @@ function available(): Init[] {
   if (missing.length > 0) {
     progress(`init: installing ${missing.join(' ')} (apt-get)`)
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
-    const apt = (args: string[]) => spawnSync('apt-get', args, { env, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 300_000 })
+    const apt = (args: string[]) =>
+      spawnSync('apt-get', args, { env, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 300_000 })
     let r = apt(['install', '-y', '--no-install-recommends', ...missing])
     if (r.status !== 0) {
       apt(['update'])
       r = apt(['install', '-y', '--no-install-recommends', ...missing])
     }
-    if (r.status !== 0) notes.push(`apt-get install ${missing.join(' ')} failed: ${(r.stderr || r.error?.message || '').trim().split('\n').at(-1)}`)
+    if (r.status !== 0)
+      notes.push(`apt-get install ${missing.join(' ')} failed: ${(r.stderr || r.error?.message || '').trim().split('\n').at(-1)}`)
   }
   return candidates.filter((c) => {
     if (existsSync(c.file)) return true
-    notes.push(c.debian ? `${c.name} skipped: not installed (Debian package ${c.debian})` : `${c.name} skipped: ${c.file} missing (npm run build)`)
+    notes.push(
+      c.debian ? `${c.name} skipped: not installed (Debian package ${c.debian})` : `${c.name} skipped: ${c.file} missing (npm run build)`,
+    )
     return false
   })
 }
@@ -165,17 +169,31 @@ if (unshareWorks) {
 
 const startSummary: Record<string, Summary> = Object.fromEntries(Object.entries(start).map(([k, v]) => [k, summarize(v)]))
 const added = Object.fromEntries(
-  inits.map((i) => [i.name, quantile(start[i.name]!.map((v, r) => v - start['no init']![r]!), 0.5)]),
+  inits.map((i) => [
+    i.name,
+    quantile(
+      start[i.name]!.map((v, r) => v - start['no init']![r]!),
+      0.5,
+    ),
+  ]),
 )
 const fmt = (v: number, d = 1) => v.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d })
 const header = ['', ...inits.map((i) => i.name)]
 const rows = [
   ['resident memory, KiB', ...inits.map((i) => fmt(quantile(mem[i.name]!.rssKiB, 0.5), 0))],
   ['threads', ...inits.map((i) => String(quantile(mem[i.name]!.threads, 0.5)))],
-  [`exec of the init -> command's first byte, ms (no init: ${fmt(startSummary['no init']!.median, 2)})`, ...inits.map((i) => fmt(startSummary[i.name]!.median, 2))],
+  [
+    `exec of the init -> command's first byte, ms (no init: ${fmt(startSummary['no init']!.median, 2)})`,
+    ...inits.map((i) => fmt(startSummary[i.name]!.median, 2)),
+  ],
   ['   added by the init (paired per round), ms', ...inits.map((i) => fmt(added[i.name]!, 2))],
   ...(unshareWorks
-    ? [[`PID 1 draining ${ZOMBIES.toLocaleString('en-US')} adopted zombies, ms`, ...inits.map((i) => fmt(quantile(drain[i.name]!, 0.5), 0) + (i.name === 'dumb-init' ? ' *' : ''))]]
+    ? [
+        [
+          `PID 1 draining ${ZOMBIES.toLocaleString('en-US')} adopted zombies, ms`,
+          ...inits.map((i) => fmt(quantile(drain[i.name]!, 0.5), 0) + (i.name === 'dumb-init' ? ' *' : '')),
+        ],
+      ]
     : []),
 ]
 const widths = header.map((_, c) => Math.max(...[header, ...rows].map((r) => r[c]!.length)))
@@ -185,11 +203,25 @@ const table = [
   line(header),
   `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
   ...rows.map(line),
-  ...(unshareWorks && inits.some((i) => i.name === 'dumb-init') ? ['* dumb-init exits once its command is reaped; the kernel reaps the rest of the dying namespace'] : []),
+  ...(unshareWorks && inits.some((i) => i.name === 'dumb-init')
+    ? ['* dumb-init exits once its command is reaped; the kernel reaps the rest of the dying namespace']
+    : []),
   ...notes.map((n) => `note: ${n}`),
   `targets: memory <= 2,048 KiB: ${quantile(mem.subreaper?.rssKiB ?? [NaN], 0.5) <= 2048 ? 'met' : 'NOT met'}; start-up added <= 5 ms: ${(added.subreaper ?? NaN) <= 5 ? 'met' : 'NOT met'}${
-    unshareWorks && drain.catatonit ? `; drain no slower than catatonit: ${quantile(drain.subreaper!, 0.5) <= quantile(drain.catatonit, 0.5) ? 'met' : 'NOT met'}` : ''
+    unshareWorks && drain.catatonit
+      ? `; drain no slower than catatonit: ${quantile(drain.subreaper!, 0.5) <= quantile(drain.catatonit, 0.5) ? 'met' : 'NOT met'}`
+      : ''
   }`,
 ].join('\n')
 process.stderr.write(`${table}\n`)
-report({ rounds: ROUNDS, drainRounds: DRAIN_ROUNDS, zombies: ZOMBIES, memory: mem, startupMs: startSummary, addedMs: added, drainMs: drain, notes, table })
+report({
+  rounds: ROUNDS,
+  drainRounds: DRAIN_ROUNDS,
+  zombies: ZOMBIES,
+  memory: mem,
+  startupMs: startSummary,
+  addedMs: added,
+  drainMs: drain,
+  notes,
+  table,
+})

@@ -135,4 +135,15 @@ const callbackFirst = direct.filter((s) => s.callback !== undefined && s.exitEve
 
 rmSync(dir, { recursive: true, force: true })
 release()
-report({ mode, subscribers: SUBSCRIBERS, clock, exitEvent, callback, recorded, orphan, orphanRecorded, callbackFirst, children: direct.length })
+report({
+  mode,
+  subscribers: SUBSCRIBERS,
+  clock,
+  exitEvent,
+  callback,
+  recorded,
+  orphan,
+  orphanRecorded,
+  callbackFirst,
+  children: direct.length,
+})

@@ -82,7 +82,11 @@ function buildContainerd(): string | undefined {
     return 'Go is not installed: containerd baseline skipped'
   }
   try {
-    execFileSync('go', ['build', '-o', containerdProgram, '.'], { cwd: join(here, 'containerd'), stdio: ['ignore', 'ignore', 'pipe'], timeout: 600_000 })
+    execFileSync('go', ['build', '-o', containerdProgram, '.'], {
+      cwd: join(here, 'containerd'),
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: 600_000,
+    })
     env.SUBREAPER_BENCH_CONTAINERD = containerdProgram
     return undefined
   } catch (err) {
@@ -484,9 +488,30 @@ if (drain) {
   const bare = `bare wait4 loop ${msRange(d.bareWait4)}`
   rows.push([`   bare C subreaper, blocking wait4(-1) loop, ms`, msRange(d.bareWait4), '', '', '', ''])
   rows.push([`   engine alone (no subscriber), ms`, msRange(d.engine0), bare, ratio(pairedRatio(d.engine0, d.bareWait4)), '', ''])
-  rows.push([`   C: peek (waitid WNOWAIT) + wait4 pid, ms`, msRange(d.peekWait4), bare, ratio(pairedRatio(d.peekWait4, d.bareWait4)), '', ''])
-  rows.push([`   C: + one read of /proc/<pid>/stat (same work as the engine), ms`, msRange(d.peekStatWait4), bare, ratio(pairedRatio(d.peekStatWait4, d.bareWait4)), '', ''])
-  rows.push([`   C: + open/read loop of /proc/<pid>/stat and /status, ms`, msRange(d.peekProcWait4), bare, ratio(pairedRatio(d.peekProcWait4, d.bareWait4)), '', ''])
+  rows.push([
+    `   C: peek (waitid WNOWAIT) + wait4 pid, ms`,
+    msRange(d.peekWait4),
+    bare,
+    ratio(pairedRatio(d.peekWait4, d.bareWait4)),
+    '',
+    '',
+  ])
+  rows.push([
+    `   C: + one read of /proc/<pid>/stat (same work as the engine), ms`,
+    msRange(d.peekStatWait4),
+    bare,
+    ratio(pairedRatio(d.peekStatWait4, d.bareWait4)),
+    '',
+    '',
+  ])
+  rows.push([
+    `   C: + open/read loop of /proc/<pid>/stat and /status, ms`,
+    msRange(d.peekProcWait4),
+    bare,
+    ratio(pairedRatio(d.peekProcWait4, d.bareWait4)),
+    '',
+    '',
+  ])
   for (const [key, label] of [
     ['containerd1x1', 'containerd 1.4.13, 1 subscriber'],
     ['containerd1x8', 'containerd 1.4.13, 8 subscribers'],
@@ -502,7 +527,14 @@ const rust = results.rust as RustRun | undefined
 if (rust) {
   const bareRow = rust.rows.find((r) => r.label.startsWith('bare'))
   for (const r of rust.rows.filter((row) => !row.label.startsWith('bare'))) {
-    rows.push([`   Rust bench: ${r.label} (no JS), µs/exit`, num(r.usPerExit, 2), bareRow ? `Rust bare loop ${num(bareRow.usPerExit, 2)}` : '', ratio(r.ratio), '', ''])
+    rows.push([
+      `   Rust bench: ${r.label} (no JS), µs/exit`,
+      num(r.usPerExit, 2),
+      bareRow ? `Rust bare loop ${num(bareRow.usPerExit, 2)}` : '',
+      ratio(r.ratio),
+      '',
+      '',
+    ])
   }
   if (rust.error) rows.push(['   Rust bench', 'failed (see results.json)', '', '', '', ''])
 }
@@ -574,7 +606,14 @@ if (latency) {
   }
   const recP50 = per(sr, (r) => r.recorded, 0.5)
   const recP99 = per(sr, (r) => r.recorded, 0.99)
-  rows.push(['   of which exit -> engine saw it (its timestamp), p50 / p99 µs', `${range(recP50, 0)} / ${range(recP99, 0)}`, '', '', '', ''])
+  rows.push([
+    '   of which exit -> engine saw it (its timestamp), p50 / p99 µs',
+    `${range(recP50, 0)} / ${range(recP99, 0)}`,
+    '',
+    '',
+    '',
+    '',
+  ])
   const orP50 = per(sr, (r) => r.orphan, 0.5)
   const orP99 = per(sr, (r) => r.orphan, 0.99)
   rows.push(['   exit -> callback, orphan reaped by the engine, p50 / p99 µs', `${range(orP50, 0)} / ${range(orP99, 0)}`, '', '', '', ''])
@@ -584,8 +623,20 @@ if (latency) {
   const first = sr.reduce((s, r) => s + r.callbackFirst, 0)
   rows.push([
     "   pooled p50 / p99 µs (all rounds): callback / 'exit'",
-    `${num(pooled(sr, (r) => r.callback, 0.5), 0)} / ${num(pooled(sr, (r) => r.callback, 0.99), 0)}`,
-    `${num(pooled(base, (r) => r.exitEvent, 0.5), 0)} / ${num(pooled(base, (r) => r.exitEvent, 0.99), 0)}`,
+    `${num(
+      pooled(sr, (r) => r.callback, 0.5),
+      0,
+    )} / ${num(
+      pooled(sr, (r) => r.callback, 0.99),
+      0,
+    )}`,
+    `${num(
+      pooled(base, (r) => r.exitEvent, 0.5),
+      0,
+    )} / ${num(
+      pooled(base, (r) => r.exitEvent, 0.99),
+      0,
+    )}`,
     '',
     '',
     '',
@@ -674,7 +725,14 @@ if (memory) {
   const mb = (b: number) => num(b / 1024 / 1024, 2)
   const { subreaper: m, bare: b } = memory
   const label = `5. RSS growth, ${m.exits.toLocaleString('en-US')} exits -> 8 subscribers (after a ${m.warmupExits.toLocaleString('en-US')}-exit warm-up), MB`
-  rows.push([label, mb(m.growth), `node alone, same spawns ${mb(b.growth)}`, '', '< 2 MB', target('memory growth < 2 MB', m.growth < 2 * 1024 * 1024)])
+  rows.push([
+    label,
+    mb(m.growth),
+    `node alone, same spawns ${mb(b.growth)}`,
+    '',
+    '< 2 MB',
+    target('memory growth < 2 MB', m.growth < 2 * 1024 * 1024),
+  ])
   const heapGrowth = (r: MemoryResult) => r.usage.after.heapTotal - r.usage.before.heapTotal
   rows.push([
     '   of which V8 heap: heapTotal / heapUsed growth, MB',
@@ -693,7 +751,14 @@ if (memory) {
     '',
     '',
   ])
-  rows.push(['   RSS growth outside the V8 heap (native, addon, allocator), MB', mb(m.growth - heapGrowth(m)), `node alone ${mb(b.growth - heapGrowth(b))}`, '', '', ''])
+  rows.push([
+    '   RSS growth outside the V8 heap (native, addon, allocator), MB',
+    mb(m.growth - heapGrowth(m)),
+    `node alone ${mb(b.growth - heapGrowth(b))}`,
+    '',
+    '',
+    '',
+  ])
   rows.push(['   RSS growth from cold (warm-up included), MB', mb(m.growthFromCold), `node alone ${mb(b.growthFromCold)}`, '', '', ''])
   const batches = summarize(m.rssAfterBatch)
   rows.push([
@@ -710,14 +775,21 @@ const startup = results.startup as StartupResult | undefined
 if (startup) {
   const s = startup
   rows.push([
-    "6. start-up: node -e \"require('subreaper')\", ms",
+    '6. start-up: node -e "require(\'subreaper\')", ms',
     range(s.wallMs.require, 1),
     `node -e '' ${range(s.wallMs.bare, 1)}`,
     ratio(pairedRatio(s.wallMs.require, s.wallMs.bare)),
     '',
     '',
   ])
-  rows.push(["   node -e \"import 'subreaper'\" (ESM), ms", range(s.wallMs.import, 1), '', ratio(pairedRatio(s.wallMs.import, s.wallMs.bare)), '', ''])
+  rows.push([
+    '   node -e "import \'subreaper\'" (ESM), ms',
+    range(s.wallMs.import, 1),
+    '',
+    ratio(pairedRatio(s.wallMs.import, s.wallMs.bare)),
+    '',
+    '',
+  ])
   rows.push(['   added by require (paired per round), ms', range(s.overheadMs.require, 1), '', '', '', ''])
   rows.push([
     `   require('subreaper') inside the process, ms (reaper running on return: ${s.reaperRunningAfterRequire ? 'yes' : 'NO'})`,
@@ -731,7 +803,7 @@ if (startup) {
 
 const stuck = results.stuck as StuckResult | undefined
 if (stuck) {
-  const last = <T,>(a: T[]) => a[a.length - 1]
+  const last = <T>(a: T[]) => a[a.length - 1]
   const sr = stuck.subreaper
   for (const [version, label] of [
     ['1', 'containerd 1.4.13'],
@@ -770,7 +842,19 @@ function issueTable(): string | undefined {
   const lat = (samples: number[][]) =>
     samples.length === 0
       ? 'n/a'
-      : `${num(quantile(samples.map((v) => quantile(v, 0.5)), 0.5), 0)} / ${num(quantile(samples.map((v) => quantile(v, 0.99)), 0.5), 0)} µs`
+      : `${num(
+          quantile(
+            samples.map((v) => quantile(v, 0.5)),
+            0.5,
+          ),
+          0,
+        )} / ${num(
+          quantile(
+            samples.map((v) => quantile(v, 0.99)),
+            0.5,
+          ),
+          0,
+        )} µs`
   const nativeLat = (mode: string) => lat(natives.filter((r) => r.mode === mode).map((r) => r.samples))
   const rounds = (pick: (r: LatencyRound) => boolean, field: 'exitEvent' | 'callback' | 'recorded') =>
     lat((latency ?? []).filter(pick).map((r) => r[field]))
@@ -781,9 +865,24 @@ function issueTable(): string | undefined {
     ['', `drain ${N.toLocaleString('en-US')}`, '× bare C `wait4` loop', 'latency p50 / p99'],
     ['bare C subreaper, blocking `wait4`', `${msOf(d?.bareWait4)} ms`, '1.0', nativeLat('c')],
     ['C loop, same work as the engine (peek, one `/proc` read, `wait4`)', `${msOf(d?.peekStatWait4)} ms`, x(d?.peekStatWait4), '—'],
-    ['containerd 1.4.13, 1 / 8 subscribers', `${msOf(d?.containerd1x1)} / ${msOf(d?.containerd1x8)} ms`, `${x(d?.containerd1x1)} / ${x(d?.containerd1x8)}`, nativeLat('containerd1')],
-    ['containerd 2.4.2, 1 / 8 subscribers', `${msOf(d?.containerd2x1)} / ${msOf(d?.containerd2x8)} ms`, `${x(d?.containerd2x1)} / ${x(d?.containerd2x8)}`, nativeLat('containerd2')],
-    ["Node's own `child_process` `'exit'`, without / with subreaper", '—', '—', `${rounds((r) => r.mode === 'child_process', 'exitEvent')}; ${rounds(one, 'exitEvent')}`],
+    [
+      'containerd 1.4.13, 1 / 8 subscribers',
+      `${msOf(d?.containerd1x1)} / ${msOf(d?.containerd1x8)} ms`,
+      `${x(d?.containerd1x1)} / ${x(d?.containerd1x8)}`,
+      nativeLat('containerd1'),
+    ],
+    [
+      'containerd 2.4.2, 1 / 8 subscribers',
+      `${msOf(d?.containerd2x1)} / ${msOf(d?.containerd2x8)} ms`,
+      `${x(d?.containerd2x1)} / ${x(d?.containerd2x8)}`,
+      nativeLat('containerd2'),
+    ],
+    [
+      "Node's own `child_process` `'exit'`, without / with subreaper",
+      '—',
+      '—',
+      `${rounds((r) => r.mode === 'child_process', 'exitEvent')}; ${rounds(one, 'exitEvent')}`,
+    ],
     [
       '**subreaper, JS subscribers, 1 / 8**',
       `**${msOf(d?.engine1)} / ${msOf(d?.engine8)} ms**`,
@@ -797,7 +896,10 @@ function issueTable(): string | undefined {
       rounds(one, 'recorded'),
     ],
   ]
-  return out.map((r) => `| ${r.join(' | ')} |`).join('\n').replace(/\n/, `\n|${'---|'.repeat(4)}\n`)
+  return out
+    .map((r) => `| ${r.join(' | ')} |`)
+    .join('\n')
+    .replace(/\n/, `\n|${'---|'.repeat(4)}\n`)
 }
 
 function table(rs: Row[]): string {

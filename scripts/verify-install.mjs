@@ -146,7 +146,7 @@ function processChain(cmd, args, { cwd, env }) {
       if (!out.includes('\n')) return
       const chain = []
       try {
-        for (let p = Number(out.trim()); p > 1 && p !== process.pid && chain.length < 20; ) {
+        for (let p = Number(out.trim()); p > 1 && p !== process.pid && chain.length < 20;) {
           const info = procInfo(p)
           chain.push(info)
           p = info.ppid
@@ -231,7 +231,10 @@ async function main() {
     // --- 2. what the packages hold ------------------------------------------------------------
     const packEnv = cleanEnv({ npm_config_update_notifier: 'false', npm_config_fund: 'false' })
     const dryRun = async (dir) => {
-      const r = runOrFail(`npm pack --dry-run in ${relative(root, dir)}`, await run('npm', ['pack', '--dry-run', '--json'], { cwd: dir, env: packEnv }))
+      const r = runOrFail(
+        `npm pack --dry-run in ${relative(root, dir)}`,
+        await run('npm', ['pack', '--dry-run', '--json'], { cwd: dir, env: packEnv }),
+      )
       return JSON.parse(r.out.slice(r.out.indexOf('[')))[0]
     }
     const mainDry = await dryRun(mainDir)
@@ -256,7 +259,11 @@ async function main() {
       'bin/subreaper',
     ]
     const extra = mainFiles.filter((f) => !mainAllowed(f))
-    check(extra.length === 0, 'subreaper: npm pack --dry-run holds only dist/, native/binding.*, bin/subreaper, README.md, LICENSE, package.json', `unexpected: ${extra.join(', ')}`)
+    check(
+      extra.length === 0,
+      'subreaper: npm pack --dry-run holds only dist/, native/binding.*, bin/subreaper, README.md, LICENSE, package.json',
+      `unexpected: ${extra.join(', ')}`,
+    )
     const missing = mainRequired.filter((f) => !mainFiles.includes(f))
     check(
       missing.length === 0,
@@ -287,7 +294,8 @@ async function main() {
       const p = JSON.parse(readFileSync(join(root, 'npm', d, 'package.json'), 'utf8'))
       if (p.name !== `subreaper-${d}`) skew.push(`npm/${d} is named ${p.name}`)
       if (p.version !== mainPkg.version) skew.push(`${p.name}@${p.version}`)
-      if (mainPkg.optionalDependencies?.[p.name] !== mainPkg.version) skew.push(`optionalDependencies[${p.name}] = ${mainPkg.optionalDependencies?.[p.name]}`)
+      if (mainPkg.optionalDependencies?.[p.name] !== mainPkg.version)
+        skew.push(`optionalDependencies[${p.name}] = ${mainPkg.optionalDependencies?.[p.name]}`)
       if (!p.os?.length || !p.cpu?.length || (p.os.includes('linux') && !p.libc?.length)) skew.push(`${p.name} lacks os/cpu/libc`)
     }
     check(
@@ -297,12 +305,21 @@ async function main() {
     )
     const scripts = (p) => LIFECYCLE_INSTALL_SCRIPTS.filter((s) => p.scripts?.[s])
     const hooks = [...scripts(mainPkg), ...scripts(platPkg)]
-    const gyp = [...mainFiles, ...platFiles].filter((f) => f.endsWith('binding.gyp')).concat(mainPkg.gypfile || platPkg.gypfile ? ['gypfile'] : [])
-    check(hooks.length === 0 && gyp.length === 0, 'no install scripts and no binding.gyp in either package', `found: ${[...hooks, ...gyp].join(', ')}`)
+    const gyp = [...mainFiles, ...platFiles]
+      .filter((f) => f.endsWith('binding.gyp'))
+      .concat(mainPkg.gypfile || platPkg.gypfile ? ['gypfile'] : [])
+    check(
+      hooks.length === 0 && gyp.length === 0,
+      'no install scripts and no binding.gyp in either package',
+      `found: ${[...hooks, ...gyp].join(', ')}`,
+    )
 
     // Pack for real: the tarball must hold exactly what the dry run listed.
     const pack = async (dir) => {
-      const r = runOrFail(`npm pack in ${relative(root, dir)}`, await run('npm', ['pack', '--json', '--pack-destination', packs], { cwd: dir, env: packEnv }))
+      const r = runOrFail(
+        `npm pack in ${relative(root, dir)}`,
+        await run('npm', ['pack', '--json', '--pack-destination', packs], { cwd: dir, env: packEnv }),
+      )
       const info = JSON.parse(r.out.slice(r.out.indexOf('[')))[0]
       return { ...info, path: join(packs, info.filename), list: info.files.map((f) => f.path).sort() }
     }
@@ -352,14 +369,35 @@ async function main() {
       npm_config_fund: 'false',
     }
     // The tripwire is armed: npm run with this very environment, but allowed online, reaches it.
-    const ping = await run('npm', ['ping', '--fetch-retries=0'], { cwd: project, env: { ...env, npm_config_offline: 'false' }, timeoutMs: 60_000 })
-    check(ping.status !== 0 && requests.length > 0, `the tripwire registry ${registry} sees npm's requests (npm ping online reached it)`, ping.out)
+    const ping = await run('npm', ['ping', '--fetch-retries=0'], {
+      cwd: project,
+      env: { ...env, npm_config_offline: 'false' },
+      timeoutMs: 60_000,
+    })
+    check(
+      ping.status !== 0 && requests.length > 0,
+      `the tripwire registry ${registry} sees npm's requests (npm ping online reached it)`,
+      ping.out,
+    )
     requests.length = 0
 
-    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'subreaper-install-check', version: '1.0.0', private: true }, null, 2))
+    writeFileSync(
+      join(project, 'package.json'),
+      JSON.stringify({ name: 'subreaper-install-check', version: '1.0.0', private: true }, null, 2),
+    )
     const install = await run(
       'npm',
-      ['install', '--offline', '--no-audit', '--no-fund', '--ignore-scripts=false', '--foreground-scripts', '--loglevel=http', mainTgz.path, platTgz.path],
+      [
+        'install',
+        '--offline',
+        '--no-audit',
+        '--no-fund',
+        '--ignore-scripts=false',
+        '--foreground-scripts',
+        '--loglevel=http',
+        mainTgz.path,
+        platTgz.path,
+      ],
       { cwd: project, env },
     )
     const log = install.out
@@ -367,7 +405,9 @@ async function main() {
     check(requests.length === 0, 'the install made no request to the registry', requests.join('\n'))
     const fetched = log.split('\n').filter((l) => /\bhttp fetch\b/.test(l) && !/\b(ENOTCACHED|cache-only)\b/.test(l))
     check(fetched.length === 0, 'npm fetched nothing over the network (http log)', fetched.join('\n'))
-    const ranScripts = log.split('\n').filter((l) => /^> \S+@\S+ (preinstall|install|postinstall|prepare)\b/.test(l) || /\b(gyp|cargo|rustc|Compiling)\b/.test(l))
+    const ranScripts = log
+      .split('\n')
+      .filter((l) => /^> \S+@\S+ (preinstall|install|postinstall|prepare)\b/.test(l) || /\b(gyp|cargo|rustc|Compiling)\b/.test(l))
     check(ranScripts.length === 0, 'the install ran no script and compiled nothing', ranScripts.join('\n'))
 
     const nm = join(project, 'node_modules')
@@ -386,7 +426,7 @@ async function main() {
       'the installed native init is byte for byte the built one, and executable',
     )
     const others = readdirSync(nm).filter((d) => !d.startsWith('.') && d !== 'subreaper' && d !== platPkg.name)
-    check(others.length === 0, 'nothing else was installed (the other platforms\' optional packages were skipped)', others.join(', '))
+    check(others.length === 0, "nothing else was installed (the other platforms' optional packages were skipped)", others.join(', '))
 
     // --- 4. smoke test, both module systems, and the CLI --------------------------------------
     const smokeDir = join(root, 'scripts', 'install-smoke')
@@ -400,14 +440,20 @@ async function main() {
     const cli = await run('npx', ['subreaper', '--', 'sh', '-c', 'exit 3'], { cwd: project, env, timeoutMs: 90_000 })
     if (process.platform !== 'linux') {
       // The native init is Linux-only; elsewhere the command says so.
-      check(cli.status === 1 && /runs on Linux only/.test(cli.out), 'npx subreaper says the native init runs on Linux only (exit 1)', cli.out)
+      check(
+        cli.status === 1 && /runs on Linux only/.test(cli.out),
+        'npx subreaper says the native init runs on Linux only (exit 1)',
+        cli.out,
+      )
     } else {
       check(cli.status === 3, "npx subreaper -- sh -c 'exit 3' exits 3", `exit ${cli.status ?? cli.signal}:\n${cli.out}`)
     }
-    for (const [what, cmd, args] of process.platform !== 'linux' ? [] : [
-      ['node_modules/.bin/subreaper', join(nm, '.bin', 'subreaper'), []],
-      ['npx subreaper', 'npx', ['subreaper']],
-    ]) {
+    for (const [what, cmd, args] of process.platform !== 'linux'
+      ? []
+      : [
+          ['node_modules/.bin/subreaper', join(nm, '.bin', 'subreaper'), []],
+          ['npx subreaper', 'npx', ['subreaper']],
+        ]) {
       const chain = await processChain(cmd, args, { cwd: project, env })
       const shown = chain.map((p) => `${p.pid} ${p.exe}`).join(' <- ')
       check(chain[0]?.exe === realpathSync(installedInit), `${what}: the command's parent is the installed native init`, shown)
@@ -417,7 +463,11 @@ async function main() {
         const firstNode = chain.findIndex((p) => p.exe === realpathSync(process.execPath))
         check(firstNode > 0, `npx subreaper: no node process between npm and the command (${shown})`, shown)
       } else {
-        check(chain.length === 1, `${what}: the launcher became the init: its caller is the init's parent, nothing between (${shown})`, shown)
+        check(
+          chain.length === 1,
+          `${what}: the launcher became the init: its caller is the init's parent, nothing between (${shown})`,
+          shown,
+        )
       }
     }
     check(requests.length === 0, 'still no request to the registry after the smoke tests and npx', requests.join('\n'))
@@ -427,7 +477,10 @@ async function main() {
     const bare = join(tmp, 'bare')
     mkdirSync(bare)
     writeFileSync(join(bare, 'package.json'), JSON.stringify({ name: 'subreaper-install-bare', version: '1.0.0', private: true }, null, 2))
-    const bareInstall = await run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--loglevel=http', mainTgz.path], { cwd: bare, env })
+    const bareInstall = await run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--loglevel=http', mainTgz.path], {
+      cwd: bare,
+      env,
+    })
     check(
       bareInstall.status === 0 && !existsSync(join(bare, 'node_modules', platPkg.name)),
       `npm install --offline of subreaper alone succeeds without ${platPkg.name} (optional)`,
@@ -454,9 +507,14 @@ async function main() {
 
     // Last, as it spoils the install: a platform package whose binary cannot be loaded.
     writeFileSync(installedBinary, 'not an ELF or Mach-O file\n')
-    const broken = await run('node', ['unsupported.cjs', platform, `${platPkg.name} with a broken binary`], { cwd: project, env, timeoutMs: 60_000 })
+    const broken = await run('node', ['unsupported.cjs', platform, `${platPkg.name} with a broken binary`], {
+      cwd: project,
+      env,
+      timeoutMs: 60_000,
+    })
     process.stdout.write(broken.out.endsWith('\n') ? broken.out : `${broken.out}\n`)
-    if (broken.status !== 0) throw new CheckError(`node unsupported.cjs with a broken binary failed (exit ${broken.status ?? broken.signal})`)
+    if (broken.status !== 0)
+      throw new CheckError(`node unsupported.cjs with a broken binary failed (exit ${broken.status ?? broken.signal})`)
     passed++
   } finally {
     server?.close()

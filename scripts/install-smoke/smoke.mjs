@@ -2,13 +2,7 @@
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 
-import subreaper, {
-  monitor,
-  setSubreaper,
-  isSubreaper,
-  UnsupportedError,
-  SUPPORTED_PLATFORMS,
-} from 'subreaper'
+import subreaper, { monitor, setSubreaper, isSubreaper, UnsupportedError, SUPPORTED_PLATFORMS } from 'subreaper'
 
 const require = createRequire(import.meta.url)
 const { run } = require('./checks.cjs')
@@ -24,10 +18,13 @@ try {
   assert.equal(subreaper, require('subreaper'))
   assert.equal(monitor, require('subreaper').monitor)
   console.log('ok - [import] named and default exports are the require() instance')
-  await run({ monitor, setSubreaper, isSubreaper, UnsupportedError, SUPPORTED_PLATFORMS }, {
-    label: 'import',
-    platform: process.argv[2],
-  })
+  await run(
+    { monitor, setSubreaper, isSubreaper, UnsupportedError, SUPPORTED_PLATFORMS },
+    {
+      label: 'import',
+      platform: process.argv[2],
+    },
+  )
 } catch (err) {
   console.error(`not ok - [import] ${err.stack || err}`)
   process.exitCode = 1

@@ -20,9 +20,20 @@ const valueOf = (name) => {
 const target = valueOf('--target')
 const out = resolve(valueOf('--out') ?? join(pkg, 'native', 'subreaper'))
 
-const args = [argv.includes('--zig') ? 'zigbuild' : 'build', '--release', '-p', 'subreaper-init', '--message-format=json-render-diagnostics']
+const args = [
+  argv.includes('--zig') ? 'zigbuild' : 'build',
+  '--release',
+  '-p',
+  'subreaper-init',
+  '--message-format=json-render-diagnostics',
+]
 if (target) args.push('--target', target)
-const messages = execFileSync('cargo', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 * 1024 * 1024 })
+const messages = execFileSync('cargo', args, {
+  cwd: root,
+  encoding: 'utf8',
+  stdio: ['ignore', 'pipe', 'inherit'],
+  maxBuffer: 64 * 1024 * 1024,
+})
 const executable = messages
   .split('\n')
   .filter((l) => l.startsWith('{'))

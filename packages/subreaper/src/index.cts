@@ -50,12 +50,5 @@ export { IterableSubscription, Subscription } from './subscription.cjs'
 export type { CallbackSubscribeOptions, ExitCallback, SubscribeOptions } from './subscription.cjs'
 export type { Exit, Rusage } from './exit.cjs'
 export { signalName } from './exit.cjs'
-export {
-  AbortError,
-  MonitorClosedError,
-  NotAChildError,
-  SubscriptionLaggedError,
-  UnsupportedError,
-  WaitTimeoutError,
-} from './errors.cjs'
+export { AbortError, MonitorClosedError, NotAChildError, SubscriptionLaggedError, UnsupportedError, WaitTimeoutError } from './errors.cjs'
 export { SUPPORTED_PLATFORMS } from './native.cjs'

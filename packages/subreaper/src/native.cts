@@ -58,9 +58,7 @@ function unsupported(platform: string, cause: unknown): Error {
   const pkg = `subreaper-${platform}`
   let message: string
   if (process.platform !== 'linux' && process.platform !== 'darwin') {
-    message =
-      `subreaper does not support this platform (${platform}): reaping child processes needs ` +
-      `Linux or macOS. ${supported}`
+    message = `subreaper does not support this platform (${platform}): reaping child processes needs Linux or macOS. ${supported}`
   } else if (!(SUPPORTED_PLATFORMS as readonly string[]).includes(platform)) {
     message = `subreaper has no prebuilt binary for this platform (${platform}). ${supported}`
   } else if (installedPackage(pkg)) {

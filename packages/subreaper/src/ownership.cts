@@ -52,9 +52,12 @@ function validateGrace(value: unknown, name: string): number | undefined {
 /** Changes the reaping rules for the whole process (every thread shares one reaper). */
 export function configureReaping(rules: ReapingRules): void {
   if (rules === null || typeof rules !== 'object') {
-    throw Object.assign(new TypeError(`configureReaping takes an object such as { orphanGrace: 0 }; got ${rules === null ? 'null' : typeof rules}`), {
-      code: 'ERR_INVALID_ARG_TYPE',
-    })
+    throw Object.assign(
+      new TypeError(`configureReaping takes an object such as { orphanGrace: 0 }; got ${rules === null ? 'null' : typeof rules}`),
+      {
+        code: 'ERR_INVALID_ARG_TYPE',
+      },
+    )
   }
   const orphan = validateGrace(rules.orphanGrace, 'orphanGrace')
   const leftover = validateGrace(rules.leftoverGrace, 'leftoverGrace')

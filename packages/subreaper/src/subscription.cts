@@ -2,14 +2,7 @@
 // (`Subscription`), or an async iterator (`IterableSubscription`). Two types, so that iterating a
 // callback subscription is a compile error rather than a runtime one.
 import { deliverBeforeExit, stopDelivering } from './deliver-before-exit.cjs'
-import {
-  SubscriptionLaggedError,
-  typeError,
-  validateDuration,
-  validateFunction,
-  validateInteger,
-  validateObject,
-} from './errors.cjs'
+import { SubscriptionLaggedError, typeError, validateDuration, validateFunction, validateInteger, validateObject } from './errors.cjs'
 import { decodeExits, type Exit } from './exit.cjs'
 import { hold } from './keepalive.cjs'
 import { native, type NativeSubscription } from './native.cjs'
