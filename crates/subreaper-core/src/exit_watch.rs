@@ -99,6 +99,20 @@ impl<W: WaitSource> Shared<W> {
 
     /// The child is a zombie: announce it unless the drain has or will (its own children).
     fn on_exited(&self, pid: i32, fd: i32, watch: &ExitWatch) {
+        // Usually the drain, woken by the same exit, has announced it already: then only the
+        // hang-up is still of interest, and /proc need not be read a second time.
+        {
+            let st = self.lock();
+            match st.children.get(pid) {
+                Some(child) if child.pidfd.as_ref().is_some_and(|p| p.raw() == fd) => {
+                    if child.announced {
+                        watch.quiet(child.pidfd.as_ref().expect("checked"), pid);
+                        return;
+                    }
+                }
+                _ => return,
+            }
+        }
         self.refresh_role();
         let info = self.source.inspect(pid);
         let mut st = self.lock();
