@@ -27,10 +27,6 @@ use crate::recent::RecentExits;
 use crate::wait_source::{ChildState, SystemWait, WaitSource};
 use crate::waits::{Fired, WaitCallback, Waits};
 
-/// How long after an exit of an undeclared child was recorded a report of the same pid is
-/// taken for that exit.
-const REPORT_WINDOW: Duration = Duration::from_secs(10);
-
 /// Exits recorded in one drain are handed to the delivery thread together, up to this many.
 const PUBLISH_BATCH: usize = 64;
 
@@ -551,11 +547,18 @@ impl<W: WaitSource> Reaper<W> {
     /// The owner of `pid` (or a waiter that took an unowned pid) reaped it with this result.
     /// Announces the exit unless the engine already did.
     pub fn report(&self, pid: i32, termination: Termination) {
+        self.report_process(pid, None, termination)
+    }
+
+    /// Like [`Reaper::report`], for the process that started at `start_time` (clock ticks
+    /// since boot, as [`Reaper::own`] returned it): an exit of that very process the engine
+    /// recorded already is not announced again, even once the engine has forgotten the child.
+    pub fn report_process(&self, pid: i32, start_time: Option<u64>, termination: Termination) {
         let shared = &self.shared;
         let mut st = shared.lock();
         let mut comm = None;
-        let mut start_time = None;
-        if let Some(c) = st.children.get_mut(pid) {
+        let mut known_start = start_time;
+        if let Some(c) = st.children.get_current(pid, start_time) {
             if c.reported {
                 return;
             }
@@ -563,7 +566,7 @@ impl<W: WaitSource> Reaper<W> {
             c.reaped = true;
             let announced = std::mem::replace(&mut c.announced, true);
             comm = c.comm.clone();
-            start_time = c.start_time;
+            known_start = c.start_time.or(start_time);
             if announced {
                 drop(st);
                 self.kick();
@@ -572,14 +575,16 @@ impl<W: WaitSource> Reaper<W> {
         } else if st.lost.remove(&pid) {
             st.lost_order.retain(|p| *p != pid);
             return;
-        } else if st.recent.get(pid).is_some_and(|e| {
-            e.reaped_by == ReapedBy::Other
-                && e.timestamp.elapsed().unwrap_or_default() < REPORT_WINDOW
-        }) {
-            // Seen and recorded already (its pidfd told the watch) before this report of an
-            // undeclared child; a pid is not reused within seconds here.
+        } else if start_time.is_some()
+            && st
+                .recent
+                .get(pid)
+                .is_some_and(|e| e.start_time == start_time)
+        {
+            // Recorded already (its pidfd told the watch), and its entry is gone since.
             return;
         }
+        let start_time = known_start;
         let fired = shared.record(
             &mut st,
             pid,

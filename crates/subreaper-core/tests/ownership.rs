@@ -145,14 +145,17 @@ fn unowned_pid_reaped_by_another_waiter_is_announced_from_its_report() {
     let slot = exit.clone();
     r.wait_with(pid, move |e| *slot.lock().unwrap() = Some(e))
         .unwrap();
+    let start = start_ticks(pid);
     r.pause();
     gate.release();
-    // Someone else (libuv's waitpid) takes the child and hands the exit back.
+    // Someone else (libuv's waitpid) takes the child and hands the exit back, naming the
+    // process by pid and start time (as the package's report does).
     let status = waitpid(pid);
-    r.report(pid, Termination::from_wait_status(status).unwrap());
+    r.report_process(pid, start, Termination::from_wait_status(status).unwrap());
     r.resume();
-    // Reaped and reported before the engine saw its zombie: its exit has no start time.
-    let only = Procs::from_procs([Proc::without_start_time(pid)]);
+    // Whichever saw it first (the report, the drain's peek or the pidfd), the exit is this
+    // process's, once.
+    let only = procs(&[pid]);
     let got = collect(&sub, &only, 5 * SECOND);
     assert_eq!(got.len(), 1);
     assert_eq!((got[0].status(), got[0].reaped_by), (5, ReapedBy::Other));

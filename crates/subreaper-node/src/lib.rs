@@ -57,9 +57,15 @@ pub fn declare_child(pid: i32, owner: u32) -> Result<bool> {
     Ok(true)
 }
 
-/// The owner reaped `pid`: `code` when it exited, else `signal` (a number).
+/// The owner reaped `pid` (the process that started at `start_time`, clock ticks since boot,
+/// when known): `code` when it exited, else `signal` (a number).
 #[napi]
-pub fn report(pid: i32, code: Option<i32>, signal: Option<i32>) -> Result<()> {
+pub fn report(
+    pid: i32,
+    code: Option<i32>,
+    signal: Option<i32>,
+    start_time: Option<f64>,
+) -> Result<()> {
     let termination = match (code, signal) {
         (_, Some(signal)) if signal > 0 => Termination::Signaled {
             signal,
@@ -73,7 +79,7 @@ pub fn report(pid: i32, code: Option<i32>, signal: Option<i32>) -> Result<()> {
             ))
         }
     };
-    reaper()?.report(pid, termination);
+    reaper()?.report_process(pid, start_time.map(|t| t as u64), termination);
     Ok(())
 }
 

@@ -58,9 +58,9 @@ interface ProcessHandle {
   pid?: number
 }
 
-function report(pid: number, code: number | null, signal: string | null): void {
+function report(pid: number, start: number | undefined, code: number | null, signal: string | null): void {
   const signo = signal ? signalNumber(signal as NodeJS.Signals) : undefined
-  native.report(pid, signo === undefined ? (code ?? 0) : undefined, signo)
+  native.report(pid, signo === undefined ? (code ?? 0) : undefined, signo, start)
 }
 
 function declare(child: ChildProcess, pid: number, owner: number): void {
@@ -107,7 +107,7 @@ export function installChildProcessHooks(owner: number): void {
         const pid = this.pid ?? child.pid
         if (typeof pid === 'number' && pid > 0) {
           try {
-            report(pid, exitCode, signalCode)
+            report(pid, startTimes.get(child), exitCode, signalCode)
             // The exit is now in this environment's subscriber queues (announced by the engine
             // or by this report): hand it to callback subscribers before the 'exit' listeners.
             Subscription.deliverQueued()
