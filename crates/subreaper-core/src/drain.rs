@@ -162,8 +162,9 @@ impl<W: WaitSource> Shared<W> {
             {
                 let mut st = self.lock();
                 match st.children.get(pid) {
-                    // Announced and left: nothing new to see until its owner reaps it.
-                    Some(c) if c.announced => continue,
+                    // Announced and left to its owner; looked at again below all the same, since
+                    // its owner may have gone meanwhile (a torn-down worker's child is the
+                    // engine's to reap now).
                     Some(_) => {}
                     None => {
                         let claim = match tid {
@@ -198,7 +199,13 @@ impl<W: WaitSource> Shared<W> {
             let st = self.lock();
             st.children
                 .get(pid)
-                .filter(|c| c.claim == Claim::Engine && c.pidfd.is_some() && c.comm.is_some())
+                .filter(|c| {
+                    // Announced already (nothing more to read for it), or the engine's own
+                    // child whose name is known (wait4 gives the rest)...
+                    (c.announced || (c.claim == Claim::Engine && c.comm.is_some()))
+                        // ...and certainly this very process: its pidfd is open.
+                        && c.pidfd.is_some()
+                })
                 .map(|c| crate::wait_source::ProcInfo {
                     comm: c.comm.clone(),
                     start_time: c.start_time,
