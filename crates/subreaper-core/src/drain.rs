@@ -280,15 +280,7 @@ impl<W: WaitSource> Shared<W> {
                 if announced {
                     return Handled::Left(None);
                 }
-                st.children.get_mut(pid).expect("present").announced = true;
-                let fired = self.record(
-                    &mut st,
-                    pid,
-                    termination,
-                    info.rusage,
-                    identity,
-                    ReapedBy::Other,
-                );
+                let fired = self.announce_left(&mut st, pid, termination, &info);
                 drop(st);
                 fired.run();
                 Handled::Left(None)

@@ -98,7 +98,8 @@ pub struct Rusage {
 }
 
 impl Rusage {
-    pub(crate) fn from_libc(ru: &libc::rusage) -> Rusage {
+    /// The figures of a `wait4` rusage.
+    pub fn from_libc(ru: &libc::rusage) -> Rusage {
         let us = |tv: libc::timeval| (tv.tv_sec as u64) * 1_000_000 + tv.tv_usec as u64;
         // Linux reports ru_maxrss in KiB, macOS in bytes.
         let max_rss_kib = if cfg!(target_os = "macos") {

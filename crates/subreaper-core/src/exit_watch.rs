@@ -143,19 +143,7 @@ impl<W: WaitSource> Shared<W> {
             self.kick();
             return;
         }
-        child.announced = true;
-        if child.comm.is_none() {
-            child.comm = info.comm.clone();
-        }
-        let identity = (child.comm.clone(), child.start_time.or(info.start_time));
-        let fired = self.record(
-            &mut st,
-            pid,
-            termination,
-            info.rusage,
-            identity,
-            ReapedBy::Other,
-        );
+        let fired = self.announce_left(&mut st, pid, termination, &info);
         self.publish(&mut st);
         drop(st);
         fired.run();

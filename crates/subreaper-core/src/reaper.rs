@@ -855,6 +855,23 @@ impl<W: WaitSource> Shared<W> {
         }
     }
 
+    /// Announces the exit of a zombie left to its owner (read from `/proc` while it exists).
+    pub(crate) fn announce_left(
+        &self,
+        st: &mut State,
+        pid: i32,
+        termination: Termination,
+        info: &crate::wait_source::ProcInfo,
+    ) -> Fired {
+        let child = st.children.get_mut(pid).expect("a known child");
+        child.announced = true;
+        if child.comm.is_none() {
+            child.comm = info.comm.clone();
+        }
+        let identity = (child.comm.clone(), child.start_time.or(info.start_time));
+        self.record(st, pid, termination, info.rusage, identity, ReapedBy::Other)
+    }
+
     /// Numbers the exit, keeps it for late waits, queues it for the subscribers. Returns the
     /// wait callbacks to call once the state lock is released.
     pub(crate) fn record(

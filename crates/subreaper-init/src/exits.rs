@@ -31,44 +31,11 @@ impl ExitRecord {
 
 /// The two fields of `/proc/<pid>/stat` the report uses: the name and the start time.
 pub fn read_stat(pid: i32) -> Option<(String, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // comm is between the first '(' and the last ')': it may itself hold spaces and parens.
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let comm = text.get(open + 1..close)?.to_string();
-    // After ") ": state is field 3; starttime is field 22.
-    let start = text.get(close + 2..)?.split(' ').nth(19)?.parse().ok()?;
-    Some((comm, start))
-}
-
-fn ticks_per_second() -> u64 {
-    // SAFETY: sysconf has no side effects.
-    match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
-        t if t > 0 => t as u64,
-        _ => 100,
-    }
+    subreaper_core::procfs::read_stat(pid).map(|s| (s.comm, s.start_time))
 }
 
 fn ms(ts: TimeSpec) -> i64 {
     ts.tv_sec() * 1000 + ts.tv_nsec() / 1_000_000
-}
-
-fn rusage_of(ru: &libc::rusage) -> Rusage {
-    let us = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000 + tv.tv_usec as u64;
-    Rusage {
-        user_cpu_us: us(ru.ru_utime),
-        system_cpu_us: us(ru.ru_stime),
-        // Linux reports KiB, macOS bytes.
-        max_rss_kib: Some(if cfg!(target_os = "macos") {
-            ru.ru_maxrss as u64 / 1024
-        } else {
-            ru.ru_maxrss as u64
-        }),
-        minor_faults: ru.ru_minflt as u64,
-        major_faults: ru.ru_majflt as u64,
-        voluntary_context_switches: ru.ru_nvcsw as u64,
-        involuntary_context_switches: ru.ru_nivcsw as u64,
-    }
 }
 
 /// `wait4(pid, WNOHANG)`: nix has no wrapper that returns the resource usage. Without
@@ -153,7 +120,7 @@ impl Reaper {
         Reaper {
             details,
             proc,
-            ticks: ticks_per_second(),
+            ticks: subreaper_core::procfs::ticks_per_second(),
         }
     }
 
@@ -209,7 +176,7 @@ impl Reaper {
         ExitRecord {
             pid,
             termination,
-            rusage: rusage_of(ru),
+            rusage: Rusage::from_libc(ru),
             comm,
             start_ticks,
             exit_ms,
