@@ -6,9 +6,9 @@
 // when the runner could build it. All variants run interleaved in each round.
 //
 // How the zombies are made: the helper vforks N children that _exit(0) at once, then exits; its
-// N zombies are re-parented to this process (a subreaper). The helper runs under spawnSync,
-// during which subreaper pauses reaping, so when spawnSync returns all N are ready zombies and
-// the engine starts on them at once: t0.
+// N zombies are re-parented to this process (a subreaper). The helper runs under spawnSync; t0
+// is when spawnSync returns. The engine starts on the zombies as they are re-parented, just
+// before the helper's own exit, so it may have recorded a few by t0.
 import { execFileSync, spawnSync } from 'node:child_process'
 
 import { monitor, reaperStats, setSubreaper, type Exit } from './sr.ts'

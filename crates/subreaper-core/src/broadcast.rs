@@ -22,7 +22,6 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::exit::Exit;
@@ -35,7 +34,7 @@ pub type Notify = Arc<dyn Fn() + Send + Sync>;
 /// How one subscriber is buffered.
 #[derive(Clone)]
 pub struct SubscribeOptions {
-    /// Exits held for the subscriber before it counts as full (the seed's 32).
+    /// Exits held for the subscriber before it counts as full (containerd's 32).
     pub buffer_size: usize,
     /// How long the subscriber may stay full, while its reader could read, before it is closed
     /// as lagged (see the module's documentation).
@@ -360,9 +359,7 @@ impl Hub {
             changed: Condvar::new(),
         });
         let (list, w) = (subscribers.clone(), watch.clone());
-        thread::Builder::new()
-            .name("subreaper-broadcast".into())
-            .spawn(move || watch_deadlines(&list, &w))
+        crate::engine_thread::spawn("subreaper-broadcast", move || watch_deadlines(&list, &w))
             .expect("cannot start the subreaper broadcast thread");
         Arc::new(Hub {
             subscribers,

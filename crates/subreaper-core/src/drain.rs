@@ -141,7 +141,7 @@ impl<W: WaitSource> Shared<W> {
     /// none): the exited ones are handled, unknown live ones registered and watched.
     fn scan_past(&self, head: i32, since: u64) -> (Vec<Arc<Exit>>, Option<Instant>) {
         let main = self.source.main_thread();
-        let pids: Vec<(i32, Option<i32>)> = match self.source.children_by_thread() {
+        let pids: Vec<(i32, Option<i32>)> = match self.source.children_by_thread(None) {
             Some(lists) => lists
                 .into_iter()
                 .flat_map(|(tid, pids)| pids.into_iter().map(move |p| (p, Some(tid))))
@@ -193,17 +193,15 @@ impl<W: WaitSource> Shared<W> {
     /// the peek.
     fn handle(&self, pid: i32, termination: Termination, since: u64) -> Handled {
         // Read while the child is still a zombie: afterwards /proc/<pid> is gone. Not read for
-        // a child of the engine's own whose name is known: wait4 gives the rest, and its
-        // pidfd guarantees the entry is this very process.
+        // a child whose name and start time are known (registered at its spawn): wait4 gives
+        // the rest, or, for a zombie left to its owner, /proc is read once it is announced.
         let known = {
             let st = self.lock();
             st.children
                 .get(pid)
                 .filter(|c| {
-                    // Announced already (nothing more to read for it), or the engine's own
-                    // child whose name is known (wait4 gives the rest)...
-                    (c.announced || (c.claim == Claim::Engine && c.comm.is_some()))
-                        // ...and certainly this very process: its pidfd is open.
+                    (c.announced || (c.comm.is_some() && c.start_time.is_some()))
+                        // Certainly this very process: its pidfd is open.
                         && c.pidfd.is_some()
                 })
                 .map(|c| crate::wait_source::ProcInfo {
@@ -212,6 +210,7 @@ impl<W: WaitSource> Shared<W> {
                     rusage: Default::default(),
                 })
         };
+        let read = known.is_none();
         let info = known.unwrap_or_else(|| self.source.inspect(pid));
         let mut st = self.lock();
         let now = Instant::now();
@@ -280,6 +279,8 @@ impl<W: WaitSource> Shared<W> {
                 if announced {
                     return Handled::Left(None);
                 }
+                // The zombie's CPU times and faults, which wait4 would have given.
+                let info = if read { info } else { self.source.inspect(pid) };
                 let fired = self.announce_left(&mut st, pid, termination, &info);
                 drop(st);
                 fired.run();
@@ -288,6 +289,9 @@ impl<W: WaitSource> Shared<W> {
             // Not announced until decided, so that the exit says who reaped it. Should its
             // waiter reap it meanwhile, the pidfd still gives its exit to the watch.
             Disposition::Hold(at) => {
+                if at.is_none() {
+                    st.held_for_spawn = true;
+                }
                 self.ensure_watched(&mut st, pid);
                 Handled::Left(at)
             }
@@ -305,7 +309,7 @@ impl<W: WaitSource> Shared<W> {
         let main = self.source.main_thread();
         let now = self.source.now_ticks();
         match st.threads.forked_by(pid, start_time, main, now, || {
-            self.source.children_by_thread()
+            self.source.children_by_thread(Some(main))
         }) {
             Some(tid) => Claim::Forked { tid },
             None => Claim::Unclaimed,

@@ -48,9 +48,10 @@ impl ExitWatch {
         Ok(())
     }
 
-    /// After the exit is handled: only the hang-up (the reap) is still of interest, and a
-    /// level-triggered readable pidfd would otherwise wake the watch again at once.
-    fn quiet(&self, fd: &Pidfd, pid: i32) {
+    /// After the exit is handled, or for a child whose owner reports its exit: only the
+    /// hang-up (the reap) is still of interest, and a level-triggered readable pidfd would
+    /// otherwise wake the watch again at once.
+    pub(crate) fn quiet(&self, fd: &Pidfd, pid: i32) {
         let mut event = EpollEvent::new(EpollFlags::empty(), key(pid, fd.raw()));
         let _ = self.epoll.modify(borrow(fd), &mut event);
     }
@@ -70,11 +71,20 @@ impl<W: WaitSource> Shared<W> {
         let Some(watch) = &self.watch else { return };
         let mut events = vec![EpollEvent::empty(); 256];
         loop {
-            let n = match watch.epoll.wait(&mut events, EpollTimeout::NONE) {
+            // While an owner's report is awaited, wake up to announce it should it not come.
+            let timeout = if self.lock().unreported_reaps > 0 {
+                EpollTimeout::try_from(self.config.report_grace).unwrap_or(EpollTimeout::NONE)
+            } else {
+                EpollTimeout::NONE
+            };
+            let n = match watch.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => return,
             };
+            if n == 0 || self.lock().unreported_reaps > 0 {
+                self.announce_unreported();
+            }
             for event in &events[..n] {
                 if event.data() == INTERRUPT {
                     let _ = watch.interrupt.read();
@@ -100,12 +110,16 @@ impl<W: WaitSource> Shared<W> {
     /// The child is a zombie: announce it unless the drain has or will (its own children).
     fn on_exited(&self, pid: i32, fd: i32, watch: &ExitWatch) {
         // Usually the drain, woken by the same exit, has announced it already: then only the
-        // hang-up is still of interest, and /proc need not be read a second time.
+        // hang-up is still of interest, and /proc need not be read a second time. A child
+        // whose owner reports its exit is announced from that report (or by the drain, if the
+        // owner is late): the watch keeps out of the owner's way.
         {
             let st = self.lock();
             match st.children.get(pid) {
                 Some(child) if child.pidfd.as_ref().is_some_and(|p| p.raw() == fd) => {
-                    if child.announced {
+                    if child.announced
+                        || matches!(child.claim, Claim::Declared { reports: true, .. })
+                    {
                         watch.quiet(child.pidfd.as_ref().expect("checked"), pid);
                         return;
                     }
@@ -149,6 +163,44 @@ impl<W: WaitSource> Shared<W> {
         fired.run();
     }
 
+    /// Announces, with the status their pidfds kept, the exits of children whose owner reaped
+    /// them and has not reported them within the report grace (an owner that reaps without
+    /// reporting, or was torn down in between): late rather than lost.
+    fn announce_unreported(&self) {
+        let mut st = self.lock();
+        let grace = self.config.report_grace;
+        let due: Vec<i32> = st
+            .children
+            .iter()
+            .filter(|(_, c)| {
+                !c.announced && c.reaped_status.is_some_and(|(_, at)| at.elapsed() >= grace)
+            })
+            .map(|(pid, _)| *pid)
+            .collect();
+        let waiting = st
+            .children
+            .count(|c| !c.announced && c.reaped_status.is_some());
+        st.unreported_reaps = waiting - due.len();
+        let mut fired = Vec::new();
+        for pid in due {
+            let child = st.children.get_mut(pid).expect("listed above");
+            let (status, _) = child.reaped_status.take().expect("filtered above");
+            child.announced = true;
+            let identity = (child.comm.clone(), child.start_time);
+            fired.push(self.record(
+                &mut st,
+                pid,
+                status,
+                Rusage::default(),
+                identity,
+                ReapedBy::Other,
+            ));
+        }
+        self.publish(&mut st);
+        drop(st);
+        fired.into_iter().for_each(|f| f.run());
+    }
+
     /// The child was reaped, by its owner or by the engine. An exit nobody announced yet is
     /// announced now, with the status the kernel kept for the pidfd.
     fn on_reaped(&self, pid: i32, fd: i32) {
@@ -162,9 +214,17 @@ impl<W: WaitSource> Shared<W> {
         let status = child.pidfd.take().and_then(|p| p.exit_after_reap());
         child.reaped = true;
         let awaits_report = matches!(child.claim, Claim::Declared { .. }) && !child.reported;
+        let owner_reports = matches!(child.claim, Claim::Declared { reports: true, .. });
         let fired = if child.announced || (status.is_none() && awaits_report) {
             // Announced already, or its owner will report the status (kernels before 6.15).
             None
+        } else if awaits_report && owner_reports {
+            // Its owner reports it in a moment, on its own thread: announced from there, or
+            // from this status should the report not come (see `announce_unreported`).
+            child.reaped_status = status.map(|s| (s, std::time::Instant::now()));
+            st.unreported_reaps += 1;
+            st.threads.forget(pid);
+            return;
         } else {
             child.announced = true;
             let identity = (child.comm.clone(), child.start_time);
@@ -184,6 +244,6 @@ impl<W: WaitSource> Shared<W> {
             fired.run();
         }
         // The drain may be looking past this zombie, and drops finished entries.
-        self.kick();
+        self.nudge();
     }
 }

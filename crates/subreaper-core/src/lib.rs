@@ -7,6 +7,7 @@
 //! - `drain`: where exits are reaped (the reaper thread);
 //! - `exit_watch`: where the exits of known children are seen (pidfds);
 //! - `fork_hook`: how every `fork()` in the process is registered as it happens;
+//! - `engine_thread`: how the engine's threads are started (never preempting the loop);
 //! - [`broadcast`]: where exits are broadcast (bounded queues, lag);
 //! - [`reaper`]: the handle users hold (subscribe, wait, own, sweep, stats);
 //! - [`wait_source`]: the kernel calls behind a trait (mocked in tests);
@@ -16,6 +17,7 @@
 
 pub mod broadcast;
 mod drain;
+mod engine_thread;
 pub mod exit;
 mod exit_watch;
 mod fork_hook;

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::exit::Termination;
 use crate::pidfd::Pidfd;
 
 /// Identifies the owner of a set of pids (for example one Node environment), so that all of
@@ -28,7 +29,14 @@ pub enum Claim {
     Engine,
     /// Declared by a waiter that will reap it (Node's `child_process` in an environment that
     /// loaded subreaper, an embedder's own children). `tid` is the thread that forked it.
-    Declared { owner: OwnerId, tid: Option<i32> },
+    /// `reports`: the owner reports the exit once it has reaped the child (`Reaper::report`),
+    /// so the exit is announced from that report, on the owner's thread, unless the owner
+    /// leaves the zombie longer than the report grace.
+    Declared {
+        owner: OwnerId,
+        tid: Option<i32>,
+        reports: bool,
+    },
     /// Forked by thread `tid` of this process: whatever waits in that thread (its libuv, an
     /// addon's waiter) reaps it.
     Forked { tid: i32 },
@@ -85,6 +93,9 @@ pub struct Context<'a> {
     pub spawning: &'a dyn Fn(i32) -> bool,
     pub orphan_grace: Duration,
     pub leftover_grace: Duration,
+    /// How long a zombie whose owner reports its exits waits for that report before the
+    /// engine announces it from the zombie.
+    pub report_grace: Duration,
     pub thread_alive: &'a dyn Fn(i32) -> bool,
 }
 
@@ -103,6 +114,12 @@ pub fn decide(claim: Claim, zombie_since: Instant, ctx: &Context<'_>) -> Disposi
     match claim {
         Claim::Engine | Claim::OwnerGone { declared: true } => Disposition::Reap,
         Claim::OwnerGone { declared: false } => after(ctx.leftover_grace),
+        // The owner's own report comes on the owner's thread right after its reap: waiting for
+        // it keeps the engine's threads off that path (and out of its event loop's way).
+        Claim::Declared { reports: true, .. } => match after(ctx.report_grace) {
+            Disposition::Reap => Disposition::Leave,
+            held => held,
+        },
         Claim::Declared { .. } => Disposition::Leave,
         // A spawn in flight may yet say whose this child is: decide once it has returned.
         Claim::Forked { tid } | Claim::MaybeForked { tid } if (ctx.spawning)(tid) => {
@@ -147,6 +164,9 @@ pub struct Child {
     /// The fork it appeared in, for a `MaybeForked` child: once one child of that fork is
     /// declared, the others are orphans.
     pub fork: Option<u64>,
+    /// The status its pidfd kept when its owner reaped it, and when, while the owner's own
+    /// report is awaited (see `Claim::Declared::reports`).
+    pub reaped_status: Option<(Termination, Instant)>,
 }
 
 impl Child {
@@ -169,6 +189,7 @@ impl Child {
             zombie_since: None,
             pidfd: None,
             fork: None,
+            reaped_status: None,
         }
     }
 }
@@ -294,6 +315,7 @@ mod tests {
             spawning: &|_| false,
             orphan_grace: Duration::ZERO,
             leftover_grace: Duration::from_secs(1),
+            report_grace: Duration::from_millis(20),
             thread_alive: alive,
         }
     }
@@ -310,6 +332,12 @@ mod tests {
             Claim::Declared {
                 owner: 1,
                 tid: None,
+                reports: false,
+            },
+            Claim::Declared {
+                owner: 1,
+                tid: None,
+                reports: true,
             },
             Claim::Forked { tid: 7 },
             Claim::Leftover,
@@ -365,7 +393,8 @@ mod tests {
             decide(
                 Claim::Declared {
                     owner: 2,
-                    tid: Some(3)
+                    tid: Some(3),
+                    reports: false,
                 },
                 long_ago,
                 &c
@@ -410,13 +439,33 @@ mod tests {
             decide(
                 Claim::Declared {
                     owner: 1,
-                    tid: None
+                    tid: None,
+                    reports: false,
                 },
                 now,
                 &c
             ),
             Disposition::Leave
         );
+    }
+
+    #[test]
+    fn a_reporting_owner_is_waited_for_then_its_zombie_announced() {
+        for adopts in [false, true] {
+            let c = ctx(Policy::Cooperative, adopts, LIVE);
+            let declared = Claim::Declared {
+                owner: 4,
+                tid: Some(8),
+                reports: true,
+            };
+            let now = Instant::now();
+            assert_eq!(
+                decide(declared, now, &c),
+                Disposition::Hold(Some(now + c.report_grace))
+            );
+            let long_ago = now - Duration::from_secs(1);
+            assert_eq!(decide(declared, long_ago, &c), Disposition::Leave);
+        }
     }
 
     #[test]

@@ -16,7 +16,6 @@ use std::io;
 use std::process::{Child as StdChild, Command};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
-use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::broadcast::{Hub, SubscribeOptions, Subscription};
@@ -51,6 +50,10 @@ pub struct Config {
     /// How long a child whose waiter has gone (its thread ended, its environment was torn
     /// down) is left before the engine reaps it, in case a native waiter still takes it.
     pub leftover_grace: Duration,
+    /// How long the zombie of a child declared with [`Reaper::own_reporting`] waits for its
+    /// owner's [`Reaper::report`] before the engine announces it from the zombie (an owner
+    /// whose thread is busy). The exit is announced once either way.
+    pub report_grace: Duration,
 }
 
 impl Default for Config {
@@ -63,6 +66,7 @@ impl Default for Config {
             policy: Policy::Cooperative,
             orphan_grace: Duration::ZERO,
             leftover_grace: Duration::from_secs(1),
+            report_grace: Duration::from_millis(20),
         }
     }
 }
@@ -163,6 +167,10 @@ pub(crate) struct State {
     pub(crate) paused: u32,
     /// Threads in the middle of a spawn (see [`Reaper::pause`]), with how many.
     spawning: std::collections::HashMap<i32, u32>,
+    /// The drain holds a zombie until a spawn in flight returns (see `Reaper::resume`).
+    pub(crate) held_for_spawn: bool,
+    /// Children reaped by an owner whose report is still awaited (see `exit_watch`).
+    pub(crate) unreported_reaps: usize,
     pub(crate) kicks: u64,
     pub(crate) shutdown: bool,
     pub(crate) seq: u64,
@@ -248,6 +256,8 @@ impl<W: WaitSource> Reaper<W> {
             state: Mutex::new(State {
                 paused: 0,
                 spawning: std::collections::HashMap::new(),
+                held_for_spawn: false,
+                unreported_reaps: 0,
                 kicks: 0,
                 shutdown: false,
                 seq: 0,
@@ -270,15 +280,11 @@ impl<W: WaitSource> Reaper<W> {
             adopts: std::sync::atomic::AtomicBool::new(false),
         });
         let worker = shared.clone();
-        thread::Builder::new()
-            .name("subreaper".into())
-            .spawn(move || worker.run())
+        crate::engine_thread::spawn("subreaper", move || worker.run())
             .expect("cannot start the subreaper thread");
         if shared.watch.is_some() {
             let watcher = shared.clone();
-            thread::Builder::new()
-                .name("subreaper-watch".into())
-                .spawn(move || watcher.run_watch())
+            crate::engine_thread::spawn("subreaper-watch", move || watcher.run_watch())
                 .expect("cannot start the subreaper-watch thread");
         }
         Reaper { shared }
@@ -382,7 +388,24 @@ impl<W: WaitSource> Reaper<W> {
     /// once. Returns the child's start time (clock ticks since boot) when it can be read:
     /// with the pid, it identifies the child for signals that must not reach a recycled pid.
     pub fn own(&self, pid: i32, owner: OwnerId) -> Option<u64> {
-        self.claim(pid, |tid| Claim::Declared { owner, tid })
+        self.claim(pid, |tid| Claim::Declared {
+            owner,
+            tid,
+            reports: false,
+        })
+    }
+
+    /// Like [`Reaper::own`], for an owner that calls [`Reaper::report_process`] as soon as it
+    /// has reaped the child (Node's process handle does, from libuv's exit callback). The exit
+    /// is then announced from that report, on the owner's thread, and the engine's threads
+    /// keep out of its way: they announce it from the zombie only if the owner has not
+    /// reaped it within [`Config::report_grace`].
+    pub fn own_reporting(&self, pid: i32, owner: OwnerId) -> Option<u64> {
+        self.claim(pid, |tid| Claim::Declared {
+            owner,
+            tid,
+            reports: true,
+        })
     }
 
     /// Whether some child has exited and its exit is not recorded yet: the engine still has
@@ -399,7 +422,7 @@ impl<W: WaitSource> Reaper<W> {
             Ok(crate::wait_source::Peek::Exited { .. }) => {}
             _ => return false,
         }
-        let pids: Vec<i32> = match source.children_by_thread() {
+        let pids: Vec<i32> = match source.children_by_thread(None) {
             Some(lists) => lists.into_iter().flat_map(|(_, p)| p).collect(),
             None => source.all_children(),
         };
@@ -454,7 +477,17 @@ impl<W: WaitSource> Reaper<W> {
             // After exec (a spawn returns once the child has exec'd), the real name.
             child.comm = info.comm.or(child.comm.take());
         }
+        let reports = matches!(child.claim, Claim::Declared { reports: true, .. });
         self.shared.ensure_watched(&mut st, pid);
+        if reports {
+            // Its exit comes from the owner's report: only its reap is watched.
+            if let (Some(watch), Some(fd)) = (
+                &self.shared.watch,
+                st.children.get(pid).and_then(|c| c.pidfd.as_ref()),
+            ) {
+                watch.quiet(fd, pid);
+            }
+        }
         if let Some(fork) = ambiguous {
             for (other, c) in st.children.iter_mut() {
                 if *other != pid
@@ -466,7 +499,7 @@ impl<W: WaitSource> Reaper<W> {
             }
         }
         drop(st);
-        self.kick();
+        self.shared.nudge();
         start_time
     }
 
@@ -518,7 +551,8 @@ impl<W: WaitSource> Reaper<W> {
             // exited may have reaped it without reporting. That exit is announced with an
             // unknown status rather than lost, so no wait on it hangs.
             let start = child.start_time;
-            let gone = shared.source.child_state(pid) == ChildState::NotAChild
+            let gone = child.reaped_status.is_some()
+                || shared.source.child_state(pid) == ChildState::NotAChild
                 || shared
                     .source
                     .inspect(pid)
@@ -527,10 +561,11 @@ impl<W: WaitSource> Reaper<W> {
                     .is_some_and(|(a, b)| a != b);
             if gone {
                 let child = st.children.remove(pid).expect("listed above");
+                let status = child.reaped_status.map(|(s, _)| s);
                 fired.push(shared.record(
                     &mut st,
                     pid,
-                    Termination::Unknown,
+                    status.unwrap_or(Termination::Unknown),
                     Rusage::default(),
                     (child.comm, child.start_time),
                     ReapedBy::Other,
@@ -565,11 +600,17 @@ impl<W: WaitSource> Reaper<W> {
             c.reported = true;
             c.reaped = true;
             let announced = std::mem::replace(&mut c.announced, true);
+            let awaited = c.reaped_status.take().is_some();
             comm = c.comm.clone();
             known_start = c.start_time.or(start_time);
+            if awaited {
+                st.unreported_reaps = st.unreported_reaps.saturating_sub(1);
+            }
             if announced {
+                // The engine announced it from the zombie (the owner was late): the drain may
+                // be napping long beside it.
                 drop(st);
-                self.kick();
+                self.shared.nudge();
                 return;
             }
         } else if st.lost.remove(&pid) {
@@ -596,7 +637,9 @@ impl<W: WaitSource> Reaper<W> {
         shared.publish(&mut st);
         drop(st);
         fired.run();
-        self.kick();
+        // No wake-up for the reaper's thread from here, on the owner's thread, at the moment
+        // its callbacks run: a drain that held this zombie for the report looks again at the
+        // end of its short nap (the exit watch sees every known child's exit meanwhile).
     }
 
     /// Marks a spawn in flight on the calling thread whose child the engine cannot attribute
@@ -624,9 +667,12 @@ impl<W: WaitSource> Reaper<W> {
             // Resumed from another thread (a torn-down environment releasing its pauses).
             st.spawning.clear();
         }
-        st.kicks += 1;
-        drop(st);
-        self.shared.wake.notify_all();
+        // Only a zombie held for the spawn needs the drain to look again.
+        if std::mem::take(&mut st.held_for_spawn) {
+            st.kicks += 1;
+            drop(st);
+            self.shared.wake.notify_all();
+        }
     }
 
     /// Changes [`Config::orphan_grace`] and [`Config::leftover_grace`] from now on.
@@ -750,13 +796,13 @@ impl<W: WaitSource> Reaper<W> {
             self.shared.ensure_watched(&mut st, pid);
         }
         drop(st);
-        self.kick();
+        self.shared.nudge();
     }
 
     /// Registers the children that exist when the engine starts, by the thread that forked
     /// them. In PID 1 the main thread's list may already hold orphans: those stay unclaimed.
     fn register_existing_children(&self) {
-        let Some(lists) = self.shared.source.children_by_thread() else {
+        let Some(lists) = self.shared.source.children_by_thread(None) else {
             return;
         };
         let main = self.shared.source.main_thread();
@@ -795,6 +841,20 @@ impl<W: WaitSource> Shared<W> {
         self.wake.notify_all();
     }
 
+    /// A kick where one is needed: not while the drain sleeps in `waitid`, which sees every
+    /// new child and every exit by itself (it notes that it sleeps there just before it does,
+    /// so a child forked before this call is seen). Spares the reaper's thread a wake-up at
+    /// each spawn and each report, beside the thread that spawns or reports.
+    pub(crate) fn nudge(&self) {
+        let mut st = self.lock();
+        if st.activity.0 == Activity::WaitingForExit {
+            return;
+        }
+        st.kicks += 1;
+        drop(st);
+        self.wake.notify_all();
+    }
+
     pub(crate) fn set_activity(&self, activity: Activity) {
         let mut st = self.lock();
         if st.activity.0 != activity {
@@ -816,6 +876,7 @@ impl<W: WaitSource> Shared<W> {
             spawning,
             orphan_grace: st.graces.0,
             leftover_grace: st.graces.1,
+            report_grace: self.config.report_grace,
             thread_alive,
         }
     }

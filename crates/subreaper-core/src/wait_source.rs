@@ -51,8 +51,10 @@ pub trait WaitSource: Send + Sync + 'static {
     /// What `/proc` says about `pid` while it exists (one read).
     fn inspect(&self, pid: i32) -> ProcInfo;
     /// Every child, by the thread that forked it (the main thread's list also holds adopted
-    /// orphans). `None` where the kernel keeps no per-thread lists.
-    fn children_by_thread(&self) -> Option<Vec<(i32, Vec<i32>)>> {
+    /// orphans), leaving out thread `except`'s list (the main thread's can hold every zombie of
+    /// a busy init, and the kernel's reading of it grows with the square of its length).
+    /// `None` where the kernel keeps no per-thread lists.
+    fn children_by_thread(&self, _except: Option<i32>) -> Option<Vec<(i32, Vec<i32>)>> {
         None
     }
     /// Every child pid, where there are no per-thread lists (a walk of `/proc`).
@@ -151,13 +153,14 @@ impl WaitSource for SystemWait {
         }
     }
 
-    fn children_by_thread(&self) -> Option<Vec<(i32, Vec<i32>)>> {
+    fn children_by_thread(&self, except: Option<i32>) -> Option<Vec<(i32, Vec<i32>)>> {
         if !procfs::has_children_lists() {
             return None;
         }
         Some(
             procfs::threads()
                 .into_iter()
+                .filter(|tid| Some(*tid) != except)
                 .filter_map(|tid| Some((tid, procfs::thread_children(tid)?)))
                 .collect(),
         )

@@ -19,7 +19,7 @@ use subreaper_core::{Exit, RecvError, SubscribeOptions, Subscription, WaitError,
 
 use crate::environment;
 use crate::error_code::{self, ErrorCode};
-use crate::exit_record::{ExitBatch, ExitBatchBuilder};
+use crate::exit_record::{self, ExitBatch, ExitBatchBuilder, ExitField};
 
 #[napi]
 pub struct NativeSubscription {
@@ -68,6 +68,52 @@ impl NativeSubscription {
             lagged_missed,
             closed,
         }
+    }
+
+    /// Like `drain`, into `buffer`, as many exits as fit: `buffer[0]` gets their number,
+    /// `buffer[1]` 1 once no more exits will come, `buffer[2]` the number of exits missed when
+    /// the subscriber was closed for lagging (NaN otherwise), then the exits as `ExitBatch`
+    /// lays them out. Returns their command names (see `exit_record::fill`).
+    #[napi]
+    pub fn drain_into(&self, mut buffer: Float64Array) -> error_code::Result<String> {
+        // SAFETY: JavaScript is not running while this call runs on its thread, and the slice
+        // does not outlive the call.
+        let buffer = unsafe { buffer.as_mut() };
+        let capacity =
+            buffer.len().saturating_sub(exit_record::BUFFER_HEADER) / ExitField::Count as usize;
+        if capacity == 0 {
+            return Err(error_code::error(
+                ErrorCode::Napi(Status::InvalidArg),
+                "drainInto: the buffer has no room for one exit",
+            ));
+        }
+        let mut exits = Vec::new();
+        let mut lagged_missed = f64::NAN;
+        let mut closed = false;
+        match &self.inner {
+            None => closed = true,
+            Some(sub) => {
+                while exits.len() < capacity {
+                    match sub.try_recv() {
+                        Ok(Some(exit)) => exits.push(exit),
+                        Ok(None) => break,
+                        Err(RecvError::Lagged { missed }) => {
+                            lagged_missed = missed as f64;
+                            closed = true;
+                            break;
+                        }
+                        Err(RecvError::Closed) => {
+                            closed = true;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        buffer[0] = exits.len() as f64;
+        buffer[1] = f64::from(u8::from(closed));
+        buffer[2] = lagged_missed;
+        Ok(exit_record::fill(exits.iter().map(|e| &**e), buffer))
     }
 
     /// Exits queued and not yet drained.

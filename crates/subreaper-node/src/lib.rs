@@ -38,11 +38,12 @@ pub fn attach(env: Env) -> error_code::Result<u32> {
     environment::attach(&env).map_err(error_code::from_napi)
 }
 
-/// Registers `pid` as reaped by this environment's libuv (a `child_process` child).
-/// Returns its start time (for `signalProcess`), or null if it is already gone.
+/// Registers `pid` as reaped by this environment's libuv (a `child_process` child), whose
+/// exit the process handle's hook reports. Returns its start time (for `signalProcess`), or
+/// null if it is already gone.
 #[napi]
 pub fn own(pid: i32, owner: u32) -> Result<Option<f64>> {
-    Ok(reaper()?.own(pid, owner as u64).map(|t| t as f64))
+    Ok(reaper()?.own_reporting(pid, owner as u64).map(|t| t as f64))
 }
 
 /// Declares a child this environment's code waits for itself (made outside `child_process`):

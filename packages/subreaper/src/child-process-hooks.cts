@@ -10,7 +10,10 @@
 // - the start time, read once the child has exec'd, so that `monitor.kill` can refuse a
 //   recycled pid;
 // - libuv's own report of the exit, taken from the process handle's internal `onexit`
-//   callback, which kernels before 6.15 need when libuv reaps before the engine can look.
+//   callback right after Node's own 'exit' listeners ran: the engine announces the exit from
+//   it (it holds back its own announcement for that), and callback subscribers get it in
+//   that same turn of the loop. Kernels before 6.15 also need it when libuv reaps before the
+//   engine can look.
 // No listener is added to the ChildProcess (its `eventNames()` stay as without subreaper,
 // and `removeAllListeners()` cannot remove anything of ours), no `process.binding` is used,
 // and synchronous spawns are not hooked at all: their child is registered by the fork hook
@@ -105,17 +108,23 @@ export function installChildProcessHooks(owner: number): void {
       // oxlint-disable-next-line unicorn/prefer-add-event-listener
       handle.onexit = function onexitReported(this: ProcessHandle, exitCode: number, signalCode: string | null) {
         const pid = this.pid ?? child.pid
-        if (typeof pid === 'number' && pid > 0) {
-          try {
-            report(pid, startTimes.get(child), exitCode, signalCode)
-            // The exit is now in this environment's subscriber queues (announced by the engine
-            // or by this report): hand it to callback subscribers before the 'exit' listeners.
-            Subscription.deliverQueued()
-          } catch {
-            // Never let the report stand between libuv and the ChildProcess.
+        try {
+          // Node's own 'exit' first: the report and the callbacks add nothing to its latency.
+          return onexit.call(this, exitCode, signalCode)
+        } finally {
+          // Also when an 'exit' listener threw: the exit is never lost.
+          if (typeof pid === 'number' && pid > 0) {
+            try {
+              report(pid, startTimes.get(child), exitCode, signalCode)
+              // The exit is now in this environment's subscriber queues (announced by this
+              // report, or by the engine if the loop was late): hand it to callback
+              // subscribers now, in this turn of the loop.
+              Subscription.deliverQueued()
+            } catch {
+              // Never let the report stand between libuv and the ChildProcess.
+            }
           }
         }
-        return onexit.call(this, exitCode, signalCode)
       }
     }
     const result = originalSpawn.call(this, options)

@@ -4,6 +4,8 @@
 import { deliverBeforeExit, stopDelivering } from './deliver-before-exit.cjs'
 import { SubscriptionLaggedError, typeError, validateDuration, validateFunction, validateInteger, validateObject } from './errors.cjs'
 import { decodeExits, type Exit } from './exit.cjs'
+// A const enum: inlined at compile time (see exit.cts).
+import { ExitField } from '../native/binding.cjs'
 import { hold } from './keepalive.cjs'
 import { native, type NativeSubscription } from './native.cjs'
 
@@ -36,6 +38,19 @@ interface PendingRead {
 }
 
 const BATCH = 1024
+
+// Where callback deliveries are drained into: one buffer for the environment (JavaScript runs
+// one callback delivery at a time, and decodes a batch before calling back). Its header is the
+// count, the closed flag and the number missed when lagged (crates/subreaper-node/src/
+// exit_record.rs), then up to BATCH exits.
+const HEADER = 3
+const scratch = new Float64Array(HEADER + BATCH * ExitField.Count)
+
+/** The command names `drainInto` returns for `count` exits (NUL-separated; U+0001: none). */
+function splitComms(joined: string, count: number): (string | null)[] {
+  if (count === 0) return []
+  return joined.split('\0').map((c) => (c === '\u0001' ? null : c))
+}
 
 /** @internal What a subscription is made from. */
 export interface SubscriptionInit {
@@ -139,7 +154,8 @@ export class Subscription {
    * Called when a child's exit is reported, before the user's own 'exit' listeners run.
    */
   static deliverQueued(): void {
-    for (const sub of callbackSubscriptions) if (sub.#native && sub.#native.pending > 0) sub.#deliverToCallback()
+    // One native call per subscription (an empty drain is as cheap as asking whether it is).
+    for (const sub of callbackSubscriptions) if (sub.#native) sub.#deliverToCallback()
   }
 
   /** Holds the loop until the exits recorded up to `recorded` have been delivered. */
@@ -184,8 +200,15 @@ export class Subscription {
   #deliverToCallback(): void {
     const callback = this.#callback!
     while (this.#native) {
-      const r = this.#native.drain(BATCH)
-      const { exits, lastSeq } = decodeExits(r.exits)
+      const joined = this.#native.drainInto(scratch)
+      const count = scratch[0]!
+      const closed = scratch[1] === 1
+      const laggedMissed = Number.isNaN(scratch[2]) ? undefined : scratch[2]
+      // Decoded before any callback runs: a callback may drain into `scratch` again.
+      const { exits, lastSeq } = decodeExits({
+        fields: scratch.subarray(HEADER, HEADER + count * ExitField.Count),
+        comms: splitComms(joined, count),
+      })
       if (lastSeq > this.#lastSeq) this.#lastSeq = lastSeq
       for (const exit of exits) {
         try {
@@ -198,8 +221,8 @@ export class Subscription {
           })
         }
       }
-      if (r.closed) {
-        this.#closedBy(r.laggedMissed)
+      if (closed) {
+        this.#closedBy(laggedMissed)
         return
       }
       if (exits.length < BATCH) break

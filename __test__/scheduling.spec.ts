@@ -1,0 +1,92 @@
+// How the package shares the event loop's time: the engine's threads never preempt the loop's
+// thread (they run SCHED_BATCH, the loop's thread is left as it was), and a child_process
+// child's exit reaches callback subscribers right after Node's own 'exit' listeners, in the
+// same turn of the loop. Each case runs in a `node` process of its own.
+import test from 'ava'
+
+import { noLiveChildren, noZombies, runNode } from './procs.ts'
+
+test.after.always('no zombie and no live child left by the scripts', async (t) => {
+  t.deepEqual(await noZombies(), [])
+  t.deepEqual(await noLiveChildren(), [])
+})
+
+function lastJson(stdout: string): unknown {
+  return JSON.parse(stdout.trim().split('\n').pop() ?? 'null')
+}
+
+// Field 41 of /proc/<pid>/task/<tid>/stat is the scheduling policy (0 SCHED_OTHER, 3 SCHED_BATCH).
+// A thread names itself and sets its policy once it runs: the script waits (up to 5 s) until
+// the three engine threads are named, then reports every thread.
+const THREADS = `
+const { readdirSync, readFileSync } = require('node:fs')
+require('subreaper')
+const read = () => readdirSync('/proc/self/task').map((tid) => {
+  const stat = readFileSync('/proc/self/task/' + tid + '/stat', 'utf8')
+  const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+  const policy = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38])
+  return { tid: Number(tid), name, policy }
+})
+const deadline = Date.now() + 5000
+const check = () => {
+  const threads = read()
+  const engine = threads.filter((th) => th.name.startsWith('subreaper'))
+  if ((engine.length < 3 || engine.some((th) => th.policy !== 3)) && Date.now() < deadline) return setTimeout(check, 10)
+  console.log(JSON.stringify({ pid: process.pid, threads }))
+}
+check()
+`
+
+test("the engine's threads are batch-scheduled; the event loop's thread keeps its policy", async (t) => {
+  const run = await runNode(['-e', THREADS])
+  t.is(run.code, 0, run.stderr)
+  const { pid, threads } = lastJson(run.stdout) as {
+    pid: number
+    threads: { tid: number; name: string; policy: number }[]
+  }
+  const engine = threads.filter((th) => th.name.startsWith('subreaper'))
+  t.is(engine.length, 3, `engine threads: ${JSON.stringify(threads)}`)
+  for (const th of engine) t.is(th.policy, 3, `${th.name} (${th.tid}) runs policy ${th.policy}, not SCHED_BATCH`)
+  t.is(threads.find((th) => th.tid === pid)?.policy, 0, 'the main thread is no longer SCHED_OTHER')
+})
+
+const ORDER = `
+const { spawn } = require('node:child_process')
+const { monitor } = require('subreaper')
+const seen = []
+let current
+monitor.subscribe((exit) => {
+  if (current && exit.pid === current.pid) {
+    current.callback = { afterExit: current.exitEvent, sameTurn: !current.immediateRan }
+    current.done()
+  }
+})
+;(async () => {
+  for (let i = 0; i < 20; i++) {
+    await new Promise((done) => {
+      const child = spawn('sh', ['-c', 'exit ' + i])
+      current = { pid: child.pid, exitEvent: false, immediateRan: false, done }
+      const c = current
+      child.on('exit', (code) => {
+        c.exitEvent = true
+        c.code = code
+        setImmediate(() => { c.immediateRan = true })
+      })
+    })
+    seen.push({ code: current.code, ...current.callback })
+  }
+  console.log(JSON.stringify(seen))
+})()
+`
+
+test("a child_process child's exit reaches a callback subscriber right after its 'exit' listeners, in the same turn", async (t) => {
+  const run = await runNode(['-e', ORDER])
+  t.is(run.code, 0, run.stderr)
+  const seen = lastJson(run.stdout) as { code: number; afterExit: boolean; sameTurn: boolean }[]
+  t.is(seen.length, 20)
+  seen.forEach((s, i) => {
+    t.is(s.code, i)
+    t.true(s.afterExit, `child ${i}: the subscriber ran before Node's 'exit' listener`)
+    t.true(s.sameTurn, `child ${i}: the subscriber waited for a later turn of the loop`)
+  })
+})
