@@ -99,6 +99,7 @@ impl<W: WaitSource> Shared<W> {
         let _reaping = self.reap_lock.lock().unwrap_or_else(|e| e.into_inner());
         self.refresh_role();
         let mut exits = Vec::new();
+        let mut handled = 0;
         let end = loop {
             let since = {
                 let mut st = self.lock();
@@ -117,7 +118,13 @@ impl<W: WaitSource> Shared<W> {
                 Peek::Exited { pid, termination } => (pid, termination),
             };
             match self.handle(pid, termination, since) {
-                Handled::Done(exit) => exits.extend(exit),
+                Handled::Done(exit) => {
+                    exits.extend(exit);
+                    handled += 1;
+                    if handled == crate::prefetch::BURST {
+                        self.prefetch.begin(&self.me);
+                    }
+                }
                 Handled::Left(until) => {
                     let mut until = until;
                     if scan_past {
@@ -132,6 +139,7 @@ impl<W: WaitSource> Shared<W> {
                 }
             }
         };
+        self.prefetch.end();
         let mut st = self.lock();
         self.publish(&mut st);
         (exits, end)
@@ -210,8 +218,10 @@ impl<W: WaitSource> Shared<W> {
                     rusage: Default::default(),
                 })
         };
+        // Taken in any case during a burst: a reading of this pid that lands later is stale.
+        let ahead = self.prefetch.take(pid);
         let read = known.is_none();
-        let info = known.unwrap_or_else(|| self.source.inspect(pid));
+        let info = known.unwrap_or_else(|| ahead.unwrap_or_else(|| self.source.inspect(pid)));
         let mut st = self.lock();
         let now = Instant::now();
         if st.children.get_current(pid, info.start_time).is_none() {

@@ -4,7 +4,8 @@
 //!
 //! Where to look:
 //! - [`ownership`]: who owns which child (the rules);
-//! - `drain`: where exits are reaped (the reaper thread);
+//! - `drain`: where exits are reaped (the reaper thread); `prefetch`: zombies' `/proc`
+//!   entries read ahead of it during a burst;
 //! - `exit_watch`: where the exits of known children are seen (pidfds);
 //! - `fork_hook`: how every `fork()` in the process is registered as it happens;
 //! - `engine_thread`: how the engine's threads are started (never preempting the loop);
@@ -23,6 +24,7 @@ mod exit_watch;
 mod fork_hook;
 pub mod ownership;
 pub mod pidfd;
+mod prefetch;
 pub mod process_role;
 pub mod process_tree;
 pub mod procfs;

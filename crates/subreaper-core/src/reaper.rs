@@ -203,6 +203,10 @@ pub(crate) struct Shared<W: WaitSource> {
     pub(crate) watch: Option<ExitWatch>,
     /// Whether orphans come to this process, read once per drain rather than per zombie.
     pub(crate) adopts: std::sync::atomic::AtomicBool,
+    /// Readings of zombies' `/proc` entries made ahead of the drain during a burst.
+    pub(crate) prefetch: crate::prefetch::Prefetch,
+    /// This very value, for the threads it starts later (the reading thread).
+    pub(crate) me: std::sync::Weak<Shared<W>>,
 }
 
 /// The reaper. One per process for the real wait source: use [`Reaper::global`].
@@ -251,7 +255,9 @@ impl<W: WaitSource> Reaper<W> {
     /// Starts a reaper over `source`. With [`SystemWait`], start only one per process
     /// ([`Reaper::global`] does that): two would race for the same children.
     pub fn start(source: W, config: Config) -> Reaper<W> {
-        let shared = Arc::new(Shared {
+        let shared = Arc::new_cyclic(|me| Shared {
+            me: me.clone(),
+            prefetch: crate::prefetch::Prefetch::default(),
             source,
             state: Mutex::new(State {
                 paused: 0,
@@ -754,6 +760,7 @@ impl<W: WaitSource> Reaper<W> {
     /// Stops the reaper's threads (tests and embedders that start their own).
     pub fn shutdown(&self) {
         self.shared.lock().shutdown = true;
+        self.shared.prefetch.shutdown();
         self.shared.wake.notify_all();
         if let Some(watch) = &self.shared.watch {
             watch.interrupt();
@@ -825,6 +832,11 @@ impl<W: WaitSource> Reaper<W> {
 impl<W: WaitSource> Shared<W> {
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The pids the engine has an entry for (declared, forked here, or seen before).
+    pub(crate) fn known_pids(&self) -> HashSet<i32> {
+        self.lock().children.iter().map(|(pid, _)| *pid).collect()
     }
 
     /// Reads again whether orphans come to this process (subreaper mode can change at any

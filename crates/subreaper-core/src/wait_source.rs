@@ -57,6 +57,15 @@ pub trait WaitSource: Send + Sync + 'static {
     fn children_by_thread(&self, _except: Option<i32>) -> Option<Vec<(i32, Vec<i32>)>> {
         None
     }
+    /// The children of thread `tid` (`None` where the kernel keeps no per-thread lists).
+    fn thread_children(&self, _tid: i32) -> Option<Vec<i32>> {
+        None
+    }
+    /// What [`WaitSource::inspect`] reads, for a child that is a zombie now (`None` for a
+    /// live one, whose name may still change).
+    fn inspect_zombie(&self, _pid: i32) -> Option<ProcInfo> {
+        None
+    }
     /// Every child pid, where there are no per-thread lists (a walk of `/proc`).
     fn all_children(&self) -> Vec<i32> {
         Vec::new()
@@ -136,21 +145,17 @@ impl WaitSource for SystemWait {
     }
 
     fn inspect(&self, pid: i32) -> ProcInfo {
-        let Some(stat) = procfs::read_stat(pid) else {
-            return ProcInfo::default();
-        };
-        ProcInfo {
-            rusage: Rusage {
-                user_cpu_us: procfs::ticks_to_us(stat.utime),
-                system_cpu_us: procfs::ticks_to_us(stat.stime),
-                max_rss_kib: None,
-                minor_faults: stat.minflt,
-                major_faults: stat.majflt,
-                ..Rusage::default()
-            },
-            comm: Some(stat.comm),
-            start_time: Some(stat.start_time),
-        }
+        procfs::read_stat(pid).map(proc_info).unwrap_or_default()
+    }
+
+    fn inspect_zombie(&self, pid: i32) -> Option<ProcInfo> {
+        procfs::read_stat(pid)
+            .filter(|stat| stat.state == 'Z')
+            .map(proc_info)
+    }
+
+    fn thread_children(&self, tid: i32) -> Option<Vec<i32>> {
+        procfs::thread_children(tid)
     }
 
     fn children_by_thread(&self, except: Option<i32>) -> Option<Vec<(i32, Vec<i32>)>> {
@@ -184,5 +189,21 @@ impl WaitSource for SystemWait {
 
     fn watch(&self, pid: i32) -> Option<Pidfd> {
         Pidfd::open(pid).ok()
+    }
+}
+
+/// What the engine keeps of a `/proc/<pid>/stat` reading.
+fn proc_info(stat: procfs::Stat) -> ProcInfo {
+    ProcInfo {
+        rusage: Rusage {
+            user_cpu_us: procfs::ticks_to_us(stat.utime),
+            system_cpu_us: procfs::ticks_to_us(stat.stime),
+            max_rss_kib: None,
+            minor_faults: stat.minflt,
+            major_faults: stat.majflt,
+            ..Rusage::default()
+        },
+        comm: Some(stat.comm),
+        start_time: Some(stat.start_time),
     }
 }

@@ -59,9 +59,16 @@ export function signalNumber(signal: string): number | undefined {
 
 // Exits already decoded in this environment, by sequence number: every subscriber of the
 // environment gets the same (frozen) object, so fan-out costs one decode per exit, not one per
-// subscriber. Bounded; a miss only costs a decode.
-const decoded = new Map<number, Exit>()
+// subscriber. A ring indexed by sequence number (no Map, no iterator per exit); a miss only
+// costs a decode.
 const DECODED_MAX = 8192
+const decodedSeq = new Float64Array(DECODED_MAX)
+const decoded: (Exit | undefined)[] = new Array<Exit | undefined>(DECODED_MAX)
+
+/** A field that may be absent (NaN). */
+function optional(value: number): number | null {
+  return Number.isNaN(value) ? null : value
+}
 
 /**
  * Decodes exits as the addon packs them (crates/subreaper-node/src/exit_record.rs): every path
@@ -74,36 +81,35 @@ export function decodeExits({ fields, comms }: ExitBatch): { exits: Exit[]; last
   for (let i = 0, at = 0; at + ExitField.Count <= fields.length; i++, at += ExitField.Count) {
     const seq = fields[at + ExitField.Seq]!
     lastSeq = seq
-    let exit = decoded.get(seq)
+    const slot = seq % DECODED_MAX
+    let exit = decodedSeq[slot] === seq ? decoded[slot] : undefined
     if (exit === undefined) {
-      const num = (k: ExitField) => fields[at + k]!
-      const opt = (k: ExitField) => (Number.isNaN(fields[at + k]) ? null : fields[at + k]!)
-      const signal = opt(ExitField.Signal)
-      const startTime = opt(ExitField.StartTime)
+      const signal = optional(fields[at + ExitField.Signal]!)
+      const startTime = optional(fields[at + ExitField.StartTime]!)
       const comm = comms[i]
       exit = {
-        pid: num(ExitField.Pid),
-        status: num(ExitField.Status),
-        code: opt(ExitField.Code),
+        pid: fields[at + ExitField.Pid]!,
+        status: fields[at + ExitField.Status]!,
+        code: optional(fields[at + ExitField.Code]!),
         signal: signal === null ? null : signalName(signal),
-        coreDumped: num(ExitField.CoreDumped) === 1,
-        timestamp: num(ExitField.Timestamp),
+        coreDumped: fields[at + ExitField.CoreDumped] === 1,
+        timestamp: fields[at + ExitField.Timestamp]!,
         rusage: Object.freeze({
-          userCPUTime: num(ExitField.UserCpuTime),
-          systemCPUTime: num(ExitField.SystemCpuTime),
-          maxRSS: opt(ExitField.MaxRss),
-          minorFaults: num(ExitField.MinorFaults),
-          majorFaults: num(ExitField.MajorFaults),
-          voluntaryContextSwitches: num(ExitField.VoluntaryContextSwitches),
-          involuntaryContextSwitches: num(ExitField.InvoluntaryContextSwitches),
+          userCPUTime: fields[at + ExitField.UserCpuTime]!,
+          systemCPUTime: fields[at + ExitField.SystemCpuTime]!,
+          maxRSS: optional(fields[at + ExitField.MaxRss]!),
+          minorFaults: fields[at + ExitField.MinorFaults]!,
+          majorFaults: fields[at + ExitField.MajorFaults]!,
+          voluntaryContextSwitches: fields[at + ExitField.VoluntaryContextSwitches]!,
+          involuntaryContextSwitches: fields[at + ExitField.InvoluntaryContextSwitches]!,
         }),
-        reapedBy: num(ExitField.ReapedByOwner) === 0 ? 'subreaper' : 'owner',
+        reapedBy: fields[at + ExitField.ReapedByOwner] === 0 ? 'subreaper' : 'owner',
       }
       if (comm != null) exit.comm = comm
       if (startTime !== null) exit.startTime = startTime
       Object.freeze(exit)
-      decoded.set(seq, exit)
-      if (decoded.size > DECODED_MAX) decoded.delete(decoded.keys().next().value!)
+      decodedSeq[slot] = seq
+      decoded[slot] = exit
     }
     exits.push(exit)
   }
