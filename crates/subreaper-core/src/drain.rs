@@ -299,9 +299,6 @@ impl<W: WaitSource> Shared<W> {
             // Not announced until decided, so that the exit says who reaped it. Should its
             // waiter reap it meanwhile, the pidfd still gives its exit to the watch.
             Disposition::Hold(at) => {
-                if at.is_none() {
-                    st.held_for_spawn = true;
-                }
                 self.ensure_watched(&mut st, pid);
                 Handled::Left(at)
             }

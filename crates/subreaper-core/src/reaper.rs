@@ -167,8 +167,6 @@ pub(crate) struct State {
     pub(crate) paused: u32,
     /// Threads in the middle of a spawn (see [`Reaper::pause`]), with how many.
     spawning: std::collections::HashMap<i32, u32>,
-    /// The drain holds a zombie until a spawn in flight returns (see `Reaper::resume`).
-    pub(crate) held_for_spawn: bool,
     /// Children reaped by an owner whose report is still awaited (see `exit_watch`).
     pub(crate) unreported_reaps: usize,
     pub(crate) kicks: u64,
@@ -262,7 +260,6 @@ impl<W: WaitSource> Reaper<W> {
             state: Mutex::new(State {
                 paused: 0,
                 spawning: std::collections::HashMap::new(),
-                held_for_spawn: false,
                 unreported_reaps: 0,
                 kicks: 0,
                 shutdown: false,
@@ -673,12 +670,10 @@ impl<W: WaitSource> Reaper<W> {
             // Resumed from another thread (a torn-down environment releasing its pauses).
             st.spawning.clear();
         }
-        // Only a zombie held for the spawn needs the drain to look again.
-        if std::mem::take(&mut st.held_for_spawn) {
-            st.kicks += 1;
-            drop(st);
-            self.shared.wake.notify_all();
-        }
+        // A zombie held for the spawn, or a child made without fork() during it, needs the
+        // drain to look again, unless it sleeps in waitid, which sees both by itself.
+        drop(st);
+        self.shared.nudge();
     }
 
     /// Changes [`Config::orphan_grace`] and [`Config::leftover_grace`] from now on.
