@@ -4,6 +4,8 @@
 // same turn of the loop. Each case runs in a `node` process of its own.
 import test from 'ava'
 
+import { configureReaping, reaperStats } from 'subreaper'
+
 import { noLiveChildren, noZombies, runNode } from './procs.ts'
 
 test.after.always('no zombie and no live child left by the scripts', async (t) => {
@@ -50,9 +52,13 @@ test("the engine's threads are batch-scheduled; the event loop's thread keeps it
   t.is(threads.find((th) => th.tid === pid)?.policy, 0, 'the main thread is no longer SCHED_OTHER')
 })
 
+// The report grace is raised so that a loop slowed by a busy machine still gets each exit from
+// libuv's report (with the default 20 ms, a loop late by more would get it from the engine).
 const ORDER = `
 const { spawn } = require('node:child_process')
-const { monitor } = require('subreaper')
+const { configureReaping, monitor, reaperStats } = require('subreaper')
+configureReaping({ reportGrace: 10000 })
+if (reaperStats().reportGraceMs !== 10000) throw new Error('reportGrace not applied')
 const seen = []
 let current
 monitor.subscribe((exit) => {
@@ -89,4 +95,18 @@ test("a child_process child's exit reaches a callback subscriber right after its
     t.true(s.afterExit, `child ${i}: the subscriber ran before Node's 'exit' listener`)
     t.true(s.sameTurn, `child ${i}: the subscriber waited for a later turn of the loop`)
   })
+})
+
+test('configureReaping({ reportGrace }) takes 0 to 3600000 ms and says what was wrong otherwise', (t) => {
+  for (const bad of [-1, Number.NaN, 3_600_001, '20', Infinity]) {
+    const err = t.throws(() => configureReaping({ reportGrace: bad as number }), { instanceOf: RangeError })
+    t.is((err as NodeJS.ErrnoException).code, 'ERR_OUT_OF_RANGE')
+    t.regex(err!.message, /^reportGrace must be a number of milliseconds from 0 to 3600000; got /)
+  }
+  const before = reaperStats().reportGraceMs
+  t.is(before, 20, 'the default')
+  configureReaping({ reportGrace: 35 })
+  t.is(reaperStats().reportGraceMs, 35)
+  configureReaping({ reportGrace: before })
+  t.is(reaperStats().reportGraceMs, before)
 })

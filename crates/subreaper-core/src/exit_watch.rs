@@ -8,6 +8,7 @@
 
 use std::io;
 use std::os::fd::AsFd;
+use std::time::Duration;
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -72,10 +73,14 @@ impl<W: WaitSource> Shared<W> {
         let mut events = vec![EpollEvent::empty(); 256];
         loop {
             // While an owner's report is awaited, wake up to announce it should it not come.
-            let timeout = if self.lock().unreported_reaps > 0 {
-                EpollTimeout::try_from(self.config.report_grace).unwrap_or(EpollTimeout::NONE)
-            } else {
-                EpollTimeout::NONE
+            let timeout = {
+                let st = self.lock();
+                if st.unreported_reaps > 0 {
+                    EpollTimeout::try_from(st.report_grace.min(Duration::from_secs(3600)))
+                        .unwrap_or(EpollTimeout::NONE)
+                } else {
+                    EpollTimeout::NONE
+                }
             };
             let n = match watch.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
@@ -168,7 +173,7 @@ impl<W: WaitSource> Shared<W> {
     /// reporting, or was torn down in between): late rather than lost.
     fn announce_unreported(&self) {
         let mut st = self.lock();
-        let grace = self.config.report_grace;
+        let grace = st.report_grace;
         let due: Vec<i32> = st
             .children
             .iter()

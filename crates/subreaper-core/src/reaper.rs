@@ -158,9 +158,11 @@ pub struct Stats {
     pub activity: Activity,
     pub activity_since: Duration,
     pub adopts_orphans: bool,
-    /// The current [`Config::orphan_grace`] and [`Config::leftover_grace`].
+    /// The current [`Config::orphan_grace`], [`Config::leftover_grace`] and
+    /// [`Config::report_grace`].
     pub orphan_grace: Duration,
     pub leftover_grace: Duration,
+    pub report_grace: Duration,
 }
 
 pub(crate) struct State {
@@ -185,6 +187,8 @@ pub(crate) struct State {
     activity: (Activity, Instant),
     /// [`Config::orphan_grace`] and [`Config::leftover_grace`], changeable at run time.
     graces: (Duration, Duration),
+    /// [`Config::report_grace`], changeable at run time.
+    pub(crate) report_grace: Duration,
     /// Forks seen by the fork hook.
     forks: u64,
 }
@@ -273,6 +277,7 @@ impl<W: WaitSource> Reaper<W> {
                 recent: RecentExits::new(config.recent_capacity, config.recent_max_age),
                 activity: (Activity::Starting, Instant::now()),
                 graces: (config.orphan_grace, config.leftover_grace),
+                report_grace: config.report_grace,
                 forks: 0,
             }),
             config,
@@ -682,6 +687,16 @@ impl<W: WaitSource> Reaper<W> {
         self.kick();
     }
 
+    /// Changes [`Config::report_grace`] from now on.
+    pub fn set_report_grace(&self, grace: Duration) {
+        self.shared.lock().report_grace = grace;
+        self.kick();
+        if let Some(watch) = &self.shared.watch {
+            // Its wait may be timed by the old grace.
+            watch.interrupt();
+        }
+    }
+
     /// Tells the engine a child may have appeared or an owner reaped one: it looks now rather
     /// than at its next timed sweep.
     pub fn kick(&self) {
@@ -749,6 +764,7 @@ impl<W: WaitSource> Reaper<W> {
             adopts_orphans: self.shared.source.adopts_orphans(),
             orphan_grace: st.graces.0,
             leftover_grace: st.graces.1,
+            report_grace: st.report_grace,
         }
     }
 
@@ -883,7 +899,7 @@ impl<W: WaitSource> Shared<W> {
             spawning,
             orphan_grace: st.graces.0,
             leftover_grace: st.graces.1,
-            report_grace: self.config.report_grace,
+            report_grace: st.report_grace,
             thread_alive,
         }
     }

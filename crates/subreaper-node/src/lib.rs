@@ -172,6 +172,9 @@ pub struct ReaperStats {
     pub adopts_orphans: bool,
     pub orphan_grace_ms: f64,
     pub leftover_grace_ms: f64,
+    /// How long a `child_process` child's zombie waits for libuv's report before the engine
+    /// announces it from the zombie.
+    pub report_grace_ms: f64,
 }
 
 #[napi]
@@ -192,7 +195,16 @@ pub fn stats() -> Result<ReaperStats> {
         adopts_orphans: s.adopts_orphans,
         orphan_grace_ms: s.orphan_grace.as_secs_f64() * 1000.0,
         leftover_grace_ms: s.leftover_grace.as_secs_f64() * 1000.0,
+        report_grace_ms: s.report_grace.as_secs_f64() * 1000.0,
     })
+}
+
+/// Sets how long a `child_process` child's zombie waits for libuv's report before the engine
+/// announces it from the zombie, in milliseconds.
+#[napi]
+pub fn set_report_grace(ms: f64) -> Result<()> {
+    reaper()?.set_report_grace(std::time::Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+    Ok(())
 }
 
 /// Sets how long unclaimed zombies (orphans) and leftovers (children of an ended thread or a

@@ -36,6 +36,13 @@ export interface ReapingRules {
    * Default 1000.
    */
   leftoverGrace?: number
+  /**
+   * How long, in milliseconds, the zombie of a `child_process` child waits for libuv's own
+   * report of its exit (which reaches callback subscribers right after the child's 'exit'
+   * listeners) before subreaper announces the exit from the zombie itself, for an event loop
+   * that is busy. Default 20.
+   */
+  reportGrace?: number
 }
 
 function validateGrace(value: unknown, name: string): number | undefined {
@@ -61,6 +68,8 @@ export function configureReaping(rules: ReapingRules): void {
   }
   const orphan = validateGrace(rules.orphanGrace, 'orphanGrace')
   const leftover = validateGrace(rules.leftoverGrace, 'leftoverGrace')
+  const report = validateGrace(rules.reportGrace, 'reportGrace')
   const now = native.stats()
   native.setGraces(orphan ?? now.orphanGraceMs, leftover ?? now.leftoverGraceMs)
+  if (report !== undefined) native.setReportGrace(report)
 }
