@@ -97,7 +97,9 @@ impl<W: WaitSource> Shared<W> {
     /// with `scan_past`, then also every other exited child behind it.
     pub(crate) fn drain(&self, scan_past: bool) -> (Vec<Arc<Exit>>, DrainEnd) {
         let _reaping = self.reap_lock.lock().unwrap_or_else(|e| e.into_inner());
-        self.refresh_role();
+        // Read once there is a zombie to decide on: an idle look (no child, none exited)
+        // costs one system call.
+        let mut role_read = false;
         let mut exits = Vec::new();
         let mut handled = 0;
         let end = loop {
@@ -117,6 +119,9 @@ impl<W: WaitSource> Shared<W> {
                 Peek::NoneExited => break DrainEnd::NothingExited,
                 Peek::Exited { pid, termination } => (pid, termination),
             };
+            if !std::mem::replace(&mut role_read, true) {
+                self.refresh_role();
+            }
             match self.handle(pid, termination, since) {
                 Handled::Done(exit) => {
                     exits.extend(exit);
