@@ -9,6 +9,7 @@
 //! All ThreadsafeFunctions here are weak: an idle subscription does not keep the event loop
 //! alive. The TypeScript layer holds the loop open while a wait or an iterator read is pending.
 
+use std::cell::Cell;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -20,6 +21,26 @@ use subreaper_core::{Exit, RecvError, SubscribeOptions, Subscription, WaitError,
 use crate::environment;
 use crate::error_code::{self, ErrorCode};
 use crate::exit_record::{self, ExitBatch, ExitBatchBuilder, ExitField};
+
+thread_local! {
+    /// The environment whose `report` runs on this thread now. Its callback subscriptions are
+    /// drained by JavaScript as soon as the report returns (the package's `onexit` hook), so
+    /// the exit it offers them needs no "readable" call: none is queued, and the event loop
+    /// is spared a turn that would find nothing to read.
+    static REPORTING: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
+/// Runs `report` as environment `owner`'s (see `REPORTING`).
+pub(crate) fn reporting_as<T>(owner: Option<u32>, report: impl FnOnce() -> T) -> T {
+    struct Reset(Option<u32>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            REPORTING.with(|r| r.set(self.0));
+        }
+    }
+    let _reset = Reset(REPORTING.with(|r| r.replace(owner)));
+    report()
+}
 
 #[napi]
 pub struct NativeSubscription {
@@ -131,7 +152,9 @@ impl NativeSubscription {
 }
 
 /// Subscribes this environment to every exit. `on_readable` is called (with no arguments)
-/// when exits are waiting to be drained, or when the subscription closes.
+/// when exits are waiting to be drained, or when the subscription closes. With
+/// `drained_on_report`, an exit this environment's own report offers is not signalled: the
+/// caller drains the subscription right after every `report` it makes.
 #[napi]
 pub fn subscribe(
     owner: u32,
@@ -139,7 +162,9 @@ pub fn subscribe(
     buffer_size: u32,
     lag_timeout_ms: f64,
     max_overflow: u32,
+    drained_on_report: Option<bool>,
 ) -> Result<NativeSubscription> {
+    let drained_on_report = drained_on_report.unwrap_or(false);
     let reaper = crate::reaper()?;
     // Runs on this environment's thread just before `on_readable`: from then on the subscriber
     // can read, and its lag deadline runs (not while its call waits for a busy event loop).
@@ -160,6 +185,9 @@ pub fn subscribe(
         lag_timeout: Duration::from_secs_f64(lag_timeout_ms.max(0.0) / 1000.0),
         max_overflow: max_overflow as usize,
         notify: Some(Arc::new(move || {
+            if drained_on_report && REPORTING.with(Cell::get) == Some(owner) {
+                return;
+            }
             // Non-blocking: the delivery thread never waits for JavaScript. A queue already
             // holding a call is enough, since each call drains everything readable.
             tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);

@@ -59,13 +59,15 @@ pub fn declare_child(pid: i32, owner: u32) -> Result<bool> {
 }
 
 /// The owner reaped `pid` (the process that started at `start_time`, clock ticks since boot,
-/// when known): `code` when it exited, else `signal` (a number).
+/// when known): `code` when it exited, else `signal` (a number). `owner`: the environment
+/// reporting, which drains its callback subscriptions right after (see `subscribe`).
 #[napi]
 pub fn report(
     pid: i32,
     code: Option<i32>,
     signal: Option<i32>,
     start_time: Option<f64>,
+    owner: Option<u32>,
 ) -> Result<()> {
     let termination = match (code, signal) {
         (_, Some(signal)) if signal > 0 => Termination::Signaled {
@@ -80,7 +82,10 @@ pub fn report(
             ))
         }
     };
-    reaper()?.report_process(pid, start_time.map(|t| t as u64), termination);
+    let reaper = reaper()?;
+    delivery::reporting_as(owner, || {
+        reaper.report_process(pid, start_time.map(|t| t as u64), termination)
+    });
     Ok(())
 }
 

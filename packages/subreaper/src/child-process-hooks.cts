@@ -61,9 +61,10 @@ interface ProcessHandle {
   pid?: number
 }
 
-function report(pid: number, start: number | undefined, code: number | null, signal: string | null): void {
+/** Reports as environment `owner`, whose callback subscriptions `deliverQueued` drains next. */
+function report(owner: number, pid: number, start: number | undefined, code: number | null, signal: string | null): void {
   const signo = signal ? signalNumber(signal as NodeJS.Signals) : undefined
-  native.report(pid, signo === undefined ? (code ?? 0) : undefined, signo, start)
+  native.report(pid, signo === undefined ? (code ?? 0) : undefined, signo, start, owner)
 }
 
 function declare(child: ChildProcess, pid: number, owner: number): void {
@@ -115,7 +116,7 @@ export function installChildProcessHooks(owner: number): void {
           // Also when an 'exit' listener threw: the exit is never lost.
           if (typeof pid === 'number' && pid > 0) {
             try {
-              report(pid, startTimes.get(child), exitCode, signalCode)
+              report(owner, pid, startTimes.get(child), exitCode, signalCode)
               // The exit is now in this environment's subscriber queues (announced by this
               // report, or by the engine if the loop was late): hand it to callback
               // subscribers now, in this turn of the loop.

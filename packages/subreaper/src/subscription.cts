@@ -100,7 +100,9 @@ export class Subscription {
     this.#callback = callback
     this.#onError = options?.onError
     this.#onClose = onClose
-    this.#native = native.subscribe(owner, () => this.#onReadable(), bufferSize, lagTimeout, maxOverflow)
+    // A callback subscription is drained after every report of this environment (the
+    // `onexit` hook calls `deliverQueued`), so those exits need no "readable" call.
+    this.#native = native.subscribe(owner, () => this.#onReadable(), bufferSize, lagTimeout, maxOverflow, callback !== undefined)
     if (callback) {
       // Read after registering: every exit numbered above this is offered to this subscriber.
       this.#startSeq = native.stats().exitsRecorded
