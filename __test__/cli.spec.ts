@@ -894,9 +894,12 @@ test('as PID 1: reaps 200 orphans, answers SIGTERM with 143, and leaves no zombi
   t.true(gone(seenUnshare), 'unshare is reaped')
 })
 
-test('as PID 1: leftovers are terminated and killed, and the status propagates', async (t) => {
-  if (skipWithoutNamespaces(t)) return
-  const { run } = pid1(t, ['--grace', '300ms', '--report=json', '--', 'sh', fixture('cli-leftovers.sh')])
+/**
+ * Runs the leftovers fixture under the CLI as PID 1 and checks what its report says: the
+ * command exited 0, its two leftovers were terminated and killed. Returns the report.
+ */
+async function pid1Leftovers(t: ExecutionContext, options: { mountProc?: boolean } = {}) {
+  const { run } = pid1(t, ['--grace', '300ms', '--report=json', '--', 'sh', fixture('cli-leftovers.sh')], options)
   const main = Number((await run.line(/^main (\d+)$/))[1])
   const term = Number((await run.line(/^term (\d+)$/))[1])
   const stubborn = Number((await run.line(/^stubborn (\d+)$/))[1])
@@ -905,39 +908,30 @@ test('as PID 1: leftovers are terminated and killed, and the status propagates',
   expectExit(t, r, 0)
   const report = parseReport(t, r.stderr)
   t.like(report, { pid: main, pid1: true, status: 0 })
+  // The command's name is read only from a /proc of the namespace's own.
+  const mainExit = options.mountProc === false ? exited(0, { main: true }) : exited(0, { main: true, comm: 'sh' })
   checkProcesses(
     t,
     report,
     new Map([
-      [main, exited(0, { main: true, comm: 'sh' })],
+      [main, mainExit],
       [term, killedBy('SIGTERM', { leftover: true, action: 'terminated' })],
       [stubborn, killedBy('SIGKILL', { leftover: true, action: 'killed' })],
     ]),
   )
+  return { report, main }
+}
+
+test('as PID 1: leftovers are terminated and killed, and the status propagates', async (t) => {
+  if (skipWithoutNamespaces(t)) return
+  await pid1Leftovers(t)
 })
 
 test("as PID 1 without a /proc of its own (the host's): leftovers are ended through kill(-1), and the init exits", async (t) => {
   if (skipWithoutNamespaces(t)) return
   // The host's /proc lists other processes under the namespace's pids: the init must not walk it.
-  const { run } = pid1(t, ['--grace', '300ms', '--report=json', '--', 'sh', fixture('cli-leftovers.sh')], { mountProc: false })
-  const main = Number((await run.line(/^main (\d+)$/))[1])
-  const term = Number((await run.line(/^term (\d+)$/))[1])
-  const stubborn = Number((await run.line(/^stubborn (\d+)$/))[1])
+  const { report, main } = await pid1Leftovers(t, { mountProc: false })
   t.is(main, 2, 'the command is pid 2 of the namespace')
-  run.child.stdin!.end()
-  const r = await run.result
-  expectExit(t, r, 0)
-  const report = parseReport(t, r.stderr)
-  t.like(report, { pid: main, pid1: true, status: 0 })
-  checkProcesses(
-    t,
-    report,
-    new Map([
-      [main, exited(0, { main: true })],
-      [term, killedBy('SIGTERM', { leftover: true, action: 'terminated' })],
-      [stubborn, killedBy('SIGKILL', { leftover: true, action: 'killed' })],
-    ]),
-  )
   t.true(
     report.processes.every((p) => p.comm === null),
     "no name read from a /proc that is not the namespace's",

@@ -73,21 +73,20 @@ impl<W: WaitSource> Shared<W> {
         let mut events = vec![EpollEvent::empty(); 256];
         loop {
             // While an owner's report is awaited, wake up to announce it should it not come.
-            let timeout = {
+            let awaited = {
                 let st = self.lock();
-                if st.unreported_reaps > 0 {
-                    EpollTimeout::try_from(st.report_grace.min(Duration::from_secs(3600)))
-                        .unwrap_or(EpollTimeout::NONE)
-                } else {
-                    EpollTimeout::NONE
-                }
+                (st.unreported_reaps > 0).then_some(st.report_grace)
             };
+            let timeout = awaited.map_or(EpollTimeout::NONE, |grace| {
+                EpollTimeout::try_from(grace.min(Duration::from_secs(3600)))
+                    .unwrap_or(EpollTimeout::NONE)
+            });
             let n = match watch.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => return,
             };
-            if n == 0 || self.lock().unreported_reaps > 0 {
+            if awaited.is_some() {
                 self.announce_unreported();
             }
             for event in &events[..n] {

@@ -20,7 +20,7 @@ use subreaper_core::{Exit, RecvError, SubscribeOptions, Subscription, WaitError,
 
 use crate::environment;
 use crate::error_code::{self, ErrorCode};
-use crate::exit_record::{self, ExitBatch, ExitBatchBuilder, ExitField};
+use crate::exit_record::{self, ExitBatch, ExitField};
 
 thread_local! {
     /// The environment whose `report` runs on this thread now. Its callback subscriptions are
@@ -56,38 +56,56 @@ pub struct DrainResult {
     pub closed: bool,
 }
 
+/// What one drain of a subscription took.
+struct Taken {
+    exits: Vec<Arc<Exit>>,
+    /// Set once, when the subscriber was closed for lagging: the number of exits it missed.
+    lagged_missed: Option<u64>,
+    /// No more exits will come (unsubscribed or lagged).
+    closed: bool,
+}
+
+impl NativeSubscription {
+    /// Takes up to `max` queued exits without waiting.
+    fn take(&self, max: usize) -> Taken {
+        let mut taken = Taken {
+            exits: Vec::new(),
+            lagged_missed: None,
+            closed: false,
+        };
+        let Some(sub) = &self.inner else {
+            taken.closed = true;
+            return taken;
+        };
+        while taken.exits.len() < max {
+            match sub.try_recv() {
+                Ok(Some(exit)) => taken.exits.push(exit),
+                Ok(None) => break,
+                Err(RecvError::Lagged { missed }) => {
+                    taken.lagged_missed = Some(missed);
+                    taken.closed = true;
+                    break;
+                }
+                Err(RecvError::Closed) => {
+                    taken.closed = true;
+                    break;
+                }
+            }
+        }
+        taken
+    }
+}
+
 #[napi]
 impl NativeSubscription {
     /// Takes up to `max` queued exits without waiting.
     #[napi]
     pub fn drain(&self, max: u32) -> DrainResult {
-        let mut exits = ExitBatchBuilder::default();
-        let mut lagged_missed = None;
-        let mut closed = false;
-        match &self.inner {
-            None => closed = true,
-            Some(sub) => {
-                while exits.len() < max as usize {
-                    match sub.try_recv() {
-                        Ok(Some(exit)) => exits.push(&exit),
-                        Ok(None) => break,
-                        Err(RecvError::Lagged { missed }) => {
-                            lagged_missed = Some(missed as f64);
-                            closed = true;
-                            break;
-                        }
-                        Err(RecvError::Closed) => {
-                            closed = true;
-                            break;
-                        }
-                    }
-                }
-            }
-        }
+        let taken = self.take(max as usize);
         DrainResult {
-            exits: exits.build(),
-            lagged_missed,
-            closed,
+            exits: ExitBatch::of(taken.exits.iter().map(|e| &**e)),
+            lagged_missed: taken.lagged_missed.map(|m| m as f64),
+            closed: taken.closed,
         }
     }
 
@@ -108,33 +126,11 @@ impl NativeSubscription {
                 "drainInto: the buffer has no room for one exit",
             ));
         }
-        let mut exits = Vec::new();
-        let mut lagged_missed = f64::NAN;
-        let mut closed = false;
-        match &self.inner {
-            None => closed = true,
-            Some(sub) => {
-                while exits.len() < capacity {
-                    match sub.try_recv() {
-                        Ok(Some(exit)) => exits.push(exit),
-                        Ok(None) => break,
-                        Err(RecvError::Lagged { missed }) => {
-                            lagged_missed = missed as f64;
-                            closed = true;
-                            break;
-                        }
-                        Err(RecvError::Closed) => {
-                            closed = true;
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        buffer[0] = exits.len() as f64;
-        buffer[1] = f64::from(u8::from(closed));
-        buffer[2] = lagged_missed;
-        Ok(exit_record::fill(exits.iter().map(|e| &**e), buffer))
+        let taken = self.take(capacity);
+        buffer[0] = taken.exits.len() as f64;
+        buffer[1] = f64::from(u8::from(taken.closed));
+        buffer[2] = taken.lagged_missed.map_or(f64::NAN, |m| m as f64);
+        Ok(exit_record::fill(taken.exits.iter().map(|e| &**e), buffer))
     }
 
     /// Exits queued and not yet drained.

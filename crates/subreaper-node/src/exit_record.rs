@@ -59,10 +59,6 @@ fn epoch_ms(t: SystemTime) -> f64 {
 /// the number of exits missed by a lagging subscriber.
 pub const BUFFER_HEADER: usize = 3;
 
-fn pack(exit: &Exit, fields: &mut Vec<f64>) {
-    fields.extend_from_slice(&row(exit));
-}
-
 /// Writes `exits` into `buffer` after [`BUFFER_HEADER`] (the caller fills the header) and
 /// returns their command names in one string: joined by NUL (which no name contains), an
 /// absent one as U+0001. One string and no object per call: the cheapest handover to
@@ -126,41 +122,17 @@ fn row(exit: &Exit) -> [f64; ExitField::Count as usize] {
     row
 }
 
-/// Collects exits into one [`ExitBatch`].
-#[derive(Default)]
-pub struct ExitBatchBuilder {
-    fields: Vec<f64>,
-    comms: Vec<Option<String>>,
-}
-
-impl ExitBatchBuilder {
-    pub fn push(&mut self, exit: &Exit) {
-        pack(exit, &mut self.fields);
-        self.comms.push(exit.comm.clone());
-    }
-
-    pub fn len(&self) -> usize {
-        self.comms.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.comms.is_empty()
-    }
-
-    pub fn build(self) -> ExitBatch {
-        ExitBatch {
-            fields: Float64Array::new(self.fields),
-            comms: self.comms,
-        }
-    }
-}
-
 impl ExitBatch {
     pub fn of<'a>(exits: impl IntoIterator<Item = &'a Exit>) -> Self {
-        let mut batch = ExitBatchBuilder::default();
+        let mut fields = Vec::new();
+        let mut comms = Vec::new();
         for exit in exits {
-            batch.push(exit);
+            fields.extend_from_slice(&row(exit));
+            comms.push(exit.comm.clone());
         }
-        batch.build()
+        ExitBatch {
+            fields: Float64Array::new(fields),
+            comms,
+        }
     }
 }
