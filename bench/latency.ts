@@ -12,7 +12,8 @@
 // C helper's `stamp`); callbacks read process.hrtime, which libuv takes from CLOCK_MONOTONIC
 // too, so the two are directly comparable (checked at the start of each round). The child also
 // writes CLOCK_REALTIME, against which the engine's own wall-clock timestamp of the exit splits
-// the latency into "engine saw it" and "JavaScript was called". Children are run one at a time
+// the latency into "engine saw it" and "JavaScript was called". Each spawn() call is timed too:
+// what the module adds to it (its fork hook, the child's declaration). Children are run one at a time
 // with a quiet gap between them: the event loop is idle when each exits.
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -44,6 +45,8 @@ function clockCheck(): { ok: boolean; stampMinusBeforeUs: number; afterMinusStam
 
 interface Sample {
   pid: number
+  /** How long the spawn() call took (it returns once the child has exec'd). */
+  spawnUs: number
   exitEvent?: number
   callback?: number
   /** The engine's timestamp of the exit (ms since the epoch, CLOCK_REALTIME). */
@@ -72,9 +75,11 @@ if (mode === 'subreaper') {
 }
 
 async function runChild(args: string[], samples: Sample[] | null): Promise<void> {
+  const before = nowUs()
   const child = spawn(helper, args, { stdio: 'ignore' })
+  const spawnUs = nowUs() - before
   const pid = child.pid!
-  const sample: Sample = { pid }
+  const sample: Sample = { pid, spawnUs }
   await new Promise<void>((resolve) =>
     child.once('exit', () => {
       sample.exitEvent = nowUs()
@@ -127,6 +132,7 @@ const recordedLatency = (recorded: number | undefined, pid: number, from: Map<nu
 const defined = (v: number | undefined): v is number => v !== undefined
 const exitEvent = direct.map((s) => latency(s.exitEvent, s.pid, stamps)).filter(defined)
 const callback = direct.map((s) => latency(s.callback, s.pid, stamps)).filter(defined)
+const spawnUs = direct.map((s) => s.spawnUs)
 const recorded = direct.map((s) => recordedLatency(s.recorded, s.pid, stamps)).filter(defined)
 const orphan = orphans.map((o) => latency(o.at, o.pid, orphanStamps)).filter(defined)
 const orphanRecorded = orphans.map((o) => recordedLatency(o.recorded, o.pid, orphanStamps)).filter(defined)
@@ -145,5 +151,6 @@ report({
   orphan,
   orphanRecorded,
   callbackFirst,
+  spawnUs,
   children: direct.length,
 })

@@ -202,6 +202,8 @@ interface LatencyRound {
   orphan: number[]
   orphanRecorded: number[]
   callbackFirst: number
+  /** Each spawn() call's duration, µs (absent from results of older runs). */
+  spawnUs?: number[]
   children: number
 }
 interface NativeLatencyRound {
@@ -579,6 +581,18 @@ if (latency) {
     '<= 1.1x (noise)',
     target("Node's own 'exit' not slowed by the module", cpRatio <= 1.1),
   ])
+  if (base.every((r) => r.spawnUs) && sr.every((r) => r.spawnUs)) {
+    const spP50 = per(sr, (r) => r.spawnUs!, 0.5)
+    const spBase = per(base, (r) => r.spawnUs!, 0.5)
+    rows.push([
+      "   child_process.spawn() call (returns once the child has exec'd), p50 µs",
+      range(spP50, 0),
+      `without subreaper ${range(spBase, 0)}`,
+      ratio(pairedRatio(spP50, spBase)),
+      '',
+      '',
+    ])
+  }
   if (sr8.length > 0) {
     const cb8P50 = per(sr8, (r) => r.callback, 0.5)
     const cb8P99 = per(sr8, (r) => r.callback, 0.99)

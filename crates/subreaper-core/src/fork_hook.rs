@@ -14,7 +14,7 @@ use std::sync::Once;
 use crate::reaper::Reaper;
 
 thread_local! {
-    /// Start-time tick when this thread's current fork began.
+    /// When this thread's current fork began (ns since boot, on the start-time clock).
     static FORK_BEGAN: Cell<u64> = const { Cell::new(0) };
     /// This thread's children just before its current fork.
     static BEFORE: RefCell<Vec<i32>> = const { RefCell::new(Vec::new()) };
@@ -23,7 +23,7 @@ thread_local! {
 }
 
 extern "C" fn prepare() {
-    FORK_BEGAN.with(|t| t.set(crate::procfs::now_ticks()));
+    FORK_BEGAN.with(|t| t.set(crate::procfs::now_ns()));
     let before = crate::procfs::own_thread_children().unwrap_or_default();
     BEFORE.with(|b| *b.borrow_mut() = before);
     LAST_PID.with(|l| l.set(crate::procfs::last_pid()));
@@ -38,13 +38,17 @@ extern "C" fn parent() {
     let Some(reaper) = Reaper::try_global() else {
         return;
     };
-    let since = FORK_BEGAN.with(Cell::get);
+    let began = FORK_BEGAN.with(Cell::get);
+    let since = crate::procfs::ns_to_ticks(began);
     // The new child is an entry that appeared in this thread's list during the fork, with a
     // pid allocated during it. An orphan re-parented here meanwhile appears too, but its pid
     // was allocated before (unless it was born in those same microseconds).
     if let Some(after) = crate::procfs::own_thread_children() {
         let before = BEFORE.with(|b| std::mem::take(&mut *b.borrow_mut()));
         let mut new: Vec<i32> = after.into_iter().filter(|p| !before.contains(p)).collect();
+        // Those allocated during the fork were also started during it: where it began and
+        // ended in one clock tick, that tick is their start time, with no `/proc` read.
+        let mut started = None;
         if let (Some(first), Some(last)) = (LAST_PID.with(Cell::get), crate::procfs::last_pid()) {
             let during: Vec<i32> = new
                 .iter()
@@ -53,9 +57,10 @@ extern "C" fn parent() {
                 .collect();
             if !during.is_empty() {
                 new = during;
+                started = crate::procfs::start_tick_between(began, crate::procfs::now_ns());
             }
         }
-        reaper.note_fork(crate::procfs::current_thread(), since, &new);
+        reaper.note_fork(crate::procfs::current_thread(), since, &new, started);
     }
     reaper.resume();
 }

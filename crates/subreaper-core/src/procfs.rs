@@ -88,10 +88,29 @@ fn since_boot() -> Option<Duration> {
 /// The current time in start-time clock ticks: a process started before this tick has a start
 /// time strictly below it.
 pub fn now_ticks() -> u64 {
-    let ticks = ticks_per_second();
-    since_boot()
-        .map(|d| d.as_nanos() as u64 / (1_000_000_000 / ticks))
-        .unwrap_or(0)
+    ns_to_ticks(now_ns())
+}
+
+/// Nanoseconds since boot on the clock start times are counted on (0 if unreadable).
+pub fn now_ns() -> u64 {
+    since_boot().map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+/// The start-time tick that `ns` since boot falls in (the kernel's `nsec_to_clock_t`).
+pub fn ns_to_ticks(ns: u64) -> u64 {
+    ns / (1_000_000_000 / ticks_per_second())
+}
+
+/// The start time of a process the kernel created between `before` and `after` (ns since
+/// boot, read before and after): known without `/proc` when both fall in one tick, with a
+/// margin either side for the two readings of the clock.
+pub fn start_tick_between(before: u64, after: u64) -> Option<u64> {
+    const MARGIN_NS: u64 = 10_000;
+    if before == 0 || after < before {
+        return None;
+    }
+    let tick = ns_to_ticks(before.saturating_sub(MARGIN_NS));
+    (tick == ns_to_ticks(after + MARGIN_NS)).then_some(tick)
 }
 
 /// Converts a start time (clock ticks since boot) to wall-clock time.
@@ -119,27 +138,57 @@ fn parse_pids(bytes: &[u8]) -> Vec<i32> {
 /// first. `None` where the kernel has no per-thread children lists (`CONFIG_PROC_CHILDREN`)
 /// or the thread is gone.
 pub fn thread_children(tid: i32) -> Option<Vec<i32>> {
-    let path = format!("/proc/self/task/{tid}/children");
-    let mut file = File::open(path).ok()?;
-    // The list can be long (every adopted zombie of a busy init): read it whole.
-    let mut bytes = Vec::with_capacity(256);
-    file.read_to_end(&mut bytes).ok()?;
-    Some(parse_pids(&bytes))
+    read_list(&format!("/proc/self/task/{tid}/children"))
 }
 
 /// The children of the calling thread: what a fork just made is at the end of this list.
 pub fn own_thread_children() -> Option<Vec<i32>> {
-    let mut file = File::open("/proc/thread-self/children").ok()?;
-    let mut bytes = Vec::with_capacity(256);
-    file.read_to_end(&mut bytes).ok()?;
-    Some(parse_pids(&bytes))
+    read_list("/proc/thread-self/children")
+}
+
+/// A pid list, read to its end (a short read is not taken for the end: a pid missed at the
+/// tail would be a child taken for an orphan). Starts in a stack buffer, so that the usual
+/// short list costs `openat`, two `read`s and `close`, without `statx` or `lseek`.
+fn read_list(path: &str) -> Option<Vec<i32>> {
+    let mut file = File::open(path).ok()?;
+    let mut buf = [0u8; 2048];
+    let mut filled = 0;
+    loop {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => return Some(parse_pids(&buf[..filled])),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+        if filled == buf.len() {
+            // Long (every adopted zombie of a busy init): the rest into a growing buffer.
+            let mut bytes = buf.to_vec();
+            file.read_to_end(&mut bytes).ok()?;
+            return Some(parse_pids(&bytes));
+        }
+    }
 }
 
 /// The last pid the kernel allocated in this PID namespace (`/proc/sys/kernel/ns_last_pid`).
+/// The file stays open (one `pread` per look: it is read twice around every fork).
 pub fn last_pid() -> Option<i32> {
+    use std::os::unix::fs::FileExt;
+    use std::sync::OnceLock;
+    static FILE: OnceLock<Option<File>> = OnceLock::new();
+    let file = FILE
+        .get_or_init(|| File::open("/proc/sys/kernel/ns_last_pid").ok())
+        .as_ref()?;
     let mut buf = [0u8; 32];
-    let bytes = read_once("/proc/sys/kernel/ns_last_pid", &mut buf)?;
-    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
+    let n = file.read_at(&mut buf, 0).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
+}
+
+/// `/proc/<pid>/comm`: the command name alone (cheaper for the kernel than the `stat` line).
+pub fn read_comm(pid: i32) -> Option<String> {
+    let mut buf = [0u8; 64];
+    let bytes = read_once(&format!("/proc/{pid}/comm"), &mut buf)?;
+    let text = std::str::from_utf8(bytes).ok()?;
+    Some(text.strip_suffix('\n').unwrap_or(text).to_string())
 }
 
 /// Whether `pid` was allocated after `before` and no later than `after`, pids being handed
@@ -235,12 +284,47 @@ mod tests {
     }
 
     #[test]
+    fn a_start_time_is_known_from_the_clock_only_within_one_tick() {
+        let tick = 1_000_000_000 / ticks_per_second();
+        // Well inside one tick: that tick.
+        assert_eq!(
+            start_tick_between(5 * tick + 100_000, 5 * tick + 900_000),
+            Some(5)
+        );
+        // Across a tick boundary, or too close to one for the clock readings: unknown.
+        assert_eq!(start_tick_between(5 * tick - 1_000, 5 * tick + 1_000), None);
+        assert_eq!(start_tick_between(5 * tick + 1_000, 5 * tick + 2_000), None);
+        assert_eq!(start_tick_between(6 * tick - 2_000, 6 * tick - 1_000), None);
+        // No clock, or readings out of order.
+        assert_eq!(start_tick_between(0, 10), None);
+        assert_eq!(
+            start_tick_between(5 * tick + 900_000, 5 * tick + 100_000),
+            None
+        );
+    }
+
+    #[test]
+    fn a_long_pid_list_is_read_to_its_end() {
+        let pids: Vec<i32> = (1..3000).map(|i| i * 7).collect();
+        let text: String = pids.iter().map(|p| format!("{p} ")).collect();
+        assert!(text.len() > 2048);
+        let path = std::env::temp_dir().join(format!("subreaper-pids-{}", std::process::id()));
+        std::fs::write(&path, &text).unwrap();
+        let read = read_list(path.to_str().unwrap());
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(read, Some(pids));
+        assert_eq!(read_list("/nonexistent/children"), None);
+    }
+
+    #[test]
     fn reads_this_process() {
         let me = read_stat(std::process::id() as i32).unwrap();
         assert!("RS".contains(me.state));
         assert!(me.start_time <= now_ticks());
         assert!(is_own_namespace());
         assert!(threads().contains(&current_thread()));
+        assert_eq!(read_comm(std::process::id() as i32), Some(me.comm));
+        assert!(last_pid().is_some_and(|p| p > 0));
     }
 
     #[test]

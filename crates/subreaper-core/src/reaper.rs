@@ -23,7 +23,7 @@ use crate::exit::{Exit, ReapedBy, Rusage, Termination};
 use crate::exit_watch::ExitWatch;
 use crate::ownership::{Child, Children, Claim, Context, OwnerId, Policy, ThreadView};
 use crate::recent::RecentExits;
-use crate::wait_source::{ChildState, SystemWait, WaitSource};
+use crate::wait_source::{ChildState, ProcInfo, SystemWait, WaitSource};
 use crate::waits::{Fired, WaitCallback, Waits};
 
 /// Exits recorded in one drain are handed to the delivery thread together, up to this many.
@@ -455,7 +455,25 @@ impl<W: WaitSource> Reaper<W> {
     }
 
     fn claim(&self, pid: i32, claim: impl FnOnce(Option<i32>) -> Claim) -> Option<u64> {
-        let info = self.shared.source.inspect(pid);
+        // A child the fork hook registered (a spawn declares its child right after fork) has
+        // its start time already: only its name is read, as it is after exec.
+        let registered = self
+            .shared
+            .lock()
+            .children
+            .get(pid)
+            .filter(|c| {
+                !c.reaped && matches!(c.claim, Claim::Forked { .. } | Claim::MaybeForked { .. })
+            })
+            .and_then(|c| c.start_time);
+        let info = match registered {
+            Some(start) => ProcInfo {
+                comm: self.shared.source.comm(pid),
+                start_time: Some(start),
+                ..ProcInfo::default()
+            },
+            None => self.shared.source.inspect(pid),
+        };
         let start_time = info.start_time;
         let mut st = self.shared.lock();
         let fresh = st.children.get_current(pid, start_time).is_none();
@@ -781,13 +799,16 @@ impl<W: WaitSource> Reaper<W> {
     /// A fork on thread `tid` just returned in the parent; `since` is the start-time tick
     /// taken before it, `new` the entries that appeared in the thread's children list during
     /// it. Registers the new child as that thread's (see `fork_hook`).
-    pub(crate) fn note_fork(&self, tid: i32, since: u64, new: &[i32]) {
-        let mut st = self.shared.lock();
+    /// `started`: the start time of every pid in `new`, where the fork hook knows it (all were
+    /// allocated during a fork that began and ended in one clock tick).
+    pub(crate) fn note_fork(&self, tid: i32, since: u64, new: &[i32], started: Option<u64>) {
+        // Read before the lock: `/proc` is slow, and the drain waits on this lock.
         let candidates: Vec<(i32, u64)> = new
             .iter()
-            .filter_map(|&pid| Some((pid, crate::procfs::start_time(pid)?)))
+            .filter_map(|&pid| Some((pid, started.or_else(|| crate::procfs::start_time(pid))?)))
             .filter(|(_, start)| *start >= since)
             .collect();
+        let mut st = self.shared.lock();
         // One new entry: the fork's child. More: an orphan was adopted in the same instant,
         // and which is which cannot be told; none is taken while it may be the thread's.
         let claim = if candidates.len() == 1 {

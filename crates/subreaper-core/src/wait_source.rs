@@ -50,6 +50,10 @@ pub trait WaitSource: Send + Sync + 'static {
     fn peek_pid(&self, pid: i32) -> Option<Termination>;
     /// What `/proc` says about `pid` while it exists (one read).
     fn inspect(&self, pid: i32) -> ProcInfo;
+    /// The command name of `pid` alone, for a child whose start time is already known.
+    fn comm(&self, pid: i32) -> Option<String> {
+        self.inspect(pid).comm
+    }
     /// Every child, by the thread that forked it (the main thread's list also holds adopted
     /// orphans), leaving out thread `except`'s list (the main thread's can hold every zombie of
     /// a busy init, and the kernel's reading of it grows with the square of its length).
@@ -146,6 +150,10 @@ impl WaitSource for SystemWait {
 
     fn inspect(&self, pid: i32) -> ProcInfo {
         procfs::read_stat(pid).map(proc_info).unwrap_or_default()
+    }
+
+    fn comm(&self, pid: i32) -> Option<String> {
+        procfs::read_comm(pid)
     }
 
     fn inspect_zombie(&self, pid: i32) -> Option<ProcInfo> {

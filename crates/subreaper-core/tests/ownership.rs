@@ -26,19 +26,6 @@ fn subscription() -> Subscription {
     })
 }
 
-/// The owner's own reap: blocks until `pid` exits, returns its raw status.
-fn waitpid(pid: i32) -> i32 {
-    let mut status = 0;
-    let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert_eq!(
-        rc,
-        pid,
-        "waitpid({pid}): {} (did the engine reap an owned pid?)",
-        std::io::Error::last_os_error()
-    );
-    status
-}
-
 const OWNER: u64 = 1;
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -99,7 +86,7 @@ fn owned_pid_is_announced_but_left_to_its_waiter() {
     assert!(is_our_zombie(pid));
 
     // The owner reaps it, with the right status, and reports it: not announced again.
-    let status = waitpid(pid);
+    let status = owner_waitpid(pid);
     assert!(libc::WIFEXITED(status));
     assert_eq!(libc::WEXITSTATUS(status), 42);
     r.report(pid, Termination::from_wait_status(status).unwrap());
@@ -120,7 +107,7 @@ fn owner_that_reaps_first_reports_and_the_exit_is_announced_once() {
     // The engine does not look while paused: the owner gets there first.
     r.pause();
     gate.release();
-    let status = waitpid(pid);
+    let status = owner_waitpid(pid);
     assert!(libc::WIFSIGNALED(status));
     assert_eq!(libc::WTERMSIG(status), libc::SIGTERM);
     r.report(pid, Termination::from_wait_status(status).unwrap());
@@ -150,7 +137,7 @@ fn unowned_pid_reaped_by_another_waiter_is_announced_from_its_report() {
     gate.release();
     // Someone else (libuv's waitpid) takes the child and hands the exit back, naming the
     // process by pid and start time (as the package's report does).
-    let status = waitpid(pid);
+    let status = owner_waitpid(pid);
     r.report_process(pid, start, Termination::from_wait_status(status).unwrap());
     r.resume();
     // Whichever saw it first (the report, the drain's peek or the pidfd), the exit is this
@@ -287,7 +274,7 @@ fn a_child_of_an_ended_thread_is_left_in_default_mode() {
         "the engine reaped a child it did not start"
     );
     assert!(r.sweep().is_empty(), "a sweep follows the same rules");
-    let status = waitpid(pid);
+    let status = owner_waitpid(pid);
     assert_eq!(libc::WEXITSTATUS(status), 9);
     assert_no_more(&sub, &only, Duration::from_millis(200));
 }

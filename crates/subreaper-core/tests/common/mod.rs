@@ -389,3 +389,18 @@ pub fn sole_reaper() -> &'static subreaper_core::Reaper {
         ..subreaper_core::Config::default()
     })
 }
+
+/// The owner's own reap of `pid` (blocks until it exits); returns its raw wait status. Fails
+/// the test if the pid is not there to reap (the engine must never reap an owned child).
+pub fn owner_waitpid(pid: i32) -> i32 {
+    let mut status = 0;
+    // SAFETY: waitpid(2) on a child of this process, into a local.
+    let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(
+        rc,
+        pid,
+        "waitpid({pid}): {} (did the engine reap an owned pid?)",
+        std::io::Error::last_os_error()
+    );
+    status
+}

@@ -1,0 +1,94 @@
+//! A child made by `fork()` is registered by the fork hook before `fork()` returns, with the
+//! start time that names it: where the fork began and ended within one clock tick that is the
+//! tick, with no `/proc` read; otherwise `/proc` is read. Over many forks (some straddle a tick)
+//! the start time the engine holds is the one `/proc` gives, and the name read when the child is
+//! declared is the program it exec'd.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::ffi::CString;
+use std::time::Duration;
+
+use common::*;
+use subreaper_core::{Reaper, SubscribeOptions};
+
+const OWNER: u64 = 11;
+const FORKS: usize = 200;
+
+/// `fork()` + `execv(argv)`: the fork hook runs around it, as around libuv's spawns.
+fn fork_exec(argv: &[&str]) -> i32 {
+    let args: Vec<CString> = argv.iter().map(|a| CString::new(*a).unwrap()).collect();
+    let mut ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    // SAFETY: the child calls only execv and _exit (async-signal-safe) on memory prepared
+    // before the fork.
+    unsafe {
+        let pid = libc::fork();
+        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+        if pid == 0 {
+            libc::execv(ptrs[0], ptrs.as_ptr());
+            libc::_exit(127);
+        }
+        pid
+    }
+}
+
+fn comm(pid: i32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim_end().to_string())
+}
+
+#[test]
+fn a_forked_child_is_registered_with_the_start_time_proc_gives_it() {
+    let r = Reaper::global();
+    let sleep = ["/bin/sleep", "/usr/bin/sleep"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("sleep(1)");
+    let mut pids = Vec::new();
+    for _ in 0..FORKS {
+        let pid = fork_exec(&[sleep, "60"]);
+        pids.push(pid);
+        let registered = r.own(pid, OWNER);
+        let proc_says = start_ticks(pid);
+        assert!(proc_says.is_some(), "pid {pid} has no /proc entry");
+        assert_eq!(registered, proc_says, "start time of pid {pid}");
+    }
+    // Declared once exec'd: the name is the program's, as a spawn that returns after exec sees.
+    let sub = r.subscribe(SubscribeOptions {
+        buffer_size: 1024,
+        ..SubscribeOptions::default()
+    });
+    let last = fork_exec(&[sleep, "60"]);
+    until("the child has exec'd", Duration::from_secs(5), || {
+        comm(last).as_deref() == Some("sleep")
+    });
+    let start = r.own_reporting(last, OWNER);
+    assert_eq!(start, start_ticks(last));
+    pids.push(last);
+    for &pid in &pids {
+        // SAFETY: plain kill(2) of our own children.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    for &pid in &pids {
+        owner_waitpid(pid);
+    }
+    // The owner's report (or, if it comes late, the engine's look at the zombie) announces it,
+    // with the name read when it was declared.
+    let termination = subreaper_core::Termination::Signaled {
+        signal: libc::SIGKILL,
+        core_dumped: false,
+    };
+    r.report_process(last, start, termination);
+    let exit = loop {
+        match sub.recv_timeout(Duration::from_secs(10)) {
+            Ok(Some(e)) if e.pid == last => break e,
+            Ok(Some(_)) => continue,
+            other => panic!("no exit of pid {last}: {other:?}"),
+        }
+    };
+    assert_eq!(exit.comm.as_deref(), Some("sleep"));
+    assert_eq!(exit.status(), 128 + libc::SIGKILL);
+}
