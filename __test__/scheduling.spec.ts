@@ -2,7 +2,7 @@
 // thread (they run SCHED_BATCH, the loop's thread is left as it was), and a child_process
 // child's exit reaches callback subscribers right after Node's own 'exit' listeners, in the
 // same turn of the loop. Each case runs in a `node` process of its own.
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 
 import { configureReaping, reaperStats } from 'subreaper'
 
@@ -109,4 +109,71 @@ test('configureReaping({ reportGrace }) takes 0 to 3600000 ms and says what was 
   t.is(reaperStats().reportGraceMs, 35)
   configureReaping({ reportGrace: before })
   t.is(reaperStats().reportGraceMs, before)
+})
+
+// While every child of the process is a child_process child (its owner, libuv, reports its
+// exit), the reaper's thread waits for those reports out of waitid, so that the kernel does not
+// wake it from each exiting child's exit path; the package's SIGCHLD handle on the main
+// thread's loop hints it for any other zombie.
+const REPORTS = `
+const { spawn } = require('node:child_process')
+const { monitor, reaperStats } = require('subreaper')
+const exits = []
+monitor.subscribe((e) => exits.push({ pid: e.pid, status: e.status, reapedBy: e.reapedBy }))
+const child = spawn('sleep', ['1'], { stdio: 'ignore' })
+const seen = new Set()
+const poll = setInterval(() => seen.add(reaperStats().activity), 5)
+child.on('exit', () => setTimeout(() => {
+  clearInterval(poll)
+  console.log(JSON.stringify({ pid: child.pid, seen: [...seen], exits }))
+}, 50))
+`
+
+/** What the REPORTS and ORPHAN scripts print: their child, the reaper's states, the exits. */
+interface ReaperRun {
+  pid: number
+  seen: string[]
+  exits: { pid: number; status: number; reapedBy: string; comm?: string }[]
+}
+
+async function runReaper(t: ExecutionContext, script: string): Promise<ReaperRun> {
+  const run = await runNode(['-e', script])
+  t.is(run.code, 0, run.stderr)
+  return lastJson(run.stdout) as ReaperRun
+}
+
+test('while every child reports through its owner, the reaper waits for the reports, out of waitid', async (t) => {
+  const { pid, seen, exits } = await runReaper(t, REPORTS)
+  t.true(seen.includes("waiting for its owners' reports"), `the reaper's states: ${seen.join('; ')}`)
+  t.false(seen.includes('waiting for an exit'), `the reaper slept in waitid: ${seen.join('; ')}`)
+  t.deepEqual(exits, [{ pid, status: 0, reapedBy: 'owner' }])
+})
+
+// An orphan re-parented while the reaper waits for reports (the subshell that started it exits
+// at once): its exit is announced and it is reaped (the file's last check: no zombie left).
+const ORPHAN = `
+const { spawn } = require('node:child_process')
+const { monitor, reaperStats, setSubreaper } = require('subreaper')
+setSubreaper(true)
+const exits = []
+monitor.subscribe((e) => exits.push({ pid: e.pid, status: e.status, reapedBy: e.reapedBy, comm: e.comm }))
+const child = spawn('sh', ['-c', 'sleep 0.3; (sh -c "sleep 0.2; exit 7" &); sleep 2'], { stdio: 'ignore' })
+const seen = []
+const poll = setInterval(() => {
+  const a = reaperStats().activity
+  if (seen[seen.length - 1] !== a) seen.push(a)
+}, 5)
+child.on('exit', () => setTimeout(() => {
+  clearInterval(poll)
+  console.log(JSON.stringify({ pid: child.pid, seen, exits }))
+}, 50))
+`
+
+test('an orphan re-parented while the reaper waits for reports is announced and reaped', async (t) => {
+  const { pid, seen, exits } = await runReaper(t, ORPHAN)
+  t.true(seen.includes("waiting for its owners' reports"), `the reaper's states: ${seen.join('; ')}`)
+  t.is(exits.length, 2, JSON.stringify(exits))
+  t.like(exits[0], { status: 7, reapedBy: 'subreaper', comm: 'sh' })
+  t.not(exits[0]!.pid, pid)
+  t.deepEqual(exits[1], { pid, status: 0, reapedBy: 'owner', comm: 'sh' })
 })

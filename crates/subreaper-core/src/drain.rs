@@ -59,9 +59,14 @@ impl<W: WaitSource> Shared<W> {
                 DrainEnd::NothingExited => {
                     backoff = Duration::from_millis(1);
                     left_since = None;
-                    self.set_activity(Activity::WaitingForExit);
-                    // Sleeps in the kernel until any child exits: no signal needed, no polling.
-                    let _ = self.source.peek(true);
+                    if self.owners_report_every_child() {
+                        self.set_activity(Activity::WaitingForReports);
+                        self.sleep(kicks, self.config.idle_sweep);
+                    } else {
+                        self.set_activity(Activity::WaitingForExit);
+                        // Sleeps in the kernel until any child exits: no signal, no polling.
+                        let _ = self.source.peek(true);
+                    }
                 }
                 DrainEnd::NoChildren => {
                     backoff = Duration::from_millis(1);

@@ -6,7 +6,8 @@
 //! - [`ownership`]: who owns which child (the rules);
 //! - `drain`: where exits are reaped (the reaper thread); `prefetch`: zombies' `/proc`
 //!   entries read ahead of it during a burst;
-//! - `exit_watch`: where the exits of known children are seen (pidfds);
+//! - `exit_watch`: where the exits of known children are seen (pidfds); `exit_hint`: how
+//!   the drain keeps out of `waitid` while every child's owner reports its exit;
 //! - `fork_hook`: how every `fork()` in the process is registered as it happens;
 //! - `engine_thread`: how the engine's threads are started (never preempting the loop);
 //! - [`broadcast`]: where exits are broadcast (bounded queues, lag);
@@ -20,6 +21,7 @@ pub mod broadcast;
 mod drain;
 mod engine_thread;
 pub mod exit;
+mod exit_hint;
 mod exit_watch;
 mod fork_hook;
 pub mod ownership;

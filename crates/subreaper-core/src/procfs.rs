@@ -141,6 +141,14 @@ pub fn thread_children(tid: i32) -> Option<Vec<i32>> {
     read_list(&format!("/proc/self/task/{tid}/children"))
 }
 
+/// The children of thread `tid` from one `read` of a page: `None` if the list does not fit
+/// (or is unreadable). The kernel formats only what it hands out, so a long list costs no more.
+pub fn short_thread_children(tid: i32) -> Option<Vec<i32>> {
+    let mut buf = [0u8; 4096];
+    let bytes = read_once(&format!("/proc/self/task/{tid}/children"), &mut buf)?;
+    (bytes.len() < 4096).then(|| parse_pids(bytes))
+}
+
 /// The children of the calling thread: what a fork just made is at the end of this list.
 pub fn own_thread_children() -> Option<Vec<i32>> {
     read_list("/proc/thread-self/children")

@@ -111,6 +111,8 @@ pub enum Activity {
     Draining,
     /// Asleep in the kernel until any child exits.
     WaitingForExit,
+    /// Every child's owner reports its exit: asleep until a hint or a kick (`exit_hint`).
+    WaitingForReports,
     /// No children: asleep until told one may exist.
     NoChildren,
     /// The first zombie in line is this pid, left to its owner; looking past it.
@@ -124,6 +126,7 @@ impl Activity {
             Activity::Starting => "starting".into(),
             Activity::Draining => "draining".into(),
             Activity::WaitingForExit => "waiting for an exit".into(),
+            Activity::WaitingForReports => "waiting for its owners' reports".into(),
             Activity::NoChildren => "no children".into(),
             Activity::LeftToOwner(pid) => format!("zombie {pid} left to its owner"),
             Activity::Stopped => "stopped".into(),
@@ -209,6 +212,8 @@ pub(crate) struct Shared<W: WaitSource> {
     pub(crate) prefetch: crate::prefetch::Prefetch,
     /// This very value, for the threads it starts later (the reading thread).
     pub(crate) me: std::sync::Weak<Shared<W>>,
+    /// Registered hint sources (`exit_hint`).
+    pub(crate) hint_sources: std::sync::atomic::AtomicUsize,
 }
 
 /// The reaper. One per process for the real wait source: use [`Reaper::global`].
@@ -286,6 +291,7 @@ impl<W: WaitSource> Reaper<W> {
             hub: Hub::start(),
             watch: ExitWatch::new().ok(),
             adopts: std::sync::atomic::AtomicBool::new(false),
+            hint_sources: std::sync::atomic::AtomicUsize::new(0),
         });
         let worker = shared.clone();
         crate::engine_thread::spawn("subreaper", move || worker.run())

@@ -65,6 +65,11 @@ pub trait WaitSource: Send + Sync + 'static {
     fn thread_children(&self, _tid: i32) -> Option<Vec<i32>> {
         None
     }
+    /// Like [`WaitSource::thread_children`], from one short read: `None` also for a list too
+    /// long for it.
+    fn short_thread_children(&self, _tid: i32) -> Option<Vec<i32>> {
+        None
+    }
     /// What [`WaitSource::inspect`] reads, for a child that is a zombie now (`None` for a
     /// live one, whose name may still change).
     fn inspect_zombie(&self, _pid: i32) -> Option<ProcInfo> {
@@ -164,6 +169,10 @@ impl WaitSource for SystemWait {
 
     fn thread_children(&self, tid: i32) -> Option<Vec<i32>> {
         procfs::thread_children(tid)
+    }
+
+    fn short_thread_children(&self, tid: i32) -> Option<Vec<i32>> {
+        procfs::short_thread_children(tid)
     }
 
     fn children_by_thread(&self, except: Option<i32>) -> Option<Vec<(i32, Vec<i32>)>> {

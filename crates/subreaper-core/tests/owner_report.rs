@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use common::*;
@@ -18,12 +17,6 @@ use subreaper_core::{Config, ReapedBy, Reaper, SubscribeOptions, SystemWait, Ter
 const GRACE: Duration = Duration::from_secs(2);
 const OWNER: u64 = 7;
 const SECOND: Duration = Duration::from_secs(1);
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn reaper() -> &'static Reaper<SystemWait> {
     Reaper::global_with(Config {

@@ -7,17 +7,11 @@ mod common;
 
 use std::collections::HashSet;
 use std::process::Command;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
 use subreaper_core::{ReapedBy, Reaper, SubscribeOptions, Subscription, Termination};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn subscription() -> Subscription {
     Reaper::global().subscribe(SubscribeOptions {

@@ -35,10 +35,12 @@ pub fn attach(env: &Env) -> Result<u32> {
         },
     );
     env.add_env_cleanup_hook(owner, detach)?;
+    crate::exit_hint::attach(env, owner);
     Ok(owner)
 }
 
 fn detach(owner: u32) {
+    crate::exit_hint::detach(owner);
     let entry = environments().lock().unwrap().remove(&owner);
     if let Some(entry) = &entry {
         for sub in entry.subscriptions.iter().filter_map(Weak::upgrade) {

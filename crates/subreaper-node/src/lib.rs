@@ -12,6 +12,7 @@
 pub mod delivery;
 pub mod environment;
 pub mod error_code;
+mod exit_hint;
 pub mod exit_record;
 pub mod process_tree;
 mod single_reaper;

@@ -404,3 +404,10 @@ pub fn owner_waitpid(pid: i32) -> i32 {
     );
     status
 }
+
+/// Runs the tests of one file one at a time, where they share the process-wide reaper's state
+/// (its configuration, subreaper mode, the children it watches).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,83 @@
+//! Sleeping without `waitid` while every child's owner reports its exit.
+//!
+//! The drain sleeps in `waitid(P_ALL)` to see any child's exit, orphans included, and the
+//! kernel wakes it from each exiting child's own exit path. On a small machine that delays the
+//! owner woken by the same exit (Node's main thread: its `'exit'` comes later). The kernel
+//! filters those wake-ups only by pid or process group, so the drain cannot wait for some
+//! children and not others. What it can do is not sleep there when it has nothing to do:
+//! while a *hint source* exists (the Node binding's SIGCHLD handle on the main thread's event
+//! loop, which calls [`Reaper::children_may_have_exited`] once libuv has reaped its own
+//! children) and every child of the process is declared by an owner that reports its exit
+//! (or is being spawned by one), the drain sleeps on its condition variable instead. The
+//! owners' reports announce their children; the hint wakes the drain for any other zombie
+//! (an orphan re-parented meanwhile, a child made without `fork()`); with no hint for
+//! [`crate::Config::idle_sweep`] (an event loop blocked that long) it looks by itself.
+//! PID 1 always sleeps in `waitid`: reaping orphans at once is its job.
+
+use std::sync::atomic::Ordering;
+
+use crate::ownership::Claim;
+use crate::reaper::{Reaper, Shared};
+use crate::wait_source::{Peek, WaitSource};
+
+impl<W: WaitSource> Shared<W> {
+    /// Whether the drain, having found no exited child, may sleep without `waitid` now.
+    pub(crate) fn owners_report_every_child(&self) -> bool {
+        if self.hint_sources.load(Ordering::Relaxed) == 0 || crate::process_role::is_init() {
+            return false;
+        }
+        // Orphans and the main thread's own children are listed here. A list too long for one
+        // short read holds children nobody declared: `waitid`, without reading further.
+        let Some(main) = self.source.short_thread_children(self.source.main_thread()) else {
+            return false;
+        };
+        let st = self.lock();
+        let spawning = st.spawning_threads();
+        let reports = |claim: Claim| match claim {
+            Claim::Declared { reports, .. } => reports,
+            // Its spawn is in flight: declared as soon as the spawn returns.
+            Claim::Forked { tid } | Claim::MaybeForked { tid } => spawning.contains(&tid),
+            _ => false,
+        };
+        main.iter()
+            .all(|&pid| st.children.get(pid).is_some_and(|c| reports(c.claim)))
+            && st
+                .children
+                .iter()
+                .all(|(_, c)| c.reaped || reports(c.claim))
+    }
+
+    /// A hint that children may have exited: wakes the drain if a zombie is there and the drain
+    /// is not in `waitid` (which sees it by itself). The orphans a reported child leaves need
+    /// no hint: the exit watch sees that child reaped and nudges the drain, which then finds
+    /// them on the main thread's list and waits for them in `waitid`.
+    pub(crate) fn hinted(&self) {
+        if matches!(self.source.peek(false), Ok(Peek::Exited { .. })) {
+            self.nudge();
+        }
+    }
+}
+
+impl<W: WaitSource> Reaper<W> {
+    /// Registers a hint source: something that calls [`Reaper::children_may_have_exited`] after
+    /// every SIGCHLD, once the owners it runs beside have reaped their children. While one is
+    /// registered, the drain may keep out of `waitid` (see the module's documentation).
+    pub fn add_exit_hint_source(&self) {
+        self.shared.hint_sources.fetch_add(1, Ordering::Relaxed);
+        self.shared.kick();
+    }
+
+    /// Unregisters a hint source: without any, the drain goes back to sleeping in `waitid`.
+    pub fn remove_exit_hint_source(&self) {
+        let _ = self
+            .shared
+            .hint_sources
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        self.shared.kick();
+    }
+
+    /// A hint source's call after a SIGCHLD: children may have exited.
+    pub fn children_may_have_exited(&self) {
+        self.shared.hinted();
+    }
+}
