@@ -28,11 +28,15 @@ impl<W: WaitSource> Shared<W> {
         }
         // Orphans and the main thread's own children are listed here. A list too long for one
         // short read holds children nobody declared: `waitid`, without reading further.
-        let Some(main) = self.source.short_thread_children(self.source.main_thread()) else {
+        let main_thread = self.source.main_thread();
+        let Some(main) = self.source.short_thread_children(main_thread) else {
             return false;
         };
         let st = self.lock();
         let spawning = st.spawning_threads();
+        // A child the fork hook has not registered yet while the main thread forks: most
+        // likely that fork's child (the hook nudges the drain once it is registered).
+        let forking = spawning.contains(&main_thread);
         let reports = |claim: Claim| match claim {
             Claim::Declared { reports, .. } => reports,
             // Its spawn is in flight: declared as soon as the spawn returns.
@@ -40,7 +44,7 @@ impl<W: WaitSource> Shared<W> {
             _ => false,
         };
         main.iter()
-            .all(|&pid| st.children.get(pid).is_some_and(|c| reports(c.claim)))
+            .all(|&pid| st.children.get(pid).map_or(forking, |c| reports(c.claim)))
             && st
                 .children
                 .iter()

@@ -46,7 +46,17 @@ fn the_drain_waits_for_reports_and_a_hint_wakes_it_for_another_zombie() {
     r.add_exit_hint_source();
     let gate = Gate::new();
     let (owned, start) = reporting_child(r, &gate, "read x");
-    activity_becomes(r, Activity::WaitingForReports);
+    // Settled there: a nudge left over from before (the exit watch's look at an earlier
+    // child's reap) would wake the drain for any zombie.
+    until(
+        "the drain has waited for reports for 300 ms",
+        10 * SECOND,
+        || {
+            let s = r.stats();
+            s.activity == Activity::WaitingForReports
+                && s.activity_since >= Duration::from_millis(300)
+        },
+    );
 
     // A child nobody declared exits; the drain, out of `waitid`, is not woken by it.
     let other = spawn(&["sh", "-c", "exit 5"], None);
