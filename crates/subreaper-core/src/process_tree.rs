@@ -152,19 +152,23 @@ mod tests {
             .spawn()
             .unwrap();
         let me = std::process::id() as i32;
+        let sh = child.id() as i32;
+        // The `sleep` under this test's `sh`: other tests of this binary, running beside it,
+        // have `sleep` children of their own.
+        let ours = |p: &&ProcessEntry| p.comm == "sleep" && p.ppid == sh;
         let mut tree = Vec::new();
         for _ in 0..200 {
             tree = descendants(me);
-            if tree.iter().any(|p| p.comm == "sleep") {
+            if tree.iter().any(|p| ours(&p)) {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        let sleeper = tree
-            .iter()
-            .find(|p| p.comm == "sleep")
-            .expect("sleep found");
-        assert_eq!(sleeper.ppid, child.id() as i32);
+        let sleeper = tree.iter().find(ours).expect("the grandchild sleep found");
+        assert!(
+            tree.iter().any(|p| p.pid == sh && p.ppid == me),
+            "sh is not a child"
+        );
         // A wrong start time is refused: the signal is not sent.
         assert!(!signal_process(sleeper.pid, sleeper.start_time + 1, libc::SIGKILL).unwrap());
         assert!(signal_process(sleeper.pid, sleeper.start_time, libc::SIGKILL).unwrap());
