@@ -11,9 +11,10 @@
 //! exports them); where one is missing, no hint is given and the drain sleeps in `waitid`.
 //!
 //! Only the process's main thread installs it, once: its loop lives as long as the process.
-//! The handles are never closed; when the environment that installed them is torn down they
-//! go quiet and the hint source is unregistered, and another environment on that thread (an
-//! Electron page reloaded) takes them over.
+//! The handles are never closed; when the environment that installed them is torn down the
+//! hint source is unregistered (the drain no longer waits for reports, and a hint that still
+//! comes is a harmless nudge), and another environment on that thread (an Electron page
+//! reloaded) registers it again.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -82,7 +83,7 @@ fn uv() -> Option<&'static Uv> {
 
 /// A SIGCHLD came since the check handle last ran.
 static SIGNALLED: AtomicBool = AtomicBool::new(false);
-/// The environment the handles serve (`None`: torn down; the handles are quiet).
+/// The environment the hint source is registered for (`None`: none is).
 static SERVING: Mutex<Option<u32>> = Mutex::new(None);
 /// Whether the handles were installed (tried once per process).
 static INSTALLED: OnceLock<bool> = OnceLock::new();
