@@ -17,7 +17,7 @@
 use std::sync::atomic::Ordering;
 
 use crate::ownership::Claim;
-use crate::reaper::{Reaper, Shared};
+use crate::reaper::{Activity, Reaper, Shared, State};
 use crate::wait_source::{Peek, WaitSource};
 
 impl<W: WaitSource> Shared<W> {
@@ -26,29 +26,26 @@ impl<W: WaitSource> Shared<W> {
         if self.hint_sources.load(Ordering::Relaxed) == 0 || crate::process_role::is_init() {
             return false;
         }
-        // Orphans and the main thread's own children are listed here. A list too long for one
-        // short read holds children nobody declared: `waitid`, without reading further.
+        // The children the engine knows first (no system call): one whose owner does not
+        // report settles it.
+        if !self.lock().known_children_report() {
+            return false;
+        }
+        // Then orphans and the main thread's own children, listed there. A list too long for
+        // one short read holds children nobody declared: `waitid`, without reading further.
         let main_thread = self.source.main_thread();
         let Some(main) = self.source.short_thread_children(main_thread) else {
             return false;
         };
         let st = self.lock();
-        let spawning = st.spawning_threads();
         // A child the fork hook has not registered yet while the main thread forks: most
         // likely that fork's child (the hook nudges the drain once it is registered).
-        let forking = spawning.contains(&main_thread);
-        let reports = |claim: Claim| match claim {
-            Claim::Declared { reports, .. } => reports,
-            // Its spawn is in flight: declared as soon as the spawn returns.
-            Claim::Forked { tid } | Claim::MaybeForked { tid } => spawning.contains(&tid),
-            _ => false,
-        };
-        main.iter()
-            .all(|&pid| st.children.get(pid).map_or(forking, |c| reports(c.claim)))
-            && st
-                .children
-                .iter()
-                .all(|(_, c)| c.reaped || reports(c.claim))
+        let forking = st.is_spawning(main_thread);
+        main.iter().all(|&pid| {
+            st.children
+                .get(pid)
+                .map_or(forking, |c| st.reports(c.claim))
+        }) && st.known_children_report()
     }
 
     /// A hint that children may have exited: wakes the drain if a zombie is there and the drain
@@ -56,9 +53,31 @@ impl<W: WaitSource> Shared<W> {
     /// no hint: the exit watch sees that child reaped and nudges the drain, which then finds
     /// them on the main thread's list and waits for them in `waitid`.
     pub(crate) fn hinted(&self) {
+        if self.lock().activity() == Activity::WaitingForExit {
+            return;
+        }
         if matches!(self.source.peek(false), Ok(Peek::Exited { .. })) {
             self.nudge();
         }
+    }
+}
+
+impl State {
+    /// Whether the exit of a child with this claim comes from its owner's report.
+    fn reports(&self, claim: Claim) -> bool {
+        match claim {
+            Claim::Declared { reports, .. } => reports,
+            // Its spawn is in flight: declared as soon as the spawn returns.
+            Claim::Forked { tid } | Claim::MaybeForked { tid } => self.is_spawning(tid),
+            _ => false,
+        }
+    }
+
+    /// Whether every child the engine knows and nobody has reaped is reported by its owner.
+    fn known_children_report(&self) -> bool {
+        self.children
+            .iter()
+            .all(|(_, c)| c.reaped || self.reports(c.claim))
     }
 }
 

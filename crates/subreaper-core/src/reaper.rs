@@ -139,6 +139,16 @@ impl State {
     pub(crate) fn spawning_threads(&self) -> Vec<i32> {
         self.spawning.keys().copied().collect()
     }
+
+    /// Whether thread `tid` is in the middle of a spawn.
+    pub(crate) fn is_spawning(&self, tid: i32) -> bool {
+        self.spawning.contains_key(&tid)
+    }
+
+    /// What the reaper thread is doing.
+    pub(crate) fn activity(&self) -> Activity {
+        self.activity.0
+    }
 }
 
 /// A snapshot of the engine's state.

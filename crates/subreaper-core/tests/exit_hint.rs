@@ -79,12 +79,7 @@ fn the_drain_waits_for_reports_and_a_hint_wakes_it_for_another_zombie() {
     r.remove_exit_hint_source();
     activity_becomes(r, Activity::WaitingForExit);
     drop(gate);
-    let status = owner_waitpid(owned);
-    r.report_process(
-        owned,
-        start,
-        subreaper_core::Termination::from_wait_status(status).unwrap(),
-    );
+    r.report_process(owned, start, owner_reap(owned));
 }
 
 #[test]
@@ -120,12 +115,7 @@ fn a_reported_childs_orphans_bring_the_drain_back_to_waitid() {
     // watch sees the owner's reap and nudges the drain, which finds the orphan on the main
     // thread's list and goes back to `waitid`, where the orphan's exit wakes it: no hint.
     gate.release();
-    let status = owner_waitpid(owned);
-    r.report_process(
-        owned,
-        start,
-        subreaper_core::Termination::from_wait_status(status).unwrap(),
-    );
+    r.report_process(owned, start, owner_reap(owned));
     activity_becomes(r, Activity::WaitingForExit);
     // SAFETY: kill(2) of the orphan, a child of this process now.
     unsafe { libc::kill(orphan, libc::SIGTERM) };

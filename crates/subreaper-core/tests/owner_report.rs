@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use common::*;
 use subreaper_core::pidfd::Pidfd;
-use subreaper_core::{Config, ReapedBy, Reaper, SubscribeOptions, SystemWait, Termination};
+use subreaper_core::{Config, ReapedBy, Reaper, SubscribeOptions, SystemWait};
 
 const GRACE: Duration = Duration::from_secs(2);
 const OWNER: u64 = 7;
@@ -32,20 +32,12 @@ fn subscription() -> subreaper_core::Subscription {
     })
 }
 
-/// The owner's reap: blocks until `pid` exits.
-fn waitpid(pid: i32) -> Termination {
-    let mut status = 0;
-    let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert_eq!(rc, pid, "waitpid: {}", std::io::Error::last_os_error());
-    Termination::from_wait_status(status).expect("an exit status")
-}
-
 /// Whether this kernel keeps a reaped child's status for its pidfd (Linux 6.15's
 /// `PIDFD_INFO_EXIT`), which the engine's last resort needs.
 fn kernel_keeps_exit_status() -> bool {
     let pid = spawn(&["true"], None);
     let fd = Pidfd::open(pid).expect("pidfd_open");
-    waitpid(pid);
+    owner_reap(pid);
     fd.exit_after_reap().is_some()
 }
 
@@ -67,7 +59,7 @@ fn the_owners_report_announces_the_exit() {
     let sub = subscription();
     let (pid, start, _) = declared_child("read x; exit 9");
     until("the child is a zombie", 5 * SECOND, || is_our_zombie(pid));
-    let termination = waitpid(pid);
+    let termination = owner_reap(pid);
     let reported_at = SystemTime::now();
     r.report_process(pid, start, termination);
     let only = procs(&[pid]);
@@ -99,7 +91,7 @@ fn a_late_owners_zombie_is_announced_after_the_grace_and_left_to_it() {
         is_our_zombie(pid),
         "the engine reaped a child its owner reaps"
     );
-    let termination = waitpid(pid);
+    let termination = owner_reap(pid);
     r.report_process(pid, start, termination);
     assert_no_more(&sub, &only, Duration::from_millis(300));
 }
@@ -113,7 +105,7 @@ fn an_owner_that_reaps_and_never_reports_is_announced_from_the_pidfd() {
     }
     let sub = subscription();
     let (pid, _, _) = declared_child("read x; kill -USR1 $$");
-    let termination = waitpid(pid);
+    let termination = owner_reap(pid);
     let reaped_at = SystemTime::now();
     let only = procs(&[pid]);
     let got = collect(&sub, &only, 4 * GRACE);

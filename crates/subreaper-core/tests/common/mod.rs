@@ -405,6 +405,11 @@ pub fn owner_waitpid(pid: i32) -> i32 {
     status
 }
 
+/// [`owner_waitpid`], as the termination an owner reports.
+pub fn owner_reap(pid: i32) -> subreaper_core::Termination {
+    subreaper_core::Termination::from_wait_status(owner_waitpid(pid)).expect("an exit status")
+}
+
 /// Runs the tests of one file one at a time, where they share the process-wide reaper's state
 /// (its configuration, subreaper mode, the children it watches).
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
