@@ -1,7 +1,8 @@
 // 1. Drain throughput: N ready zombies reaped by the engine and delivered to 0, 1 and 8 JavaScript
 // subscribers, against a bare wait4(-1) loop draining the same N zombies in a C process (and
 // against the engine's own syscalls, with and without its /proc inspection, to show what limits
-// it), against a C loop doing the engine's work (peek, one read of /proc/<pid>/stat, wait4), and
+// it), against a C loop doing the engine's work (peek, one read of /proc/<pid>/stat, wait4; and
+// peek, one taskstats request, wait4, the engine's way where the kernel serves taskstats), and
 // against containerd's reaper (v1.4.13 and v2.4.2, bench/containerd) to 1 and 8 subscribers,
 // when the runner could build it. All variants run interleaved in each round.
 //
@@ -32,6 +33,14 @@ const containerd = containerdPath()
 function containerdDrain(version: '1' | '2', subscribers: number): number {
   const out = execFileSync(containerd!, ['drain', version, String(N), String(subscribers), helper], { encoding: 'utf8' })
   return (JSON.parse(out) as { usPerExit: number }).usPerExit
+}
+
+/** A C loop's drain, or null for `taskstats` where the kernel does not serve it (exit 3). */
+function cDrainIfServed(mode: 'taskstats'): CRun | null {
+  const r = spawnSync(helper, ['drain', String(N), mode], { encoding: 'utf8' })
+  if (r.status === 3) return null
+  if (r.status !== 0) throw new Error(`bare ${mode} drain failed: ${r.status} ${r.signal} ${r.stderr}`)
+  return JSON.parse(r.stdout) as CRun
 }
 
 function cDrain(mode: 'wait4' | 'peek' | 'proc' | 'stat1'): CRun {
@@ -103,6 +112,7 @@ const rows = {
   peekWait4: [] as number[],
   peekProcWait4: [] as number[],
   peekStatWait4: [] as number[],
+  peekTaskstatsWait4: [] as number[],
   containerd1x1: [] as number[],
   containerd1x8: [] as number[],
   containerd2x1: [] as number[],
@@ -128,6 +138,8 @@ for (let round = 1; round <= ROUNDS; round++) {
   rows.peekWait4.push(cDrain('peek').usPerExit)
   rows.peekProcWait4.push(cDrain('proc').usPerExit)
   rows.peekStatWait4.push(cDrain('stat1').usPerExit)
+  const taskstats = cDrainIfServed('taskstats')
+  if (taskstats) rows.peekTaskstatsWait4.push(taskstats.usPerExit)
   if (containerd) {
     rows.containerd1x1.push(containerdDrain('1', 1))
     rows.containerd1x8.push(containerdDrain('1', 8))

@@ -12,6 +12,9 @@
 //                                    read of each zombie up to issue 13) + wait4(pid)
 //                             stat1  peek + ONE read(2) of /proc/<pid>/stat into a stack buffer
 //                                    + wait4(pid): the same work as the engine (issue 13)
+//                             taskstats  peek + one taskstats request for the pid over generic
+//                                    netlink (name and age, as the engine asks where the kernel
+//                                    serves it) + wait4(pid); exits 3 if it is not served
 //   latency N FILE GAP_US   become a subreaper; N times: posix_spawn `stamp FILE`, block in
 //                           wait4(-1) and print "<pid> <CLOCK_MONOTONIC ns>" when it returns,
 //                           then sleep GAP_US (the bare C subreaper's exit latency)
@@ -28,6 +31,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <linux/genetlink.h>
+#include <linux/netlink.h>
+#include <linux/taskstats.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -99,6 +106,47 @@ static void read_once(const char *path) {
   close(fd);
 }
 
+/* A generic-netlink request with one attribute; returns the reply's length or -1. */
+struct ts_msg {
+  struct nlmsghdr n;
+  struct genlmsghdr g;
+  char buf[1024];
+};
+static int ts_request(int sock, int family, int cmd, int attr, const void *value, int len, struct ts_msg *reply) {
+  struct ts_msg m;
+  memset(&m, 0, sizeof m);
+  m.n.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN);
+  m.n.nlmsg_type = family;
+  m.n.nlmsg_flags = NLM_F_REQUEST;
+  m.g.cmd = cmd;
+  m.g.version = 1;
+  struct nlattr *na = (struct nlattr *)((char *)&m + m.n.nlmsg_len);
+  na->nla_type = attr;
+  na->nla_len = NLA_HDRLEN + len;
+  memcpy((char *)na + NLA_HDRLEN, value, len);
+  m.n.nlmsg_len += NLA_ALIGN(na->nla_len);
+  if (send(sock, &m, m.n.nlmsg_len, 0) < 0) return -1;
+  int got = recv(sock, reply, sizeof *reply, MSG_DONTWAIT);
+  if (got < 0 || reply->n.nlmsg_type == NLMSG_ERROR) return -1;
+  return got;
+}
+
+/* The TASKSTATS family's id, or -1 where it is not served. */
+static int ts_family(int sock) {
+  struct ts_msg r;
+  if (ts_request(sock, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, CTRL_ATTR_FAMILY_NAME, TASKSTATS_GENL_NAME,
+                 sizeof TASKSTATS_GENL_NAME, &r) < 0)
+    return -1;
+  char *at = (char *)&r + NLMSG_LENGTH(GENL_HDRLEN), *end = (char *)&r + r.n.nlmsg_len;
+  while (at + NLA_HDRLEN <= end) {
+    struct nlattr *na = (struct nlattr *)at;
+    if (na->nla_len < NLA_HDRLEN) break;
+    if (na->nla_type == CTRL_ATTR_FAMILY_ID) return *(unsigned short *)(at + NLA_HDRLEN);
+    at += NLA_ALIGN(na->nla_len);
+  }
+  return -1;
+}
+
 static int latency(long n, const char *self, const char *file, long gap_us) {
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
     perror("prctl");
@@ -139,6 +187,16 @@ static int drain(long n, const char *self, const char *mode) {
   }
   int st;
   if (waitpid(helper, &st, 0) != helper) return 1;
+  int ts_sock = -1, ts_fam = -1;
+  if (strcmp(mode, "taskstats") == 0) {
+    ts_sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
+    struct sockaddr_nl local = {.nl_family = AF_NETLINK};
+    if (ts_sock < 0 || bind(ts_sock, (struct sockaddr *)&local, sizeof local) != 0 || (ts_fam = ts_family(ts_sock)) < 0) {
+      while (wait4(-1, &st, __WALL, NULL) > 0) {
+      }
+      return 3;
+    }
+  }
   long long t0 = now_ns();
   long reaped = 0;
   struct rusage ru;
@@ -161,6 +219,10 @@ static int drain(long n, const char *self, const char *mode) {
       } else if (stat1) {
         snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
         read_once(path);
+      } else if (ts_sock >= 0) {
+        struct ts_msg r;
+        unsigned int p = (unsigned int)pid;
+        if (ts_request(ts_sock, ts_fam, TASKSTATS_CMD_GET, TASKSTATS_CMD_ATTR_PID, &p, sizeof p, &r) < 0) return 1;
       }
       if (wait4(pid, &st, WNOHANG | __WALL, &ru) == pid) reaped++;
     }
@@ -186,6 +248,6 @@ int main(int argc, char **argv) {
     }
     _exit(p < 0 ? 1 : 0);
   }
-  fprintf(stderr, "usage: helper zombies N [reap] | drain N wait4|peek|proc|stat1 | latency N FILE GAP_US | stamp FILE | orphan-stamp FILE US\n");
+  fprintf(stderr, "usage: helper zombies N [reap] | drain N wait4|peek|proc|stat1|taskstats | latency N FILE GAP_US | stamp FILE | orphan-stamp FILE US\n");
   return 2;
 }

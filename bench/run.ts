@@ -189,7 +189,9 @@ interface DrainResult {
   n: number
   rounds: number
   usPerExit: Record<'bareWait4' | 'peekWait4' | 'peekProcWait4' | 'peekStatWait4' | 'engine0' | 'engine1' | 'engine8', Summary> &
-    Partial<Record<'reaper1' | 'reaper8' | 'containerd1x1' | 'containerd1x8' | 'containerd2x1' | 'containerd2x8', Summary>>
+    Partial<
+      Record<'reaper1' | 'reaper8' | 'containerd1x1' | 'containerd1x8' | 'containerd2x1' | 'containerd2x8' | 'peekTaskstatsWait4', Summary>
+    >
   helperSpawnUsPerChild: Summary
 }
 interface LatencyRound {
@@ -506,6 +508,18 @@ if (drain) {
     '',
     '',
   ])
+  if (d.peekTaskstatsWait4) {
+    rows.push([
+      `   C: peek + one taskstats request + wait4 (the engine's way where served), ms`,
+      msRange(d.peekTaskstatsWait4),
+      bare,
+      ratio(pairedRatio(d.peekTaskstatsWait4, d.bareWait4)),
+      '',
+      '',
+    ])
+  } else {
+    rows.push([`   C: peek + taskstats + wait4 left out: the kernel does not serve taskstats here`, '', '', '', '', ''])
+  }
   rows.push([
     `   C: + open/read loop of /proc/<pid>/stat and /status, ms`,
     msRange(d.peekProcWait4),
@@ -879,6 +893,12 @@ function issueTable(): string | undefined {
     ['', `drain ${N.toLocaleString('en-US')}`, '× bare C `wait4` loop', 'latency p50 / p99'],
     ['bare C subreaper, blocking `wait4`', `${msOf(d?.bareWait4)} ms`, '1.0', nativeLat('c')],
     ['C loop, same work as the engine (peek, one `/proc` read, `wait4`)', `${msOf(d?.peekStatWait4)} ms`, x(d?.peekStatWait4), '—'],
+    [
+      "C loop, the engine's way where served (peek, one taskstats request, `wait4`)",
+      `${msOf(d?.peekTaskstatsWait4)} ms`,
+      x(d?.peekTaskstatsWait4),
+      '—',
+    ],
     [
       'containerd 1.4.13, 1 / 8 subscribers',
       `${msOf(d?.containerd1x1)} / ${msOf(d?.containerd1x8)} ms`,

@@ -131,7 +131,7 @@ impl<W: WaitSource> Shared<W> {
                 Handled::Done(exit) => {
                     exits.extend(exit);
                     handled += 1;
-                    if handled == crate::prefetch::BURST {
+                    if handled == crate::prefetch::BURST && self.source.identifies_by_proc() {
                         self.prefetch.begin(&self.me);
                     }
                 }
@@ -230,8 +230,13 @@ impl<W: WaitSource> Shared<W> {
         };
         // Taken in any case during a burst: a reading of this pid that lands later is stale.
         let ahead = self.prefetch.take(pid);
-        let read = known.is_none();
-        let info = known.unwrap_or_else(|| ahead.unwrap_or_else(|| self.source.inspect(pid)));
+        // A reading holds the zombie's whole resource usage (a `/proc` one) or its name and
+        // start time alone (taskstats: the reap gives the rest).
+        let (info, whole) = match (known, ahead) {
+            (Some(info), _) => (info, false),
+            (None, Some(info)) => (info, true),
+            (None, None) => self.source.identify_exited(pid),
+        };
         let mut st = self.lock();
         let now = Instant::now();
         if st.children.get_current(pid, info.start_time).is_none() {
@@ -300,7 +305,11 @@ impl<W: WaitSource> Shared<W> {
                     return Handled::Left(None);
                 }
                 // The zombie's CPU times and faults, which wait4 would have given.
-                let info = if read { info } else { self.source.inspect(pid) };
+                let info = if whole {
+                    info
+                } else {
+                    self.source.inspect(pid)
+                };
                 let fired = self.announce_left(&mut st, pid, termination, &info);
                 drop(st);
                 fired.run();

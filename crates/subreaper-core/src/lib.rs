@@ -13,7 +13,8 @@
 //! - [`broadcast`]: where exits are broadcast (bounded queues, lag);
 //! - [`reaper`]: the handle users hold (subscribe, wait, own, sweep, stats);
 //! - [`wait_source`]: the kernel calls behind a trait (mocked in tests);
-//! - [`procfs`], [`pidfd`]: what `/proc` says, and pidfds;
+//! - [`procfs`], [`pidfd`]: what `/proc` says, and pidfds; [`taskstats`]: a zombie's name and
+//!   start time without `/proc`;
 //! - [`process_role`]: subreaper mode and PID 1; [`process_tree`]: descendants, safe signals.
 #![deny(clippy::all)]
 
@@ -32,6 +33,7 @@ pub mod process_tree;
 pub mod procfs;
 pub mod reaper;
 mod recent;
+pub mod taskstats;
 pub mod wait_source;
 mod waits;
 

@@ -303,6 +303,7 @@ impl<W: WaitSource> Reaper<W> {
             adopts: std::sync::atomic::AtomicBool::new(false),
             hint_sources: std::sync::atomic::AtomicUsize::new(0),
         });
+        shared.source.prepare();
         let worker = shared.clone();
         crate::engine_thread::spawn("subreaper", move || worker.run())
             .expect("cannot start the subreaper thread");

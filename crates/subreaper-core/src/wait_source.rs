@@ -6,6 +6,7 @@ use std::io;
 use crate::exit::{Rusage, Termination};
 use crate::pidfd::{self, Pidfd, WaitidPeek};
 use crate::procfs;
+use crate::taskstats;
 
 /// What a peek at the process's children found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +51,19 @@ pub trait WaitSource: Send + Sync + 'static {
     fn peek_pid(&self, pid: i32) -> Option<Termination>;
     /// What `/proc` says about `pid` while it exists (one read).
     fn inspect(&self, pid: i32) -> ProcInfo;
+    /// The name and start time of `pid`, an exited child about to be reaped, by the cheapest
+    /// means there is, and whether the reading also holds its whole resource usage (a `/proc`
+    /// one does; taskstats gives the zombie's own CPU times alone, and the reap the rest).
+    fn identify_exited(&self, pid: i32) -> (ProcInfo, bool) {
+        (self.inspect(pid), true)
+    }
+    /// Opens what the source keeps open, before the engine's threads start.
+    fn prepare(&self) {}
+    /// Whether [`WaitSource::identify_exited`] reads `/proc` (then reading zombies ahead of the
+    /// drain on a second thread pays).
+    fn identifies_by_proc(&self) -> bool {
+        true
+    }
     /// The command name of `pid` alone, for a child whose start time is already known.
     fn comm(&self, pid: i32) -> Option<String> {
         self.inspect(pid).comm
@@ -159,6 +173,21 @@ impl WaitSource for SystemWait {
 
     fn comm(&self, pid: i32) -> Option<String> {
         procfs::read_comm(pid)
+    }
+
+    fn prepare(&self) {
+        taskstats::open();
+    }
+
+    fn identifies_by_proc(&self) -> bool {
+        !taskstats::serves()
+    }
+
+    fn identify_exited(&self, pid: i32) -> (ProcInfo, bool) {
+        match taskstats::identify(pid) {
+            Some(info) => (info, false),
+            None => (self.inspect(pid), true),
+        }
     }
 
     fn inspect_zombie(&self, pid: i32) -> Option<ProcInfo> {

@@ -1,7 +1,7 @@
 //! A burst of adopted zombies (an init or subreaper whose orphans arrive together) is drained
-//! with their `/proc` entries read ahead on a second thread: every exit must still name its
-//! own process (pid, start time, name) and carry its own status. One test: subreaper mode is
-//! an attribute of the whole process.
+//! with each zombie named by taskstats, and again with their `/proc` entries read ahead on a
+//! second thread: every exit must still name its own process (pid, start time, name) and
+//! carry its own status. One test: subreaper mode is an attribute of the whole process.
 #![cfg(target_os = "linux")]
 
 mod common;
@@ -11,7 +11,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use common::*;
-use subreaper_core::{set_subreaper, ReapedBy, Reaper, SubscribeOptions, Termination};
+use subreaper_core::{
+    set_subreaper, ReapedBy, Reaper, SubscribeOptions, Subscription, Termination,
+};
 
 const N: usize = 3000;
 
@@ -58,7 +60,17 @@ fn every_exit_of_a_burst_names_its_own_process() {
         ..SubscribeOptions::default()
     });
     set_subreaper(true).unwrap();
+    // Named by taskstats where the kernel serves it (as root here), then from `/proc`, with
+    // the entries read ahead on a second thread.
+    for by_taskstats in [true, false] {
+        subreaper_core::taskstats::set_enabled(by_taskstats);
+        one_burst(&sub);
+    }
+    subreaper_core::taskstats::set_enabled(true);
+    set_subreaper(false).unwrap();
+}
 
+fn one_burst(sub: &Subscription) {
     // A child makes N grandchildren that exit at once, each under its own name and with its
     // own status, tells their pids, and exits when told: its N zombies come here together.
     let (pids_read, pids_write) = pipe();
@@ -152,7 +164,7 @@ fn every_exit_of_a_burst_names_its_own_process() {
 
     let pids: Vec<i32> = expected.keys().copied().collect();
     let set = procs(&pids);
-    let got = collect(&sub, &set, Duration::from_secs(60));
+    let got = collect(sub, &set, Duration::from_secs(60));
     assert_once_each_in_order(&got, &set);
     for e in &got {
         let (i, start) = expected[&e.pid];
@@ -172,5 +184,4 @@ fn every_exit_of_a_burst_names_its_own_process() {
         assert_eq!(e.reaped_by, ReapedBy::Reaper);
     }
     assert!(zombie_children().is_empty(), "zombies left");
-    set_subreaper(false).unwrap();
 }
