@@ -127,7 +127,7 @@ impl<W: WaitSource> Shared<W> {
             if !std::mem::replace(&mut role_read, true) {
                 self.refresh_role();
             }
-            match self.handle(pid, termination, since) {
+            match self.handle(pid, termination, since, handled == 0) {
                 Handled::Done(exit) => {
                     exits.extend(exit);
                     handled += 1;
@@ -198,7 +198,7 @@ impl<W: WaitSource> Shared<W> {
             let Some(termination) = self.source.peek_pid(pid) else {
                 continue;
             };
-            match self.handle(pid, termination, since) {
+            match self.handle(pid, termination, since, false) {
                 Handled::Done(exit) => exits.extend(exit),
                 Handled::Left(Some(at)) => held = Some(held.map_or(at, |h| h.min(at))),
                 Handled::Left(None) => {}
@@ -208,8 +208,8 @@ impl<W: WaitSource> Shared<W> {
     }
 
     /// One zombie, as a peek found it. `since`: the number of the last exit recorded before
-    /// the peek.
-    fn handle(&self, pid: i32, termination: Termination, since: u64) -> Handled {
+    /// the peek; `first`: the first zombie of this drain.
+    fn handle(&self, pid: i32, termination: Termination, since: u64, first: bool) -> Handled {
         // Read while the child is still a zombie: afterwards /proc/<pid> is gone. Not read for
         // a child whose name and start time are known (registered at its spawn): wait4 gives
         // the rest, or, for a zombie left to its owner, /proc is read once it is announced.
@@ -245,7 +245,7 @@ impl<W: WaitSource> Shared<W> {
             if st.recent.get(pid).is_some_and(|e| e.seq > since) {
                 return Handled::Done(None);
             }
-            let claim = self.classify(&mut st, pid, info.start_time);
+            let claim = self.classify(&mut st, pid, info.start_time, first);
             st.children.insert(pid, Child::new(claim, info.start_time));
         }
         let thread_alive = |tid: i32| self.source.thread_alive(tid);
@@ -325,14 +325,28 @@ impl<W: WaitSource> Shared<W> {
     }
 
     /// The claim of a child the engine meets for the first time as a zombie: a live thread's
-    /// fork if that thread's children list holds it, else unclaimed.
-    pub(crate) fn classify(
+    /// fork if that thread's children list holds it, else unclaimed. With `first` (the first
+    /// zombie of a drain: most often a lone adopted orphan), one short read of the main
+    /// thread's list, where orphans are, settles it without reading every other thread's
+    /// list (a pid is on one list only). A burst pays for one reading of every list instead,
+    /// which then answers for all its zombies.
+    fn classify(
         &self,
         st: &mut crate::reaper::State,
         pid: i32,
         start_time: Option<u64>,
+        first: bool,
     ) -> Claim {
         let main = self.source.main_thread();
+        if first
+            && !st.threads.answers_for(start_time)
+            && self
+                .source
+                .short_thread_children(main)
+                .is_some_and(|list| list.contains(&pid))
+        {
+            return Claim::Unclaimed;
+        }
         let now = self.source.now_ticks();
         match st.threads.forked_by(pid, start_time, main, now, || {
             self.source.children_by_thread(Some(main))

@@ -281,8 +281,7 @@ impl ThreadView {
         now: u64,
         read: impl FnOnce() -> Option<Vec<(i32, Vec<i32>)>>,
     ) -> Option<i32> {
-        let fresh = matches!((self.read_at, start_time), (Some(at), Some(st)) if st < at);
-        if !fresh {
+        if !self.answers_for(start_time) {
             self.forked_by.clear();
             for (tid, children) in read().unwrap_or_default() {
                 if tid == main {
@@ -295,6 +294,11 @@ impl ThreadView {
             self.read_at = Some(now);
         }
         self.forked_by.get(&pid).copied()
+    }
+
+    /// Whether the last reading answers for a child started at `start_time` (no read needed).
+    pub fn answers_for(&self, start_time: Option<u64>) -> bool {
+        matches!((self.read_at, start_time), (Some(at), Some(st)) if st < at)
     }
 
     /// Forget a reaped child (its pid may be reused by another thread's child).
