@@ -2,12 +2,14 @@
 // broadcast (with their command name) and waitable; no zombie is left.
 import test from 'ava'
 import { execFile } from 'node:child_process'
-import { constants } from 'node:os'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { constants, tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 import { isSubreaper, monitor, setSubreaper } from 'subreaper'
 
-import { identify, identityOf, type ProcessId } from './fixtures/process-identity.mjs'
-import { delivered, noLiveChildren, noZombies, procState, Recorder, runNode, track } from './procs.ts'
+import { identify, identityOf, START_TIME_SLACK_MS, ticksToEpochMs, type ProcessId } from './fixtures/process-identity.mjs'
+import { delivered, fixture, noLiveChildren, noZombies, procState, Recorder, runNode, track } from './procs.ts'
 
 const rec = new Recorder()
 
@@ -152,3 +154,42 @@ test.serial(
     t.deepEqual(await noZombies(), [])
   },
 )
+
+/** Whether the kernel serves taskstats to a process like this one: CAP_NET_ADMIN in the initial user namespace. */
+function mayAskTaskstats(): boolean {
+  const capEff = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0'
+  const initialUserns = readFileSync('/proc/self/uid_map', 'utf8').trim().split(/\s+/).join(' ') === '0 0 4294967295'
+  return (BigInt(`0x${capEff}`) & (1n << 12n)) !== 0n && initialUserns
+}
+
+interface NamedOrphan {
+  pid: number
+  ticks: number
+  procComm: string
+  exit?: { comm: string | null; startTime: number | null; status: number; reapedBy: string }
+}
+
+for (const [label, env, expected] of [
+  ['by default', {}, mayAskTaskstats() ? 'taskstats' : 'proc'],
+  ['with SUBREAPER_NO_TASKSTATS=1', { SUBREAPER_NO_TASKSTATS: '1' }, 'proc'],
+] as const) {
+  test(`${label}: 30 orphans (a third named 'odd (name) x') carry the name and start time /proc gave them; names from ${expected}`, async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'subreaper-names-'))
+    try {
+      const run = await runNode([fixture('orphan-names.mjs'), dir], { env: { ...process.env, ...env } })
+      t.is(run.code, 0, run.stderr)
+      const out = JSON.parse(run.stdout.trim().split('\n').pop() ?? '{}') as { namesFrom: string; orphans: NamedOrphan[] }
+      t.is(out.namesFrom, expected)
+      t.is(out.orphans.length, 30)
+      t.is(out.orphans.filter((o) => o.procComm === 'odd (name) x').length, 10)
+      for (const o of out.orphans) {
+        t.truthy(o.exit, `pid ${o.pid}: no exit`)
+        t.like(o.exit, { comm: o.procComm, status: 0, reapedBy: 'subreaper' }, `pid ${o.pid}`)
+        const off = Math.abs((o.exit?.startTime ?? Number.NaN) - ticksToEpochMs(o.ticks))
+        t.true(off <= START_TIME_SLACK_MS, `pid ${o.pid}: start time off by ${off} ms`)
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+}

@@ -171,6 +171,9 @@ pub struct Stats {
     pub activity: Activity,
     pub activity_since: Duration,
     pub adopts_orphans: bool,
+    /// Whether exited children are named by taskstats (see [`crate::taskstats`]), not from
+    /// `/proc`.
+    pub names_from_taskstats: bool,
     /// The current [`Config::orphan_grace`], [`Config::leftover_grace`] and
     /// [`Config::report_grace`].
     pub orphan_grace: Duration,
@@ -797,6 +800,7 @@ impl<W: WaitSource> Reaper<W> {
             activity: st.activity.0,
             activity_since: st.activity.1.elapsed(),
             adopts_orphans: self.shared.source.adopts_orphans(),
+            names_from_taskstats: !self.shared.source.identifies_by_proc(),
             orphan_grace: st.graces.0,
             leftover_grace: st.graces.1,
             report_grace: st.report_grace,

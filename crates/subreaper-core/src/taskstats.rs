@@ -60,7 +60,8 @@ const TS_MINFLT: usize = 168;
 const TS_MAJFLT: usize = 176;
 const TS_MIN_LEN: usize = 184;
 
-/// Set once a request was refused for good (no permission, no family): no thread asks again.
+/// Set once taskstats was refused (no permission, no such family) or no socket could be
+/// opened: from then on every zombie is read from `/proc`, which is always right, only slower.
 static REFUSED: AtomicBool = AtomicBool::new(false);
 
 /// Whether the engine may ask taskstats: `UNSET` until the environment is first read.
@@ -144,19 +145,20 @@ fn serves_at_all() -> bool {
     !REFUSED.load(Ordering::Relaxed) && enabled()
 }
 
-/// How far the boot-time clock is ahead of the monotonic one now (the time spent suspended,
-/// plus any time-namespace offsets), or `u64::MAX` if unreadable.
+/// How far apart the boot-time and monotonic clocks are now (the time spent suspended, and
+/// any difference between a time namespace's offsets of the two), or `u64::MAX` if
+/// unreadable. Either way round counts: offsets that happened to cancel a suspend must not
+/// pass for clocks that agree.
 fn boot_offset_ns() -> u64 {
     let read = |clock| {
         nix::time::clock_gettime(clock)
             .ok()
             .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
     };
-    // The boot-time clock is read second: it can only be ahead.
     let mono = read(nix::time::ClockId::CLOCK_MONOTONIC);
     let boot = read(nix::time::ClockId::CLOCK_BOOTTIME);
     match (mono, boot) {
-        (Some(m), Some(b)) => b.saturating_sub(m),
+        (Some(m), Some(b)) => b.abs_diff(m),
         _ => u64::MAX,
     }
 }
@@ -172,7 +174,7 @@ struct Stats {
 
 impl Stats {
     /// `before` and `after`: boot-clock readings around the request (the kernel's reading of
-    /// the age lies between them); `boot_offset`: the boot clock's lead on the monotonic one.
+    /// the age lies between them); `boot_offset`: how far apart the two clocks are.
     fn identity(self, before: u64, after: u64, boot_offset: u64) -> Option<ProcInfo> {
         if boot_offset > CLOCKS_AGREE_NS {
             return None;
@@ -216,8 +218,7 @@ impl Socket {
             family: GENL_ID_CTRL,
             seq: 0,
         };
-        let mut name = b"TASKSTATS\0".to_vec();
-        let reply = socket.request(CTRL_CMD_GETFAMILY, CTRL_ATTR_FAMILY_NAME, &mut name)?;
+        let reply = socket.request(CTRL_CMD_GETFAMILY, CTRL_ATTR_FAMILY_NAME, b"TASKSTATS\0")?;
         let family = attrs(&reply)
             .find(|(kind, _)| *kind == CTRL_ATTR_FAMILY_ID)
             .and_then(|(_, value)| Some(u16::from_ne_bytes(value.get(..2)?.try_into().ok()?)))
@@ -230,13 +231,13 @@ impl Socket {
     }
 
     fn ask(&mut self, pid: i32) -> io::Result<Stats> {
-        let mut value = (pid as u32).to_ne_bytes().to_vec();
-        let reply = self.request(TASKSTATS_CMD_GET, TASKSTATS_CMD_ATTR_PID, &mut value)?;
+        let pid = (pid as u32).to_ne_bytes();
+        let reply = self.request(TASKSTATS_CMD_GET, TASKSTATS_CMD_ATTR_PID, &pid)?;
         parse_reply(&reply).ok_or_else(|| io::Error::from_raw_os_error(libc::EPROTO))
     }
 
     /// Sends one generic-netlink request with one attribute; returns the reply's attributes.
-    fn request(&mut self, cmd: u8, attr: u16, value: &mut [u8]) -> io::Result<Vec<u8>> {
+    fn request(&mut self, cmd: u8, attr: u16, value: &[u8]) -> io::Result<Vec<u8>> {
         self.seq = self.seq.wrapping_add(1);
         let msg = encode(self.family, self.seq, cmd, attr, value);
         // SAFETY: `msg` is valid for its length; the socket is ours.

@@ -176,6 +176,9 @@ pub struct ReaperStats {
     pub activity_ms: f64,
     /// Whether orphans come to this process (subreaper or PID 1).
     pub adopts_orphans: bool,
+    /// Where the names and start times of exited children come from: "taskstats" (the
+    /// kernel's per-task accounting, where it serves this process) or "proc".
+    pub names_from: String,
     pub orphan_grace_ms: f64,
     pub leftover_grace_ms: f64,
     /// How long a `child_process` child's zombie waits for libuv's report before the engine
@@ -199,6 +202,12 @@ pub fn stats() -> Result<ReaperStats> {
         activity: s.activity.describe(),
         activity_ms: s.activity_since.as_secs_f64() * 1000.0,
         adopts_orphans: s.adopts_orphans,
+        names_from: if s.names_from_taskstats {
+            "taskstats"
+        } else {
+            "proc"
+        }
+        .to_string(),
         orphan_grace_ms: s.orphan_grace.as_secs_f64() * 1000.0,
         leftover_grace_ms: s.leftover_grace.as_secs_f64() * 1000.0,
         report_grace_ms: s.report_grace.as_secs_f64() * 1000.0,
