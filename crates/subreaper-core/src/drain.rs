@@ -210,9 +210,9 @@ impl<W: WaitSource> Shared<W> {
     /// One zombie, as a peek found it. `since`: the number of the last exit recorded before
     /// the peek; `first`: the first zombie of this drain.
     fn handle(&self, pid: i32, termination: Termination, since: u64, first: bool) -> Handled {
-        // Read while the child is still a zombie: afterwards /proc/<pid> is gone. Not read for
-        // a child whose name and start time are known (registered at its spawn): wait4 gives
-        // the rest, or, for a zombie left to its owner, /proc is read once it is announced.
+        // Named while the child is still a zombie: afterwards neither taskstats nor /proc knows
+        // it. Not for a child whose name and start time are known (registered at its spawn):
+        // wait4 gives the rest, or, for a zombie left to its owner, /proc once it is announced.
         let known = {
             let st = self.lock();
             st.children
