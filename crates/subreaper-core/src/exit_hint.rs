@@ -41,6 +41,8 @@ impl<W: WaitSource> Shared<W> {
         // A child the fork hook has not registered yet while the main thread forks: most
         // likely that fork's child (the hook nudges the drain once it is registered).
         let forking = st.is_spawning(main_thread);
+        // The known children again, under the lock the list is judged under: one registered
+        // since the first look (the lock was let go for the read) counts too.
         main.iter().all(|&pid| {
             st.children
                 .get(pid)

@@ -43,13 +43,10 @@ fn comm(pid: i32) -> Option<String> {
 #[test]
 fn a_forked_child_is_registered_with_the_start_time_proc_gives_it() {
     let r = Reaper::global();
-    let sleep = ["/bin/sleep", "/usr/bin/sleep"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("sleep(1)");
+    let sleep = program("sleep");
     let mut pids = Vec::new();
     for _ in 0..FORKS {
-        let pid = fork_exec(&[sleep, "60"]);
+        let pid = fork_exec(&[&sleep, "60"]);
         pids.push(pid);
         let registered = r.own(pid, OWNER);
         let proc_says = start_ticks(pid);
@@ -61,7 +58,7 @@ fn a_forked_child_is_registered_with_the_start_time_proc_gives_it() {
         buffer_size: 1024,
         ..SubscribeOptions::default()
     });
-    let last = fork_exec(&[sleep, "60"]);
+    let last = fork_exec(&[&sleep, "60"]);
     until("the child has exec'd", Duration::from_secs(5), || {
         comm(last).as_deref() == Some("sleep")
     });

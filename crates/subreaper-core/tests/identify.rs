@@ -27,11 +27,7 @@ fn a_zombie_is_identified_as_proc_names_it() {
     std::fs::create_dir(&dir).unwrap();
     // A name with the spaces and parentheses /proc's line makes hard to parse.
     let odd = dir.join("odd (name) here");
-    let truth = ["/bin/true", "/usr/bin/true"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("true(1)");
-    std::os::unix::fs::symlink(truth, &odd).unwrap();
+    std::os::unix::fs::symlink(program("true"), &odd).unwrap();
     let odd = odd.to_str().unwrap().to_string();
 
     let programs: [&[&str]; 3] = [&[odd.as_str()], &["sh", "-c", "exit 3"], &["sleep", "0"]];

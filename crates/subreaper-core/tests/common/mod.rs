@@ -416,3 +416,12 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// The path of program `name` in `/bin` or `/usr/bin` (for an `exec` that takes no `PATH`).
+pub fn program(name: &str) -> String {
+    ["/bin", "/usr/bin"]
+        .iter()
+        .map(|dir| format!("{dir}/{name}"))
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or_else(|| panic!("{name} is in neither /bin nor /usr/bin"))
+}
