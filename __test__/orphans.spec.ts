@@ -6,9 +6,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { constants, tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { isSubreaper, monitor, setSubreaper } from 'subreaper'
+import { isSubreaper, monitor, reaperStats, setSubreaper, type Exit, type Subscription } from 'subreaper'
 
 import { identify, identityOf, START_TIME_SLACK_MS, ticksToEpochMs, type ProcessId } from './fixtures/process-identity.mjs'
+import { until } from './helpers.ts'
 import { delivered, fixture, noLiveChildren, noZombies, procState, Recorder, runNode, track } from './procs.ts'
 
 const rec = new Recorder()
@@ -151,6 +152,61 @@ test.serial(
     t.like(await waited, { pid: out.pid, signal: 'SIGTERM', comm: 'sleep', reapedBy: 'subreaper' })
     const [exit] = await rec.waitFor([id])
     t.like(exit, { pid: out.pid, signal: 'SIGTERM', comm: 'sleep', reapedBy: 'subreaper' })
+    t.deepEqual(await noZombies(), [])
+  },
+)
+
+test.serial(
+  '600 orphans queued while the loop is blocked reach every callback subscriber in turns: each exit once, in one order, as one frozen object; one that unsubscribes in its callback gets nothing after',
+  async (t) => {
+    const N = 600
+    const STOP_AT = 150
+    const a: Exit[] = []
+    const b: Exit[] = []
+    const c: Exit[] = []
+    const options = { bufferSize: 1024, lagTimeout: 60_000 }
+    const subA = monitor.subscribe((e) => a.push(e), options)
+    const subB: Subscription = monitor.subscribe((e) => {
+      b.push(e)
+      if (b.length === STOP_AT) subB.unsubscribe()
+    }, options)
+    const subC = monitor.subscribe((e) => c.push(e), options)
+    const recorded = reaperStats().exitsRecorded
+    // sh reaps background jobs only in `wait` or after a foreground job: its N subshells stay
+    // zombies until it exits, and are then re-parented here all at once.
+    const sh = monitor.start('sh', ['-c', `for i in $(seq ${N}); do (exit $((i % 200))) & done; exit 0`])
+    // The loop stays blocked until the engine has recorded every exit: they wait in the
+    // queues, several delivery turns' worth, for the loop to come back.
+    const nap = new Int32Array(new SharedArrayBuffer(4))
+    const deadline = Date.now() + 30_000
+    while (reaperStats().exitsRecorded < recorded + N + 1 && Date.now() < deadline) Atomics.wait(nap, 0, 0, 1)
+    t.is(reaperStats().exitsRecorded, recorded + N + 1, 'the orphans and sh recorded while the loop was blocked')
+    t.is(subA.pending, N + 1, 'all queued for A')
+    await until(() => a.length >= N + 1 && c.length >= N + 1, 30_000)
+    t.is(a.length, N + 1)
+    t.true(
+      a.every((e, i) => e === c[i]),
+      'A and C got the same objects in the same order',
+    )
+    t.true(Object.isFrozen(a[0]) && Object.isFrozen(a[0]!.rusage))
+    t.is(new Set(a.map((e) => e.pid)).size, N + 1, 'each exit once')
+    const orphans = a.filter((e) => e.pid !== sh.pid)
+    t.true(orphans.every((e) => e.reapedBy === 'subreaper' && e.comm === 'sh'))
+    t.deepEqual(
+      orphans.map((e) => e.status).sort((x, y) => x - y),
+      Array.from({ length: N }, (_, i) => i + 1)
+        .map((i) => i % 200)
+        .sort((x, y) => x - y),
+      'every status once per subshell',
+    )
+    t.is(b.length, STOP_AT, 'nothing after unsubscribe, though more of the turn was queued for it')
+    t.true(
+      b.every((e, i) => e === a[i]),
+      'B got the first of the same exits',
+    )
+    t.true(subB.closed)
+    subA.unsubscribe()
+    subC.unsubscribe()
     t.deepEqual(await noZombies(), [])
   },
 )

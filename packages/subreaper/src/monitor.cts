@@ -148,7 +148,7 @@ export class Monitor {
   reap(): Promise<Exit[]> {
     try {
       // Swept on a thread of libuv's pool: the event loop keeps running meanwhile.
-      return native.sweep().then((batch) => decodeExits(batch).exits)
+      return native.sweep().then((batch) => decodeExits(batch))
     } catch (err) {
       return Promise.reject(err)
     }

@@ -3,7 +3,7 @@
 // callback subscription is a compile error rather than a runtime one.
 import { deliverBeforeExit, stopDelivering } from './deliver-before-exit.cjs'
 import { SubscriptionLaggedError, typeError, validateDuration, validateFunction, validateInteger, validateObject } from './errors.cjs'
-import { decodeExits, type Exit } from './exit.cjs'
+import { DELIVERY_CHUNK, decodeExitAt, decodeExits, exitSeqAt, forgetDecoded, type Exit } from './exit.cjs'
 // A const enum: inlined at compile time (see exit.cts).
 import { ExitField } from '../native/binding.cjs'
 import { hold } from './keepalive.cjs'
@@ -37,19 +37,21 @@ interface PendingRead {
   release: () => void
 }
 
-const BATCH = 1024
-
-// Where callback deliveries are drained into: one buffer for the environment (JavaScript runs
-// one callback delivery at a time, and decodes a batch before calling back). Its header is the
+// Where callback deliveries are drained into: one buffer for the environment. Its header is the
 // count, the closed flag and the number missed when lagged (crates/subreaper-node/src/
-// exit_record.rs), then up to BATCH exits.
+// exit_record.rs), then up to DELIVERY_CHUNK exits. JavaScript runs one callback delivery at a
+// time (`deliverQueued` does not nest), and the callbacks of a chunk run before the next drain.
 const HEADER = 3
-const scratch = new Float64Array(HEADER + BATCH * ExitField.Count)
+const scratch = new Float64Array(HEADER + DELIVERY_CHUNK * ExitField.Count)
+let delivering = false
 
-/** The command names `drainInto` returns for `count` exits (NUL-separated; U+0001: none). */
-function splitComms(joined: string, count: number): (string | null)[] {
-  if (count === 0) return []
-  return joined.split('\0').map((c) => (c === '\u0001' ? null : c))
+/** The command name of the exit at `from` in what `drainInto` returned, and where the next starts. */
+function nextComm(joined: string, from: number): { comm: string | null; next: number } {
+  let end = joined.indexOf('\0', from)
+  if (end < 0) end = joined.length
+  const comm = joined.slice(from, end)
+  // NUL-separated; U+0001: none.
+  return { comm: comm === '\u0001' ? null : comm, next: end + 1 }
 }
 
 /** @internal What a subscription is made from. */
@@ -152,12 +154,27 @@ export class Subscription {
   }
 
   /**
-   * @internal Delivers what is already queued to this environment's callback subscribers, now.
-   * Called when a child's exit is reported, before the user's own 'exit' listeners run.
+   * @internal Delivers what is already queued to this environment's callback subscribers, now:
+   * after a child's exit was reported (once Node's own 'exit' listeners ran), when a queue
+   * becomes readable, at 'beforeExit'. The subscribers take turns of at most DELIVERY_CHUNK
+   * exits, so that each exit is decoded once for all of them and dropped soon after.
    */
   static deliverQueued(): void {
-    // One native call per subscription (an empty drain is as cheap as asking whether it is).
-    for (const sub of callbackSubscriptions) if (sub.#native) sub.#deliverToCallback()
+    // A callback that leads here again (none of the package's own paths does) leaves its
+    // exits to the turns already running.
+    if (delivering) return
+    delivering = true
+    try {
+      let more = true
+      while (more) {
+        more = false
+        // One native call per subscription (an empty drain is as cheap as asking whether it is).
+        for (const sub of callbackSubscriptions) if (sub.#native && sub.#deliverChunk()) more = true
+        forgetDecoded()
+      }
+    } finally {
+      delivering = false
+    }
   }
 
   /** Holds the loop until the exits recorded up to `recorded` have been delivered. */
@@ -165,7 +182,7 @@ export class Subscription {
     if (this.#flush || !this.#native || recorded <= Math.max(this.#startSeq, this.#lastSeq)) return
     this.#flush = { upTo: recorded, release: hold() }
     // Some may already be queued, their notification still on its way.
-    this.#deliverToCallback()
+    Subscription.deliverQueued()
   }
 
   #releaseFlush(): void {
@@ -179,7 +196,7 @@ export class Subscription {
   #pull(): IteratorResult<Exit> | undefined {
     if (!this.#native) return undefined
     const r = this.#native.drain(1)
-    const { exits } = decodeExits(r.exits)
+    const exits = decodeExits(r.exits)
     if (exits.length > 0) return { done: false, value: exits[0]! }
     if (r.closed) this.#closedBy(r.laggedMissed)
     return undefined
@@ -187,7 +204,7 @@ export class Subscription {
 
   #onReadable(): void {
     if (this.#callback) {
-      this.#deliverToCallback()
+      Subscription.deliverQueued()
       return
     }
     while (this.#reads.length > 0) {
@@ -199,37 +216,40 @@ export class Subscription {
     }
   }
 
-  #deliverToCallback(): void {
+  /** Delivers one chunk of the queue to the callback; true when a full chunk was taken (more may wait). */
+  #deliverChunk(): boolean {
     const callback = this.#callback!
-    while (this.#native) {
-      const joined = this.#native.drainInto(scratch)
-      const count = scratch[0]!
-      const closed = scratch[1] === 1
-      const laggedMissed = Number.isNaN(scratch[2]) ? undefined : scratch[2]
-      // Decoded before any callback runs: a callback may drain into `scratch` again.
-      const { exits, lastSeq } = decodeExits({
-        fields: scratch.subarray(HEADER, HEADER + count * ExitField.Count),
-        comms: splitComms(joined, count),
-      })
-      if (lastSeq > this.#lastSeq) this.#lastSeq = lastSeq
-      for (const exit of exits) {
-        try {
-          callback(exit)
-        } catch (err) {
-          // Surfaces as an uncaught exception, as an EventEmitter listener's would; the
-          // remaining exits are still delivered.
-          process.nextTick(() => {
-            throw err
-          })
-        }
+    const joined = this.#native!.drainInto(scratch)
+    const count = scratch[0]!
+    const closed = scratch[1] === 1
+    const laggedMissed = Number.isNaN(scratch[2]) ? undefined : scratch[2]
+    let from = 0
+    // Until the callback unsubscribes.
+    for (let i = 0, at = HEADER; i < count && this.#native; i++, at += ExitField.Count) {
+      const { comm, next } = nextComm(joined, from)
+      from = next
+      // Decoded one at a time, just before its callback: no batch of exits outlives the chunk.
+      const exit = decodeExitAt(scratch, at, comm)
+      const seq = exitSeqAt(scratch, at)
+      if (seq > this.#lastSeq) this.#lastSeq = seq
+      try {
+        callback(exit)
+      } catch (err) {
+        // Surfaces as an uncaught exception, as an EventEmitter listener's would; the
+        // remaining exits are still delivered.
+        process.nextTick(() => {
+          throw err
+        })
       }
-      if (closed) {
-        this.#closedBy(laggedMissed)
-        return
-      }
-      if (exits.length < BATCH) break
     }
+    if (!this.#native) return false
+    if (closed) {
+      this.#closedBy(laggedMissed)
+      return false
+    }
+    if (count === DELIVERY_CHUNK) return true
     this.#releaseFlush()
+    return false
   }
 
   #closedBy(laggedMissed: number | undefined): void {
