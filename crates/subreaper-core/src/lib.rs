@@ -26,6 +26,7 @@ mod exit_hint;
 mod exit_watch;
 mod fork_hook;
 pub mod ownership;
+mod pid_map;
 pub mod pidfd;
 mod prefetch;
 pub mod process_role;

@@ -12,10 +12,10 @@
 //! made there with `vfork`/`posix_spawn`/`clone` by native code, or is an adopted orphan.
 //! `docs/design.md` states the rules below for users.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::exit::Termination;
+use crate::pid_map::PidMap;
 use crate::pidfd::Pidfd;
 
 /// Identifies the owner of a set of pids (for example one Node environment), so that all of
@@ -197,7 +197,7 @@ impl Child {
 /// The children the engine knows of, by pid.
 #[derive(Default)]
 pub struct Children {
-    by_pid: HashMap<i32, Child>,
+    by_pid: PidMap<Child>,
 }
 
 impl Children {
@@ -265,7 +265,7 @@ impl Children {
 /// thread never changes while that thread lives, so an older reading still answers for it.
 #[derive(Default)]
 pub struct ThreadView {
-    forked_by: HashMap<i32, i32>,
+    forked_by: PidMap<i32>,
     /// Start-time tick at which the lists were last read (`None`: never).
     read_at: Option<u64>,
 }

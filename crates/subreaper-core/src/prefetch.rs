@@ -13,10 +13,11 @@
 //! drain handles that pid; a reading that lands after the drain handled its pid is dropped
 //! (the pid may name another process by then), and all readings go when the burst ends.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
+use crate::pid_map::PidMap;
 use crate::reaper::Shared;
 use crate::wait_source::{ProcInfo, WaitSource};
 
@@ -45,7 +46,7 @@ pub(crate) struct Prefetch {
 
 #[derive(Default)]
 struct Readings {
-    infos: HashMap<i32, ProcInfo>,
+    infos: PidMap<ProcInfo>,
     /// Pids the drain has handled during this burst.
     taken: HashSet<i32>,
     /// The burst the reading thread last walked.
@@ -88,7 +89,7 @@ impl Prefetch {
             return;
         }
         let mut st = self.lock();
-        st.infos = HashMap::new();
+        st.infos = PidMap::default();
         st.taken = HashSet::new();
     }
 

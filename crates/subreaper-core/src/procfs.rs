@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 /// The fields of `/proc/<pid>/stat` this crate uses.
@@ -73,9 +74,18 @@ pub fn start_time(pid: i32) -> Option<u64> {
 
 /// Clock ticks per second (`USER_HZ`), the unit of start and CPU times in `/proc`.
 pub fn ticks_per_second() -> u64 {
-    match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
-        Ok(Some(t)) if t > 0 => t as u64,
-        _ => 100,
+    // Fixed for the life of the kernel; asked for several times an exit, so asked once.
+    static TICKS: AtomicU64 = AtomicU64::new(0);
+    match TICKS.load(Ordering::Relaxed) {
+        0 => {
+            let ticks = match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
+                Ok(Some(t)) if t > 0 => t as u64,
+                _ => 100,
+            };
+            TICKS.store(ticks, Ordering::Relaxed);
+            ticks
+        }
+        ticks => ticks,
     }
 }
 
@@ -115,10 +125,16 @@ pub fn start_tick_between(before: u64, after: u64) -> Option<u64> {
 
 /// Converts a start time (clock ticks since boot) to wall-clock time.
 pub fn started_at(start_ticks: u64) -> Option<SystemTime> {
+    started_at_by(start_ticks, SystemTime::now())
+}
+
+/// Converts a start time (clock ticks since boot) to wall-clock time, given the wall-clock time
+/// now (read just before).
+pub fn started_at_by(start_ticks: u64, now: SystemTime) -> Option<SystemTime> {
     let ticks = ticks_per_second();
     let started = Duration::from_nanos(start_ticks.saturating_mul(1_000_000_000 / ticks));
     let age = since_boot()?.checked_sub(started)?;
-    SystemTime::now().checked_sub(age)
+    now.checked_sub(age)
 }
 
 /// CPU time in microseconds from clock ticks.

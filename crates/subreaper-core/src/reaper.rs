@@ -184,7 +184,7 @@ pub struct Stats {
 pub(crate) struct State {
     pub(crate) paused: u32,
     /// Threads in the middle of a spawn (see [`Reaper::pause`]), with how many.
-    spawning: std::collections::HashMap<i32, u32>,
+    spawning: crate::pid_map::PidMap<u32>,
     /// Children reaped by an owner whose report is still awaited (see `exit_watch`).
     pub(crate) unreported_reaps: usize,
     pub(crate) kicks: u64,
@@ -281,7 +281,7 @@ impl<W: WaitSource> Reaper<W> {
             source,
             state: Mutex::new(State {
                 paused: 0,
-                spawning: std::collections::HashMap::new(),
+                spawning: crate::pid_map::PidMap::default(),
                 unreported_reaps: 0,
                 kicks: 0,
                 shutdown: false,
@@ -1010,11 +1010,12 @@ impl<W: WaitSource> Shared<W> {
         reaped_by: ReapedBy,
     ) -> Fired {
         st.seq += 1;
+        let timestamp = SystemTime::now();
         let exit = Arc::new(Exit {
             pid,
             termination,
-            timestamp: SystemTime::now(),
-            started_at: start_time.and_then(crate::procfs::started_at),
+            timestamp,
+            started_at: start_time.and_then(|t| crate::procfs::started_at_by(t, timestamp)),
             start_time,
             rusage,
             comm,

@@ -196,6 +196,11 @@ struct Socket {
     fd: OwnedFd,
     family: u16,
     seq: u32,
+    /// The request being sent, and the reply: kept, so that a request allocates nothing.
+    out: Vec<u8>,
+    /// Room for a `struct taskstats` several versions larger than today's 400-odd bytes; a
+    /// reply cut short fails to parse, and the zombie is read from /proc.
+    reply: Box<[u8; 4096]>,
 }
 
 impl Socket {
@@ -217,9 +222,11 @@ impl Socket {
             fd,
             family: GENL_ID_CTRL,
             seq: 0,
+            out: Vec::new(),
+            reply: Box::new([0; 4096]),
         };
         let reply = socket.request(CTRL_CMD_GETFAMILY, CTRL_ATTR_FAMILY_NAME, b"TASKSTATS\0")?;
-        let family = attrs(&reply)
+        let family = attrs(reply)
             .find(|(kind, _)| *kind == CTRL_ATTR_FAMILY_ID)
             .and_then(|(_, value)| Some(u16::from_ne_bytes(value.get(..2)?.try_into().ok()?)))
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
@@ -233,48 +240,54 @@ impl Socket {
     fn ask(&mut self, pid: i32) -> io::Result<Stats> {
         let pid = (pid as u32).to_ne_bytes();
         let reply = self.request(TASKSTATS_CMD_GET, TASKSTATS_CMD_ATTR_PID, &pid)?;
-        parse_reply(&reply).ok_or_else(|| io::Error::from_raw_os_error(libc::EPROTO))
+        parse_reply(reply).ok_or_else(|| io::Error::from_raw_os_error(libc::EPROTO))
     }
 
     /// Sends one generic-netlink request with one attribute; returns the reply's attributes.
-    fn request(&mut self, cmd: u8, attr: u16, value: &[u8]) -> io::Result<Vec<u8>> {
+    fn request(&mut self, cmd: u8, attr: u16, value: &[u8]) -> io::Result<&[u8]> {
         self.seq = self.seq.wrapping_add(1);
-        let msg = encode(self.family, self.seq, cmd, attr, value);
-        // SAFETY: `msg` is valid for its length; the socket is ours.
-        let sent = unsafe { libc::send(self.fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
+        encode(&mut self.out, self.family, self.seq, cmd, attr, value);
+        // SAFETY: `out` is valid for its length; the socket is ours.
+        let sent = unsafe {
+            libc::send(
+                self.fd.as_raw_fd(),
+                self.out.as_ptr().cast(),
+                self.out.len(),
+                0,
+            )
+        };
         if sent < 0 {
             return Err(io::Error::last_os_error());
         }
-        // Room for a `struct taskstats` several versions larger than today's 400-odd bytes; a
-        // reply cut short fails to parse, and the zombie is read from /proc.
-        let mut buf = [0u8; 4096];
-        loop {
+        let len = loop {
             // The kernel answers within send(2): a reply not there now will not come.
-            // SAFETY: `buf` is valid for its length.
+            // SAFETY: `reply` is valid for its length.
             let n = unsafe {
                 libc::recv(
                     self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
+                    self.reply.as_mut_ptr().cast(),
+                    self.reply.len(),
                     libc::MSG_DONTWAIT,
                 )
             };
             if n < 0 {
                 return Err(io::Error::last_os_error());
             }
-            match decode(&buf[..n as usize], self.seq)? {
-                Some(attrs) => return Ok(attrs.to_vec()),
-                None => continue, // A late reply to an earlier request.
+            if decode(&self.reply[..n as usize], self.seq)?.is_some() {
+                break n as usize;
             }
-        }
+            // A late reply to an earlier request.
+        };
+        decode(&self.reply[..len], self.seq)?
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EPROTO))
     }
 }
 
 /// One request: netlink header, generic-netlink header, one attribute.
-fn encode(family: u16, seq: u32, cmd: u8, attr: u16, value: &[u8]) -> Vec<u8> {
+fn encode(msg: &mut Vec<u8>, family: u16, seq: u32, cmd: u8, attr: u16, value: &[u8]) {
     let attr_len = NLA_HDRLEN + value.len();
     let len = NLMSG_HDRLEN + GENL_HDRLEN + align4(attr_len);
-    let mut msg = Vec::with_capacity(len);
+    msg.clear();
     msg.extend_from_slice(&(len as u32).to_ne_bytes());
     msg.extend_from_slice(&family.to_ne_bytes());
     msg.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
@@ -285,7 +298,6 @@ fn encode(family: u16, seq: u32, cmd: u8, attr: u16, value: &[u8]) -> Vec<u8> {
     msg.extend_from_slice(&attr.to_ne_bytes());
     msg.extend_from_slice(value);
     msg.resize(len, 0);
-    msg
 }
 
 /// The attributes of the reply to request `seq`; `Ok(None)` for a reply to another request,
@@ -432,7 +444,9 @@ mod tests {
 
     #[test]
     fn requests_and_errors_are_framed_as_netlink_wants() {
-        let msg = encode(
+        let mut msg = vec![0xff; 64]; // whatever it held before
+        encode(
+            &mut msg,
             31,
             9,
             TASKSTATS_CMD_GET,
@@ -443,7 +457,8 @@ mod tests {
         assert_eq!(u32::from_ne_bytes(msg[..4].try_into().unwrap()), 28);
         assert_eq!(u16::from_ne_bytes(msg[4..6].try_into().unwrap()), 31);
         assert_eq!(msg[16], TASKSTATS_CMD_GET);
-        let mut err = encode(NLMSG_ERROR, 9, 0, 0, &[]);
+        let mut err = Vec::new();
+        encode(&mut err, NLMSG_ERROR, 9, 0, 0, &[]);
         err.truncate(NLMSG_HDRLEN);
         err.extend_from_slice(&(-libc::ESRCH).to_ne_bytes());
         let len = err.len() as u32;

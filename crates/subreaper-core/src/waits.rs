@@ -1,16 +1,16 @@
 //! Pending `wait(pid)` calls: callbacks stored by pid, fired when that pid's exit is recorded.
 //! Waits are not subscribers: a wait can never be lost to a lagging queue.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::exit::Exit;
+use crate::pid_map::PidMap;
 
 pub(crate) type WaitCallback = Box<dyn FnOnce(Arc<Exit>) + Send>;
 
 #[derive(Default)]
 pub(crate) struct Waits {
-    by_pid: HashMap<i32, Vec<(u64, WaitCallback)>>,
+    by_pid: PidMap<Vec<(u64, WaitCallback)>>,
     next_id: u64,
 }
 
