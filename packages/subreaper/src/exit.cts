@@ -65,7 +65,7 @@ export function signalNumber(signal: string): number | undefined {
 // them (holding the last 8,192 exits grew it by 16 MB over 100,000 exits to 8 subscribers,
 // `npm run bench` section 5). Indexed by sequence number (no Map, no iterator per exit); a miss
 // only costs a decode.
-export const DELIVERY_CHUNK = 128
+export const DELIVERY_CHUNK = 64
 const DECODED_MAX = 2 * DELIVERY_CHUNK
 const decodedSeq = new Float64Array(DECODED_MAX)
 const decoded: (Exit | undefined)[] = new Array<Exit | undefined>(DECODED_MAX)
