@@ -93,10 +93,8 @@ function optional(value: number): number | null {
 export function decodeExitAt(fields: Float64Array, at: number, comm: string | null | undefined): Exit {
   const seq = fields[at + ExitField.Seq]!
   const slot = seq % DECODED_MAX
-  if (decodedSeq[slot] === seq) {
-    const known = decoded[slot]
-    if (known !== undefined) return known
-  }
+  const known = decodedSeq[slot] === seq ? decoded[slot] : undefined
+  if (known !== undefined) return known
   const signal = optional(fields[at + ExitField.Signal]!)
   const startTime = optional(fields[at + ExitField.StartTime]!)
   const exit: Exit = {
@@ -124,6 +122,13 @@ export function decodeExitAt(fields: Float64Array, at: number, comm: string | nu
   decodedSeq[slot] = seq
   decoded[slot] = exit
   return exit
+}
+
+/** The exit whose numbers start at `at` in `fields`, if this turn decoded it already. */
+export function decodedExitAt(fields: Float64Array, at: number): Exit | undefined {
+  const seq = fields[at + ExitField.Seq]!
+  const slot = seq % DECODED_MAX
+  return decodedSeq[slot] === seq ? decoded[slot] : undefined
 }
 
 /** The sequence number of the exit whose numbers start at `at` in `fields`. */

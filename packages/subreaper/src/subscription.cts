@@ -3,7 +3,7 @@
 // callback subscription is a compile error rather than a runtime one.
 import { deliverBeforeExit, stopDelivering } from './deliver-before-exit.cjs'
 import { SubscriptionLaggedError, typeError, validateDuration, validateFunction, validateInteger, validateObject } from './errors.cjs'
-import { DELIVERY_CHUNK, decodeExitAt, decodeExits, exitSeqAt, forgetDecoded, type Exit } from './exit.cjs'
+import { DELIVERY_CHUNK, decodedExitAt, decodeExitAt, decodeExits, exitSeqAt, forgetDecoded, type Exit } from './exit.cjs'
 // A const enum: inlined at compile time (see exit.cts).
 import { ExitField } from '../native/binding.cjs'
 import { hold } from './keepalive.cjs'
@@ -45,13 +45,16 @@ const HEADER = 3
 const scratch = new Float64Array(HEADER + DELIVERY_CHUNK * ExitField.Count)
 let delivering = false
 
-/** The command name of the exit at `from` in what `drainInto` returned, and where the next starts. */
-function nextComm(joined: string, from: number): { comm: string | null; next: number } {
-  let end = joined.indexOf('\0', from)
-  if (end < 0) end = joined.length
+/** Where the command name that starts at `from` in what `drainInto` returned ends (NUL-separated). */
+function commEnd(joined: string, from: number): number {
+  const end = joined.indexOf('\0', from)
+  return end < 0 ? joined.length : end
+}
+
+/** The command name between `from` and `end` in what `drainInto` returned (U+0001: none). */
+function commAt(joined: string, from: number, end: number): string | null {
   const comm = joined.slice(from, end)
-  // NUL-separated; U+0001: none.
-  return { comm: comm === '\u0001' ? null : comm, next: end + 1 }
+  return comm === '\u0001' ? null : comm
 }
 
 /** @internal What a subscription is made from. */
@@ -156,23 +159,35 @@ export class Subscription {
   /**
    * @internal Delivers what is already queued to this environment's callback subscribers, now:
    * after a child's exit was reported (once Node's own 'exit' listeners ran), when a queue
-   * becomes readable, at 'beforeExit'. The subscribers take turns of at most DELIVERY_CHUNK
-   * exits, so that each exit is decoded once for all of them and dropped soon after.
+   * becomes readable (`readable`: that subscription), at 'beforeExit'. The subscribers take
+   * turns of at most DELIVERY_CHUNK exits, so that each exit is decoded once for all of them and
+   * dropped soon after.
    */
-  static deliverQueued(): void {
+  static deliverQueued(readable?: Subscription): void {
     // A callback that leads here again (none of the package's own paths does) leaves its
     // exits to the turns already running.
     if (delivering) return
     delivering = true
     try {
-      let more = true
-      while (more) {
-        more = false
-        // One native call per subscription (an empty drain is as cheap as asking whether it is).
-        for (const sub of callbackSubscriptions) if (sub.#native && sub.#deliverChunk()) more = true
+      // Every subscriber whose queue fills gets a "readable" call of its own; the first one's
+      // turns deliver to all, and the others then find their queue empty and look no further.
+      let more = false
+      if (readable) {
+        const took = readable.#native ? readable.#deliverChunk() : 0
+        if (took === 0) return
+        more = took === DELIVERY_CHUNK
+      }
+      // `readable` has had its turn in the first round.
+      let skip = readable
+      for (let round = true; round; round = more, more = false, skip = undefined) {
+        for (const sub of callbackSubscriptions) {
+          // One native call per subscription (an empty drain is as cheap as asking whether it is).
+          if (sub !== skip && sub.#native && sub.#deliverChunk() === DELIVERY_CHUNK) more = true
+        }
         forgetDecoded()
       }
     } finally {
+      forgetDecoded()
       delivering = false
     }
   }
@@ -204,7 +219,7 @@ export class Subscription {
 
   #onReadable(): void {
     if (this.#callback) {
-      Subscription.deliverQueued()
+      Subscription.deliverQueued(this)
       return
     }
     while (this.#reads.length > 0) {
@@ -216,8 +231,11 @@ export class Subscription {
     }
   }
 
-  /** Delivers one chunk of the queue to the callback; true when a full chunk was taken (more may wait). */
-  #deliverChunk(): boolean {
+  /**
+   * Delivers one chunk of the queue to the callback: how many exits it took (DELIVERY_CHUNK:
+   * more may wait), or 0 if none or if the subscription ended.
+   */
+  #deliverChunk(): number {
     const callback = this.#callback!
     const joined = this.#native!.drainInto(scratch)
     const count = scratch[0]!
@@ -226,10 +244,11 @@ export class Subscription {
     let from = 0
     // Until the callback unsubscribes.
     for (let i = 0, at = HEADER; i < count && this.#native; i++, at += ExitField.Count) {
-      const { comm, next } = nextComm(joined, from)
-      from = next
-      // Decoded one at a time, just before its callback: no batch of exits outlives the chunk.
-      const exit = decodeExitAt(scratch, at, comm)
+      const end = commEnd(joined, from)
+      // Decoded one at a time, just before its callback (no batch of exits outlives the
+      // chunk), by the first subscriber of the turn to take it.
+      const exit = decodedExitAt(scratch, at) ?? decodeExitAt(scratch, at, commAt(joined, from, end))
+      from = end + 1
       const seq = exitSeqAt(scratch, at)
       if (seq > this.#lastSeq) this.#lastSeq = seq
       try {
@@ -242,14 +261,13 @@ export class Subscription {
         })
       }
     }
-    if (!this.#native) return false
+    if (!this.#native) return 0
     if (closed) {
       this.#closedBy(laggedMissed)
-      return false
+      return 0
     }
-    if (count === DELIVERY_CHUNK) return true
-    this.#releaseFlush()
-    return false
+    if (count < DELIVERY_CHUNK) this.#releaseFlush()
+    return count
   }
 
   #closedBy(laggedMissed: number | undefined): void {
