@@ -4,14 +4,15 @@
 //! Each exit carries the zombie's name and start time, read before the reap. Where they come
 //! from `/proc/<pid>/stat` (taskstats is not served, see `taskstats`), that read costs several
 //! times the reap itself (the kernel builds two inodes and formats the whole line). The drain
-//! has to peek, decide and reap one zombie at a time, but nothing stops another thread from reading the next zombies' entries meanwhile: once the
-//! drain has handled a burst of zombies in one go (an init or subreaper whose orphans arrive
-//! together), this thread walks the main thread's children list, where adopted orphans are
-//! listed in the order `waitid` hands them out, and reads each zombie the engine does not know
-//! of. The drain takes a reading when it gets to that pid, and reads for itself when there is
-//! none. A zombie's entry is final, and a zombie holds its pid, so a reading is good until the
-//! drain handles that pid; a reading that lands after the drain handled its pid is dropped
-//! (the pid may name another process by then), and all readings go when the burst ends.
+//! has to peek, decide and reap one zombie at a time, but nothing stops another thread from
+//! reading the next zombies' entries meanwhile: once the drain has handled a burst of zombies
+//! in one go (an init or subreaper whose orphans arrive together), this thread walks the main
+//! thread's children list, where adopted orphans are listed in the order `waitid` hands them
+//! out, and reads each zombie the engine does not know of. The drain takes a reading when it
+//! gets to that pid, and reads for itself when there is none. A zombie's entry is final, and a
+//! zombie holds its pid, so a reading is good until the drain handles that pid; a reading that
+//! lands after the drain handled its pid is dropped (the pid may name another process by
+//! then), and all readings go when the burst ends.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

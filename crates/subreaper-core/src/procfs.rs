@@ -123,14 +123,9 @@ pub fn start_tick_between(before: u64, after: u64) -> Option<u64> {
     (tick == ns_to_ticks(after + MARGIN_NS)).then_some(tick)
 }
 
-/// Converts a start time (clock ticks since boot) to wall-clock time.
-pub fn started_at(start_ticks: u64) -> Option<SystemTime> {
-    started_at_by(start_ticks, SystemTime::now())
-}
-
 /// Converts a start time (clock ticks since boot) to wall-clock time, given the wall-clock time
-/// now (read just before).
-pub fn started_at_by(start_ticks: u64, now: SystemTime) -> Option<SystemTime> {
+/// now (read just before: an exit's own timestamp).
+pub fn started_at(start_ticks: u64, now: SystemTime) -> Option<SystemTime> {
     let ticks = ticks_per_second();
     let started = Duration::from_nanos(start_ticks.saturating_mul(1_000_000_000 / ticks));
     let age = since_boot()?.checked_sub(started)?;

@@ -1015,7 +1015,7 @@ impl<W: WaitSource> Shared<W> {
             pid,
             termination,
             timestamp,
-            started_at: start_time.and_then(|t| crate::procfs::started_at_by(t, timestamp)),
+            started_at: start_time.and_then(|t| crate::procfs::started_at(t, timestamp)),
             start_time,
             rusage,
             comm,

@@ -123,7 +123,7 @@ pub(crate) fn identify(pid: i32) -> Option<ProcInfo> {
     let reply = socket.as_mut()?.ask(pid);
     let after = procfs::now_ns();
     match reply {
-        Ok(stats) => stats.identity(before, after, boot_offset_ns()),
+        Ok(stats) => stats.identity(before, after, boot_offset_ns(after)),
         Err(e) => {
             if e.raw_os_error() == Some(libc::EPERM) {
                 // Not served to this process (no CAP_NET_ADMIN): /proc from now on.
@@ -138,7 +138,7 @@ pub(crate) fn identify(pid: i32) -> Option<ProcInfo> {
 /// Whether zombies are identified without `/proc` here (as far as known before the first
 /// request: a refusal is remembered).
 pub(crate) fn serves() -> bool {
-    serves_at_all() && boot_offset_ns() <= CLOCKS_AGREE_NS
+    serves_at_all() && boot_offset_ns(procfs::now_ns()) <= CLOCKS_AGREE_NS
 }
 
 fn serves_at_all() -> bool {
@@ -146,19 +146,14 @@ fn serves_at_all() -> bool {
 }
 
 /// How far apart the boot-time and monotonic clocks are now (the time spent suspended, and
-/// any difference between a time namespace's offsets of the two), or `u64::MAX` if
-/// unreadable. Either way round counts: offsets that happened to cancel a suspend must not
-/// pass for clocks that agree.
-fn boot_offset_ns() -> u64 {
-    let read = |clock| {
-        nix::time::clock_gettime(clock)
-            .ok()
-            .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
-    };
-    let mono = read(nix::time::ClockId::CLOCK_MONOTONIC);
-    let boot = read(nix::time::ClockId::CLOCK_BOOTTIME);
-    match (mono, boot) {
-        (Some(m), Some(b)) => b.abs_diff(m),
+/// any difference between a time namespace's offsets of the two), given a boot-clock reading
+/// just taken (`procfs::now_ns`; 0: unreadable), or `u64::MAX` if unreadable. Either way round
+/// counts: offsets that happened to cancel a suspend must not pass for clocks that agree.
+fn boot_offset_ns(boot_now: u64) -> u64 {
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
+        Ok(t) if boot_now != 0 => {
+            boot_now.abs_diff(t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        }
         _ => u64::MAX,
     }
 }
@@ -196,7 +191,8 @@ struct Socket {
     fd: OwnedFd,
     family: u16,
     seq: u32,
-    /// The request being sent, and the reply: kept, so that a request allocates nothing.
+    /// The request being sent: kept, as the reply's buffer is, so that a request allocates
+    /// nothing.
     out: Vec<u8>,
     /// Room for a `struct taskstats` several versions larger than today's 400-odd bytes; a
     /// reply cut short fails to parse, and the zombie is read from /proc.

@@ -69,14 +69,10 @@ export const DELIVERY_CHUNK = 64
 const DECODED_MAX = 2 * DELIVERY_CHUNK
 const decodedSeq = new Float64Array(DECODED_MAX)
 const decoded: (Exit | undefined)[] = new Array<Exit | undefined>(DECODED_MAX)
-/** Slots written since the ring was last emptied. */
-const written = new Int32Array(DECODED_MAX)
-let writtenCount = 0
 
 /** Lets go of the exits decoded so far (the end of a delivery turn). */
 export function forgetDecoded(): void {
-  for (let i = 0; i < writtenCount; i++) decoded[written[i]!] = undefined
-  writtenCount = 0
+  decoded.fill(undefined)
 }
 
 /** A field that may be absent (NaN). */
@@ -84,17 +80,21 @@ function optional(value: number): number | null {
   return Number.isNaN(value) ? null : value
 }
 
+/** The exit whose numbers start at `at` in `fields`, if this turn decoded it already. */
+export function decodedExitAt(fields: Float64Array, at: number): Exit | undefined {
+  const seq = fields[at + ExitField.Seq]!
+  return decodedSeq[seq % DECODED_MAX] === seq ? decoded[seq % DECODED_MAX] : undefined
+}
+
 /**
  * Decodes the exit whose numbers start at `at` in `fields`, packed as the addon packs them
- * (crates/subreaper-node/src/exit_record.rs): every path (subscriptions, waits, sweeps) hands
- * exits over this way. `ExitField` comes from the declarations generated from the Rust code, so
- * the layout is written only there.
+ * (crates/subreaper-node/src/exit_record.rs), and keeps it for the rest of the turn (callers
+ * look there first, `decodedExitAt`): every path (subscriptions, waits, sweeps) hands exits
+ * over this way. `ExitField` comes from the declarations generated from the Rust code, so the
+ * layout is written only there.
  */
 export function decodeExitAt(fields: Float64Array, at: number, comm: string | null | undefined): Exit {
   const seq = fields[at + ExitField.Seq]!
-  const slot = seq % DECODED_MAX
-  const known = decodedSeq[slot] === seq ? decoded[slot] : undefined
-  if (known !== undefined) return known
   const signal = optional(fields[at + ExitField.Signal]!)
   const startTime = optional(fields[at + ExitField.StartTime]!)
   const exit: Exit = {
@@ -118,17 +118,9 @@ export function decodeExitAt(fields: Float64Array, at: number, comm: string | nu
   if (comm != null) exit.comm = comm
   if (startTime !== null) exit.startTime = startTime
   Object.freeze(exit)
-  if (decoded[slot] === undefined && writtenCount < DECODED_MAX) written[writtenCount++] = slot
-  decodedSeq[slot] = seq
-  decoded[slot] = exit
+  decodedSeq[seq % DECODED_MAX] = seq
+  decoded[seq % DECODED_MAX] = exit
   return exit
-}
-
-/** The exit whose numbers start at `at` in `fields`, if this turn decoded it already. */
-export function decodedExitAt(fields: Float64Array, at: number): Exit | undefined {
-  const seq = fields[at + ExitField.Seq]!
-  const slot = seq % DECODED_MAX
-  return decodedSeq[slot] === seq ? decoded[slot] : undefined
 }
 
 /** The sequence number of the exit whose numbers start at `at` in `fields`. */
@@ -140,7 +132,7 @@ export function exitSeqAt(fields: Float64Array, at: number): number {
 export function decodeExits({ fields, comms }: ExitBatch): Exit[] {
   const exits: Exit[] = []
   for (let i = 0, at = 0; at + ExitField.Count <= fields.length; i++, at += ExitField.Count) {
-    exits.push(decodeExitAt(fields, at, comms[i]))
+    exits.push(decodedExitAt(fields, at) ?? decodeExitAt(fields, at, comms[i]))
   }
   return exits
 }
