@@ -338,6 +338,13 @@ pub fn collect(sub: &Subscription, procs: &Procs, timeout: Duration) -> Vec<Arc<
                 if procs.of(&e).is_some() {
                     seen.insert(e.pid);
                     got.push(e);
+                } else if procs.0.contains_key(&e.pid) {
+                    // Told on stderr, for the failure it will cause: the pid of one of these
+                    // processes, with another start time (a recycled pid, or a start time off).
+                    eprintln!(
+                        "collect: an exit of pid {} not matching its start: {e:?}",
+                        e.pid
+                    );
                 }
             }
             Ok(None) => break,
@@ -374,7 +381,14 @@ pub fn assert_once_each_in_order(exits: &[Arc<Exit>], procs: &Procs) {
         );
         assert!(seen.insert(e.pid), "pid {} received twice", e.pid);
     }
-    assert_eq!(seen.len(), procs.len(), "missing exits");
+    let mut missing: Vec<i32> = procs
+        .0
+        .keys()
+        .filter(|p| !seen.contains(*p))
+        .copied()
+        .collect();
+    missing.sort_unstable();
+    assert_eq!(seen.len(), procs.len(), "missing exits of {missing:?}");
     assert!(
         exits.windows(2).all(|w| w[0].seq < w[1].seq),
         "exits out of order"
