@@ -27,9 +27,11 @@ test.after.always('no zombie, no live child; subreaper mode off again', async (t
   t.false(isSubreaper())
 })
 
-// Prints the last background job's pid and start time (field 22 of its /proc stat): the shell
-// has not reaped it yet (it only reaps in `wait` or after a foreground job), so the two name it.
-const ECHO_JOB = 'echo $! $(cut -d" " -f22 /proc/$!/stat)'
+// Prints the last background job's pid and start time (field 22 of its /proc stat) with
+// builtins only: dash reaps in `wait` and while it waits for a foreground command, `$(...)`
+// included (wait4(-1) takes any child), so a job stays unreaped, and the two name it, as long
+// as its shell has run no foreground command since it started it.
+const ECHO_JOB = 'read -r s </proc/$!/stat; set -- $s; echo $! ${22}'
 const echoed = (out: string): ProcessId[] =>
   out
     .split('\n')

@@ -80,20 +80,16 @@ fn probe() {
     let sub = r.subscribe(Default::default());
 
     // Shells that exit at once, leaving background jobs (and one a job of an inner shell)
-    // that only PID 1 can reap.
+    // that only PID 1 can reap: they exit when the gate opens, after every shell is gone.
+    let mut gate = Gate::new();
+    let script = format!("exec 3<&0; {GATED_JOB}; {GATED_JOB}; sh -c '{GATED_JOB}'; exit 0");
     let mut orphans = Vec::new();
     for _ in 0..10 {
         let (mut child, rx) = r
             .start_command(
                 Command::new("sh")
-                    .args([
-                        "-c",
-                        // Each job's pid and start time (the shell has not reaped it yet).
-                        "sleep 0.2 & echo $! $(cut -d' ' -f22 /proc/$!/stat); \
-                         sleep 0.1 & echo $! $(cut -d' ' -f22 /proc/$!/stat); \
-                         sh -c 'sleep 0.15 & echo $! $(cut -d\" \" -f22 /proc/$!/stat)'; exit 0",
-                    ])
-                    .stdin(Stdio::null())
+                    .args(["-c", &script])
+                    .stdin(gate.stdin())
                     .stdout(Stdio::piped()),
             )
             .unwrap();
@@ -107,6 +103,10 @@ fn probe() {
         }
         assert_eq!(rx.wait().termination, Termination::Exited(0));
     }
+    for pid in &orphans {
+        assert_eq!(stat(*pid).map(|(_, ppid)| ppid), Some(1), "orphan {pid}");
+    }
+    gate.release();
     let set = procs(&orphans);
     assert_eq!(set.len(), 30);
     let got = collect(&sub, &set, Duration::from_secs(10));

@@ -13,15 +13,16 @@ use subreaper_core::{
     adopts_orphans, is_init, is_subreaper, set_subreaper, ReapedBy, SubscribeOptions, Termination,
 };
 
-/// Runs `script` (which prints one orphan per line with ECHO_JOB: its pid and start time) and
-/// returns those pids, identified, once the shell itself has exited and been reaped.
-fn orphans_of(script: &str, count: usize) -> Vec<i32> {
+/// Runs `script` with `gate` as its stdin (it prints one orphan per line with `GATED_JOB`:
+/// its pid and start time) and returns those pids, identified, once the shell itself has
+/// exited and been reaped.
+fn orphans_of(gate: &Gate, script: &str, count: usize) -> Vec<i32> {
     let r = common::sole_reaper();
     let (mut child, rx) = r
         .start_command(
             Command::new("sh")
                 .args(["-c", script])
-                .stdin(Stdio::null())
+                .stdin(gate.stdin())
                 .stdout(Stdio::piped()),
         )
         .unwrap();
@@ -54,14 +55,18 @@ fn grandchildren_adopted_in_subreaper_mode_are_reaped() {
     assert!(adopts_orphans());
 
     let me = std::process::id() as i32;
-    // Grandchildren (the shell exits at once, leaving its background sleeps), and a great-
-    // grandchild (an inner shell's background job, orphaned twice over).
+    // Grandchildren (the shell exits at once, leaving its background jobs), and a great-
+    // grandchild (an inner shell's background job, orphaned twice over). They exit when the
+    // gate opens.
+    let mut gate = Gate::new();
     let mut orphans = orphans_of(
-        "for i in 1 2 3 4 5; do sleep 0.3 & echo $! $(cut -d' ' -f22 /proc/$!/stat); done; exit 0",
+        &gate,
+        &format!("exec 3<&0; for i in 1 2 3 4 5; do {GATED_JOB}; done; exit 0"),
         5,
     );
     orphans.extend(orphans_of(
-        "sh -c 'sleep 0.3 & echo $! $(cut -d\" \" -f22 /proc/$!/stat); exit 0'; exit 0",
+        &gate,
+        &format!("exec 3<&0; sh -c '{GATED_JOB}; exit 0'; exit 0"),
         1,
     ));
     // Adopted: their parent is now this process, and they are still running.
@@ -70,6 +75,7 @@ fn grandchildren_adopted_in_subreaper_mode_are_reaped() {
         assert_eq!(ppid, me, "orphan {pid} was not adopted");
         assert_ne!(state, 'Z');
     }
+    gate.release();
     // A wait on an adopted orphan works like one on a child.
     let waited = r
         .wait(orphans[0], Some(Duration::from_secs(10)))

@@ -189,6 +189,14 @@ impl Gate {
         self.read.as_raw_fd()
     }
 
+    /// The read end as a `Command`'s stdin.
+    pub fn stdin(&self) -> std::process::Stdio {
+        self.read
+            .try_clone()
+            .expect("dup the gate's read end")
+            .into()
+    }
+
     /// Closes the write end: every child blocked on the read end sees EOF.
     pub fn release(&mut self) {
         self.write.take();
@@ -200,6 +208,15 @@ impl Default for Gate {
         Gate::new()
     }
 }
+
+/// A job of an `sh -c` script started with a `Gate` as its stdin and `exec 3<&0` first: a
+/// subshell that blocks on the gate (fd 3: a background job's own stdin is /dev/null), then
+/// becomes `sleep 0` and exits. The line prints its pid and start time in ticks with builtins
+/// only. A job must not exit while its shell lives: dash waits for any foreground command,
+/// `$(...)` included, with `wait4(-1)`, and so reaps a background job that has exited by then
+/// (seen under load: a shell's 0.1 s and 0.2 s jobs reaped by the shell, never by the reaper).
+pub const GATED_JOB: &str =
+    "(read x <&3; exec sleep 0) & read -r s </proc/$!/stat; set -- $s; echo $! ${22}";
 
 /// Spawns `argv` with `posix_spawnp` (vfork-style: fast here, unlike fork), stdin from
 /// `stdin` (or /dev/null) and stdout to /dev/null. Returns the pid; `procs` knows its start.
