@@ -228,6 +228,12 @@ impl<W: WaitSource> Shared<W> {
             child.reaped_status = status.map(|s| (s, std::time::Instant::now()));
             st.unreported_reaps += 1;
             st.threads.forget(pid);
+            drop(st);
+            // The report does not wake the drain, and the child may have left orphans here
+            // as it exited: a drain sleeping without `waitid` must look for them.
+            if self.source.adopts_orphans() {
+                self.nudge();
+            }
             return;
         } else {
             child.announced = true;

@@ -28,6 +28,20 @@ fn activity_becomes(r: &Reaper<SystemWait>, want: Activity) {
     });
 }
 
+/// Has the drain decide again where to sleep: a test before may have left it in `waitid`,
+/// which only an exit ends (a hint source added meanwhile does not wake it there). A child of
+/// the engine's own exits; the drain reaps it (in `waitid` or woken by the exit watch) and
+/// decides with what it knows then.
+fn redecide(r: &Reaper<SystemWait>) {
+    let (_child, rx) = r
+        .start_command(&mut std::process::Command::new("true"))
+        .expect("spawn true");
+    assert_eq!(
+        rx.wait().termination,
+        subreaper_core::Termination::Exited(0)
+    );
+}
+
 /// A child declared as reported by its owner, blocked on `gate` running `script`.
 fn reporting_child(r: &Reaper<SystemWait>, gate: &Gate, script: &str) -> (i32, Option<u64>) {
     let pid = spawn(&["sh", "-c", script], Some(gate.read_fd()));
@@ -44,6 +58,7 @@ fn the_drain_waits_for_reports_and_a_hint_wakes_it_for_another_zombie() {
         ..SubscribeOptions::default()
     });
     r.add_exit_hint_source();
+    redecide(r);
     let gate = Gate::new();
     let (owned, start) = reporting_child(r, &gate, "read x");
     // Settled there: a nudge left over from before (the exit watch's look at an earlier
@@ -84,6 +99,17 @@ fn the_drain_waits_for_reports_and_a_hint_wakes_it_for_another_zombie() {
 
 #[test]
 fn a_reported_childs_orphans_bring_the_drain_back_to_waitid() {
+    orphans_of_a_reported_child(false);
+}
+
+/// The same, with the exit watch seeing the owner's reap before the report comes (the order
+/// is a race between the owner's thread and the watch's; on a busy machine it goes either way).
+#[test]
+fn a_reported_childs_orphans_bring_the_drain_back_to_waitid_when_the_watch_sees_the_reap_first() {
+    orphans_of_a_reported_child(true);
+}
+
+fn orphans_of_a_reported_child(watch_first: bool) {
     let _serial = serial();
     let r = reaper();
     subreaper_core::set_subreaper(true).expect("subreaper mode");
@@ -92,7 +118,11 @@ fn a_reported_childs_orphans_bring_the_drain_back_to_waitid() {
         ..SubscribeOptions::default()
     });
     r.add_exit_hint_source();
-    let file = std::env::temp_dir().join(format!("subreaper-orphan-{}", std::process::id()));
+    redecide(r);
+    let file = std::env::temp_dir().join(format!(
+        "subreaper-orphan-{}-{watch_first}",
+        std::process::id()
+    ));
     let mut gate = Gate::new();
     let script = format!("sleep 60 & echo $! > {}; read x", file.display());
     let (owned, start) = reporting_child(r, &gate, &script);
@@ -110,12 +140,19 @@ fn a_reported_childs_orphans_bring_the_drain_back_to_waitid() {
     identify(orphan);
     let _ = std::fs::remove_file(&file);
     activity_becomes(r, Activity::WaitingForReports);
+    let watched = r.stats().watched;
 
     // The owner reaps and reports; its child was re-parented here as it exited. The exit
     // watch sees the owner's reap and nudges the drain, which finds the orphan on the main
     // thread's list and goes back to `waitid`, where the orphan's exit wakes it: no hint.
     gate.release();
-    r.report_process(owned, start, owner_reap(owned));
+    let termination = owner_reap(owned);
+    if watch_first {
+        until("the exit watch has seen the reap", 10 * SECOND, || {
+            r.stats().watched < watched
+        });
+    }
+    r.report_process(owned, start, termination);
     activity_becomes(r, Activity::WaitingForExit);
     // SAFETY: kill(2) of the orphan, a child of this process now.
     unsafe { libc::kill(orphan, libc::SIGTERM) };
