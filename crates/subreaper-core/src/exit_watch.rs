@@ -219,22 +219,16 @@ impl<W: WaitSource> Shared<W> {
         child.reaped = true;
         let awaits_report = matches!(child.claim, Claim::Declared { .. }) && !child.reported;
         let owner_reports = matches!(child.claim, Claim::Declared { reports: true, .. });
+        let left_to_report = awaits_report && owner_reports && !child.announced && status.is_some();
         let fired = if child.announced || (status.is_none() && awaits_report) {
             // Announced already, or its owner will report the status (kernels before 6.15).
             None
-        } else if awaits_report && owner_reports {
+        } else if left_to_report {
             // Its owner reports it in a moment, on its own thread: announced from there, or
             // from this status should the report not come (see `announce_unreported`).
             child.reaped_status = status.map(|s| (s, std::time::Instant::now()));
             st.unreported_reaps += 1;
-            st.threads.forget(pid);
-            drop(st);
-            // The report does not wake the drain, and the child may have left orphans here
-            // as it exited: a drain sleeping without `waitid` must look for them.
-            if self.source.adopts_orphans() {
-                self.nudge();
-            }
-            return;
+            None
         } else {
             child.announced = true;
             let identity = (child.comm.clone(), child.start_time);
@@ -253,7 +247,11 @@ impl<W: WaitSource> Shared<W> {
         if let Some(fired) = fired {
             fired.run();
         }
-        // The drain may be looking past this zombie, and drops finished entries.
-        self.nudge();
+        // The drain may be looking past this zombie, and drops finished entries. For an exit
+        // left to its owner's report (which wakes no one), only where the child may have left
+        // orphans here as it exited, which a drain sleeping without `waitid` must look for.
+        if !left_to_report || self.source.adopts_orphans() {
+            self.nudge();
+        }
     }
 }
