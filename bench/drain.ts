@@ -4,13 +4,15 @@
 // it), against a C loop doing the engine's work (peek, one read of /proc/<pid>/stat, wait4; and
 // peek, one taskstats request, wait4, the engine's way where the kernel serves taskstats), and
 // against containerd's reaper (v1.4.13 and v2.4.2, bench/containerd) to 1 and 8 subscribers,
-// when the runner could build it. All variants run interleaved in each round.
+// when the runner could build it. All variants run interleaved in each round. Then the drain to 1
+// subscriber again, and containerd's, beside LIVE live children (`sleep`, 1,000 by default), as
+// a supervisor has them: every wait for "any child" walks them too.
 //
 // How the zombies are made: the helper vforks N children that _exit(0) at once, then exits; its
 // N zombies are re-parented to this process (a subreaper). The helper runs under spawnSync; t0
 // is when spawnSync returns. The engine starts on the zombies as they are re-parented, just
 // before the helper's own exit, so it may have recorded a few by t0.
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 
 import { monitor, reaperStats, setSubreaper, type Exit } from './sr.ts'
 
@@ -18,6 +20,7 @@ import { containerdPath, helperPath, intEnv, keepAlive, nowUs, progress, report,
 
 const N = intEnv('SUBREAPER_BENCH_DRAIN_N', 10_000)
 const ROUNDS = intEnv('SUBREAPER_BENCH_ROUNDS', 5)
+const LIVE = intEnv('SUBREAPER_BENCH_DRAIN_LIVE', 1000)
 const helper = helperPath()
 
 setSubreaper(true)
@@ -30,8 +33,8 @@ interface CRun {
 const containerd = containerdPath()
 
 /** containerd's reaper (`bench/containerd`) draining N zombies to `subscribers` channels. */
-function containerdDrain(version: '1' | '2', subscribers: number): number {
-  const out = execFileSync(containerd!, ['drain', version, String(N), String(subscribers), helper], { encoding: 'utf8' })
+function containerdDrain(version: '1' | '2', subscribers: number, live = 0): number {
+  const out = execFileSync(containerd!, ['drain', version, String(N), String(subscribers), helper, String(live)], { encoding: 'utf8' })
   return (JSON.parse(out) as { usPerExit: number }).usPerExit
 }
 
@@ -107,6 +110,20 @@ async function engineDrain(subscribers: number): Promise<EngineRun> {
   }
 }
 
+/** `n` children that live until `stop()` is awaited (which kills them and waits for their exits). */
+async function liveChildren(n: number): Promise<{ stop: () => Promise<void> }> {
+  const children: ChildProcess[] = []
+  for (let i = 0; i < n; i++) children.push(spawn('sleep', ['600'], { stdio: 'ignore' }))
+  await Promise.all(children.map((c) => new Promise((resolve, reject) => c.once('spawn', resolve).once('error', reject))))
+  return {
+    stop: async () => {
+      const exited = children.map((c) => new Promise((resolve) => c.once('exit', resolve)))
+      for (const c of children) c.kill()
+      await Promise.all(exited)
+    },
+  }
+}
+
 const rows = {
   bareWait4: [] as number[],
   peekWait4: [] as number[],
@@ -122,6 +139,9 @@ const rows = {
   engine8: [] as number[],
   reaper1: [] as number[],
   reaper8: [] as number[],
+  engine1Live: [] as number[],
+  containerd1x1Live: [] as number[],
+  containerd2x1Live: [] as number[],
 }
 const spawnUs: number[] = []
 
@@ -153,10 +173,23 @@ for (let round = 1; round <= ROUNDS; round++) {
   const eight = await engineDrain(8)
   rows.engine8.push(eight.usPerExit)
   if (eight.reaperUsPerExit !== undefined) rows.reaper8.push(eight.reaperUsPerExit)
+  if (LIVE > 0) {
+    if (containerd) {
+      rows.containerd1x1Live.push(containerdDrain('1', 1, LIVE))
+      rows.containerd2x1Live.push(containerdDrain('2', 1, LIVE))
+    }
+    const live = await liveChildren(LIVE)
+    try {
+      rows.engine1Live.push((await engineDrain(1)).usPerExit)
+    } finally {
+      await live.stop()
+    }
+  }
 }
 
 report({
   n: N,
+  live: LIVE,
   rounds: ROUNDS,
   usPerExit: Object.fromEntries(
     Object.entries(rows)

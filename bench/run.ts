@@ -187,10 +187,24 @@ function addonInfo(): { file: string; sha256: string; modified: string; staleAga
 
 interface DrainResult {
   n: number
+  /** Live children beside the zombies in the `...Live` rows. */
+  live?: number
   rounds: number
   usPerExit: Record<'bareWait4' | 'peekWait4' | 'peekProcWait4' | 'peekStatWait4' | 'engine0' | 'engine1' | 'engine8', Summary> &
     Partial<
-      Record<'reaper1' | 'reaper8' | 'containerd1x1' | 'containerd1x8' | 'containerd2x1' | 'containerd2x8' | 'peekTaskstatsWait4', Summary>
+      Record<
+        | 'reaper1'
+        | 'reaper8'
+        | 'containerd1x1'
+        | 'containerd1x8'
+        | 'containerd2x1'
+        | 'containerd2x8'
+        | 'peekTaskstatsWait4'
+        | 'engine1Live'
+        | 'containerd1x1Live'
+        | 'containerd2x1Live',
+        Summary
+      >
     >
   helperSpawnUsPerChild: Summary
 }
@@ -536,6 +550,26 @@ if (drain) {
   ] as const) {
     const cd = d[key]
     if (cd) rows.push([`   ${label}, ms`, msRange(cd), bare, ratio(pairedRatio(cd, d.bareWait4)), '', ''])
+  }
+  if (d.engine1Live) {
+    // Every wait for "any child" (containerd's wait4(-1), the engine's peek) walks the live ones.
+    const label = `   drain ${n} -> 1 subscriber beside ${(drain.live ?? 0).toLocaleString('en-US')} live children, ms`
+    const beside = [
+      [d.containerd1x1Live, '1.4.13'],
+      [d.containerd2x1Live, '2.4.2'],
+    ] as const
+    for (const [cd, version] of beside) {
+      if (cd)
+        rows.push([
+          label,
+          msRange(d.engine1Live),
+          `containerd ${version}, the same ${msRange(cd)}`,
+          ratio(pairedRatio(d.engine1Live, cd)),
+          '',
+          '',
+        ])
+    }
+    if (!beside.some(([cd]) => cd)) rows.push([label, msRange(d.engine1Live), '', '', '', ''])
   }
 }
 

@@ -4,10 +4,11 @@
 // (the shim's processExits). Both major versions: v1 (sys/reaper, v1.4.13) and v2
 // (pkg/sys/reaper, v2.4.2). One JSON line on stdout.
 //
-//	containerd-reaper drain VERSION N SUBSCRIBERS HELPER
+//	containerd-reaper drain VERSION N SUBSCRIBERS HELPER [LIVE]
 //	    HELPER makes N zombies (`helper zombies N`) and exits; they are re-parented here together.
 //	    The reap loop starts once the helper is reaped (t0); the clock stops when every
-//	    subscriber has received all N exits.
+//	    subscriber has received all N exits. With LIVE, that many `sleep` children live beside
+//	    them all along (killed at the end), as a supervisor's would.
 //	containerd-reaper latency VERSION COUNT HELPER STAMPFILE GAP_MS
 //	    COUNT children (`helper stamp STAMPFILE`), one at a time, GAP_MS apart; prints, for each,
 //	    the CLOCK_MONOTONIC time at which the subscriber goroutine received its exit.
@@ -40,14 +41,15 @@ type reaper struct {
 	setSubreaper func(int) error
 	reap         func() error
 	subscribe    func() chan runc.Exit
+	unsubscribe  func(chan runc.Exit)
 }
 
 func pick(version string) reaper {
 	switch version {
 	case "1":
-		return reaper{reaper1.SetSubreaper, reaper1.Reap, reaper1.Default.Subscribe}
+		return reaper{reaper1.SetSubreaper, reaper1.Reap, reaper1.Default.Subscribe, reaper1.Default.Unsubscribe}
 	case "2":
-		return reaper{reaper2.SetSubreaper, reaper2.Reap, reaper2.Default.Subscribe}
+		return reaper{reaper2.SetSubreaper, reaper2.Reap, reaper2.Default.Subscribe, reaper2.Default.Unsubscribe}
 	}
 	fail("unknown version %q: 1 or 2", version)
 	return reaper{}
@@ -116,12 +118,54 @@ func printJSON(v any) {
 	fmt.Println(string(out))
 }
 
-func drain(r reaper, n, subscribers int, helper string) {
+// The main goroutine stays on the main thread (Go starts main.main there when init locks it),
+// so that the live children of `drain ... LIVE` are all forked by it and listed under it, where
+// the adopted zombies are listed too: a supervisor in Node has them there (libuv forks on the
+// main thread), and every wait for "any child" walks that list from its head. Forked from
+// whatever threads Go's scheduler picked, they would be spread over several lists, and a wait
+// would pass fewer of them by chance.
+func init() {
+	runtime.LockOSThread()
+}
+
+// startSleepers starts n children that live until killed.
+func startSleepers(n int) []*exec.Cmd {
+	cmds := make([]*exec.Cmd, 0, n)
+	for i := 0; i < n; i++ {
+		cmd := exec.Command("sleep", "600")
+		if err := cmd.Start(); err != nil {
+			fail("start sleep: %v", err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	return cmds
+}
+
+func drain(r reaper, n, subscribers int, helper string, live int) {
 	signals := notifySigchld()
+	sleepers := startSleepers(live)
+	channels := make([]chan runc.Exit, 0, subscribers)
+	// Killed on the way out, once no subscriber is left to hold up their exits, and reaped by
+	// the reap loop before this process ends (none is left to the bench that runs it).
+	defer func() {
+		for _, ec := range channels {
+			r.unsubscribe(ec)
+		}
+		for _, s := range sleepers {
+			_ = s.Process.Kill()
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for _, s := range sleepers {
+			for unix.Kill(s.Process.Pid, 0) == nil && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	ends := make([]int64, subscribers)
 	for i := 0; i < subscribers; i++ {
 		ec := r.subscribe()
+		channels = append(channels, ec)
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
@@ -220,13 +264,17 @@ func main() {
 		fail("SetSubreaper: %v", err)
 	}
 	switch {
-	case a[1] == "drain" && len(a) == 6:
-		drain(r, atoi(a[3]), atoi(a[4]), a[5])
+	case a[1] == "drain" && (len(a) == 6 || len(a) == 7):
+		live := 0
+		if len(a) == 7 {
+			live = atoi(a[6])
+		}
+		drain(r, atoi(a[3]), atoi(a[4]), a[5], live)
 	case a[1] == "latency" && len(a) == 7:
 		latency(r, atoi(a[3]), a[4], a[5], time.Duration(atoi(a[6]))*time.Millisecond)
 	case a[1] == "stuck" && len(a) == 6:
 		stuck(r, atoi(a[3]), a[4], atoi(a[5]))
 	default:
-		fail("usage: drain VERSION N SUBSCRIBERS HELPER | latency VERSION COUNT HELPER STAMPFILE GAP_MS | stuck VERSION N HELPER SECONDS")
+		fail("usage: drain VERSION N SUBSCRIBERS HELPER [LIVE] | latency VERSION COUNT HELPER STAMPFILE GAP_MS | stuck VERSION N HELPER SECONDS")
 	}
 }

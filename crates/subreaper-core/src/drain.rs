@@ -112,7 +112,7 @@ impl<W: WaitSource> Shared<W> {
                 let mut st = self.lock();
                 // A finished entry can only match a peek made before it finished; the peek
                 // below is made after, so the entry can go.
-                st.children.retain(|_, c| !c.finished());
+                st.children.drop_finished();
                 st.seq
             };
             let peek = match self.source.peek(false) {
@@ -158,7 +158,7 @@ impl<W: WaitSource> Shared<W> {
     /// Every child but `head`, by the per-thread lists (or a walk of `/proc` where there are
     /// none): the exited ones are handled, unknown live ones registered and watched.
     fn scan_past(&self, head: i32, since: u64) -> (Vec<Arc<Exit>>, Option<Instant>) {
-        let main = self.source.main_thread();
+        let main = self.main_thread;
         let pids: Vec<(i32, Option<i32>)> = match self.source.children_by_thread(None) {
             Some(lists) => lists
                 .into_iter()
@@ -337,7 +337,7 @@ impl<W: WaitSource> Shared<W> {
         start_time: Option<u64>,
         first: bool,
     ) -> Claim {
-        let main = self.source.main_thread();
+        let main = self.main_thread;
         if first
             && !st.threads.answers_for(start_time)
             && self

@@ -33,7 +33,7 @@ impl<W: WaitSource> Shared<W> {
         }
         // Then orphans and the main thread's own children, listed there. A list too long for
         // one short read holds children nobody declared: `waitid`, without reading further.
-        let main_thread = self.source.main_thread();
+        let main_thread = self.main_thread;
         let Some(main) = self.source.short_thread_children(main_thread) else {
             return false;
         };

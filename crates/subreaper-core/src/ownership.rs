@@ -198,6 +198,12 @@ impl Child {
 #[derive(Default)]
 pub struct Children {
     by_pid: PidMap<Child>,
+    /// The entries handed out to be changed since finished ones were last dropped: only they
+    /// can have become finished since (a drain drops finished entries before every peek, and
+    /// a pass over every entry there cost each zombie of a burst the number of live children).
+    touched: Vec<i32>,
+    /// Every entry may have changed (handed out all at once, or too many to list).
+    all_touched: bool,
 }
 
 impl Children {
@@ -211,6 +217,7 @@ impl Children {
         if stale {
             self.by_pid.remove(&pid);
         }
+        self.touch(pid);
         self.by_pid.get_mut(&pid)
     }
 
@@ -219,10 +226,12 @@ impl Children {
     }
 
     pub fn get_mut(&mut self, pid: i32) -> Option<&mut Child> {
+        self.touch(pid);
         self.by_pid.get_mut(&pid)
     }
 
     pub fn insert(&mut self, pid: i32, child: Child) -> Option<Child> {
+        self.touch(pid);
         self.by_pid.insert(pid, child)
     }
 
@@ -247,11 +256,40 @@ impl Children {
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&i32, &mut Child)> {
+        self.all_touched = true;
         self.by_pid.iter_mut()
     }
 
     pub fn retain(&mut self, keep: impl FnMut(&i32, &mut Child) -> bool) {
+        self.all_touched = true;
         self.by_pid.retain(keep)
+    }
+
+    /// Drops every finished entry, looking only at those that may have changed since the
+    /// last call.
+    pub fn drop_finished(&mut self) {
+        if std::mem::take(&mut self.all_touched) {
+            self.touched.clear();
+            self.by_pid.retain(|_, c| !c.finished());
+            return;
+        }
+        for pid in self.touched.drain(..) {
+            if self.by_pid.get(&pid).is_some_and(Child::finished) {
+                self.by_pid.remove(&pid);
+            }
+        }
+    }
+
+    fn touch(&mut self, pid: i32) {
+        if self.all_touched {
+            return;
+        }
+        if self.touched.len() >= 2 * self.by_pid.len() + 64 {
+            self.all_touched = true;
+            self.touched.clear();
+        } else {
+            self.touched.push(pid);
+        }
     }
 
     /// How many children each kind of claim holds (for `stats`).
@@ -326,6 +364,55 @@ mod tests {
 
     const LIVE: &dyn Fn(i32) -> bool = &|_| true;
     const DEAD: &dyn Fn(i32) -> bool = &|_| false;
+
+    fn finish(c: &mut Child) {
+        c.reaped = true;
+        c.announced = true;
+    }
+
+    #[test]
+    fn finished_entries_are_dropped_however_they_were_changed() {
+        let mut children = Children::default();
+        for pid in 1..=100 {
+            children.insert(pid, Child::new(Claim::Unclaimed, Some(pid as u64)));
+        }
+        children.drop_finished();
+        assert_eq!(children.len(), 100, "nothing finished yet");
+        finish(children.get_mut(7).unwrap());
+        finish(children.get_current(8, Some(8)).unwrap());
+        let mut done = Child::new(Claim::Engine, None);
+        finish(&mut done);
+        children.insert(101, done);
+        children.drop_finished();
+        assert!(!children.contains(7) && !children.contains(8) && !children.contains(101));
+        assert_eq!(children.len(), 98);
+        // Changed all at once, then dropped on the next call as well.
+        for (pid, c) in children.iter_mut() {
+            if *pid % 2 == 0 {
+                finish(c);
+            }
+        }
+        children.drop_finished();
+        assert_eq!(children.len(), 49);
+        assert!(children
+            .iter()
+            .all(|(pid, c)| pid % 2 == 1 && !c.finished()));
+    }
+
+    #[test]
+    fn a_long_list_of_changed_entries_falls_back_to_looking_at_every_entry() {
+        let mut children = Children::default();
+        children.insert(1, Child::new(Claim::Unclaimed, None));
+        children.insert(2, Child::new(Claim::Unclaimed, None));
+        // Far more changes than entries: the list gives way to one pass over all of them.
+        for _ in 0..1000 {
+            children.get_mut(1);
+        }
+        finish(children.get_mut(2).unwrap());
+        children.drop_finished();
+        assert!(children.contains(1) && !children.contains(2));
+        assert!(children.touched.is_empty() && !children.all_touched);
+    }
 
     #[test]
     fn default_mode_reaps_only_the_engines_children() {

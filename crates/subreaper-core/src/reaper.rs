@@ -227,6 +227,9 @@ pub(crate) struct Shared<W: WaitSource> {
     pub(crate) me: std::sync::Weak<Shared<W>>,
     /// Registered hint sources (`exit_hint`).
     pub(crate) hint_sources: std::sync::atomic::AtomicUsize,
+    /// The source's main thread, asked once: the drain classifies every unknown zombie against
+    /// its list, and asking is a system call (`getpid`).
+    pub(crate) main_thread: i32,
 }
 
 /// The reaper. One per process for the real wait source: use [`Reaper::global`].
@@ -275,8 +278,10 @@ impl<W: WaitSource> Reaper<W> {
     /// Starts a reaper over `source`. With [`SystemWait`], start only one per process
     /// ([`Reaper::global`] does that): two would race for the same children.
     pub fn start(source: W, config: Config) -> Reaper<W> {
+        let main_thread = source.main_thread();
         let shared = Arc::new_cyclic(|me| Shared {
             me: me.clone(),
+            main_thread,
             prefetch: crate::prefetch::Prefetch::default(),
             source,
             state: Mutex::new(State {
@@ -618,7 +623,7 @@ impl<W: WaitSource> Reaper<W> {
                 ));
             }
         }
-        st.children.retain(|_, c| !c.finished());
+        st.children.drop_finished();
         shared.publish(&mut st);
         drop(st);
         fired.into_iter().for_each(Fired::run);
