@@ -10,7 +10,7 @@ use crate::pid_map::PidMap;
 
 pub(crate) struct RecentExits {
     /// Oldest first. Exits are inserted as they are numbered, one number after the other, so
-    /// the exit numbered `seq` is found at `seq - ` the first one's number.
+    /// the exit numbered `seq` is at index `seq` minus the number of the first.
     order: VecDeque<Recorded>,
     /// The number of each pid's latest exit. Letting the oldest exit go leaves its entry here:
     /// removing it would reach into a random place of a large table once per exit of a burst,
