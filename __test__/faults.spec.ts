@@ -175,8 +175,12 @@ test.serial('SIGTERM to the node process while exits flow, default action: it di
   t.is(run.signal, 'SIGTERM')
   t.is(run.code, null)
   t.deepEqual(crashSigns(run), [])
-  // What it was running, and its zombies, came here: all reaped.
-  t.deepEqual(await noZombies(), [])
+  // What it was running, and its zombies, came here: all reaped. As in the test above, the last
+  // of them come up through two re-parentings: once (1 of 3 clean-clone runs) 51 were still
+  // here after 15 s and reaped later in the run; the engine's view is logged should it recur.
+  const zombies = await noZombies(60_000)
+  if (zombies.length > 0) t.log(`engine: ${JSON.stringify(reaperStats())}; zombies: ${zombies.map((p) => JSON.stringify(procState(p)))}`)
+  t.deepEqual(zombies, [])
   t.deepEqual(await noLiveChildren(), [])
   faultsSurvived++
 })
