@@ -155,7 +155,7 @@ fn read_ahead<W: WaitSource>(shared: &Weak<Shared<W>>) {
 
 fn walk<W: WaitSource>(engine: &Arc<Shared<W>>, burst: u64) {
     let prefetch = &engine.prefetch;
-    let main = engine.source.main_thread();
+    let main = engine.main_thread;
     let Some(pids) = engine.source.thread_children(main) else {
         return;
     };

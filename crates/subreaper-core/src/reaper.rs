@@ -870,7 +870,7 @@ impl<W: WaitSource> Reaper<W> {
         let Some(lists) = self.shared.source.children_by_thread(None) else {
             return;
         };
-        let main = self.shared.source.main_thread();
+        let main = self.shared.main_thread;
         let init = crate::process_role::is_init();
         let mut st = self.shared.lock();
         for (tid, children) in lists {

@@ -58,7 +58,7 @@ impl RecentExits {
     pub(crate) fn get(&mut self, pid: i32) -> Option<Arc<Exit>> {
         // Most lookups (a zombie met for the first time) find nothing and read no clock.
         let seq = *self.latest.get(&pid)?;
-        let Some(at) = self.at(seq).map(|r| r.at) else {
+        let Some((at, exit)) = self.at(seq).map(|r| (r.at, r.exit.clone())) else {
             self.latest.remove(&pid);
             return None;
         };
@@ -67,7 +67,7 @@ impl RecentExits {
             self.evict(now);
             return None;
         }
-        self.at(seq).map(|r| r.exit.clone())
+        Some(exit)
     }
 
     pub(crate) fn len(&self) -> usize {
