@@ -20,7 +20,7 @@ import { containerdPath, helperPath, intEnv, keepAlive, nowUs, progress, report,
 
 const N = intEnv('SUBREAPER_BENCH_DRAIN_N', 10_000)
 const ROUNDS = intEnv('SUBREAPER_BENCH_ROUNDS', 5)
-const LIVE = intEnv('SUBREAPER_BENCH_DRAIN_LIVE', 1000)
+const LIVE = intEnv('SUBREAPER_BENCH_DRAIN_LIVE', 1000, 0)
 const helper = helperPath()
 
 setSubreaper(true)

@@ -38,11 +38,12 @@ export function readStamps(file: string): Map<number, Stamp> {
   return stamps
 }
 
-export function intEnv(name: string, fallback: number): number {
+/** An integer from the environment, at least `min` (1 unless given: 0 where 0 turns a row off). */
+export function intEnv(name: string, fallback: number, min = 1): number {
   const raw = process.env[name]
   if (raw === undefined || raw === '') return fallback
   const n = Number(raw)
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer; got ${raw}`)
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer of at least ${min}; got ${raw}`)
   return n
 }
 

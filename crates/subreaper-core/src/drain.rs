@@ -223,7 +223,8 @@ impl<W: WaitSource> Shared<W> {
                         && c.pidfd.is_some()
                 })
                 .map(|c| crate::wait_source::ProcInfo {
-                    comm: c.comm.clone(),
+                    // The entry keeps its name, and the exit takes it from there.
+                    comm: None,
                     start_time: c.start_time,
                     rusage: Default::default(),
                 })
@@ -232,7 +233,7 @@ impl<W: WaitSource> Shared<W> {
         let ahead = self.prefetch.take(pid);
         // A reading holds the zombie's whole resource usage (a `/proc` one) or its name and
         // start time alone (taskstats: the reap gives the rest).
-        let (info, whole) = match (known, ahead) {
+        let (mut info, whole) = match (known, ahead) {
             (Some(info), _) => (info, false),
             (None, Some(info)) => (info, true),
             (None, None) => self.source.identify_exited(pid),
@@ -258,10 +259,11 @@ impl<W: WaitSource> Shared<W> {
             return Handled::Done(None);
         }
         let zombie_since = *child.zombie_since.get_or_insert(now);
+        // The name moves to the entry, and from it to the exit at the reap: no copy per exit.
         if child.comm.is_none() {
-            child.comm = info.comm.clone();
+            child.comm = info.comm.take();
         }
-        let identity = (child.comm.clone(), child.start_time.or(info.start_time));
+        let start_time = child.start_time.or(info.start_time);
         let announced = child.announced;
         match decide(child.claim, zombie_since, &ctx) {
             Disposition::Reap => {
@@ -279,20 +281,21 @@ impl<W: WaitSource> Shared<W> {
                         // Another waiter took it between the peek and the reap; an exit of
                         // this pid recorded since the peek is this one (the zombie held the
                         // pid until that reap).
-                        st.children.remove(pid);
-                        st.threads.forget(pid);
                         if announced || st.recent.get(pid).is_some_and(|e| e.seq > since) {
+                            st.children.remove(pid);
+                            st.threads.forget(pid);
                             return Handled::Done(None);
                         }
                         self.note_lost(&mut st, pid);
                         (termination, info.rusage, ReapedBy::Other)
                     }
                 };
-                st.children.remove(pid);
+                let comm = st.children.remove(pid).and_then(|c| c.comm);
                 st.threads.forget(pid);
                 if announced {
                     return Handled::Done(None);
                 }
+                let identity = (comm, start_time);
                 let fired = self.record(&mut st, pid, termination, rusage, identity, by);
                 let exit = fired.exit.clone();
                 drop(st);

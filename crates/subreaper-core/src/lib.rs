@@ -12,7 +12,8 @@
 //! - `engine_thread`: how the engine's threads are started (never preempting the loop);
 //! - [`broadcast`]: where exits are broadcast (bounded queues, lag);
 //! - [`reaper`]: the handle users hold (subscribe, wait, own, sweep, stats);
-//! - [`wait_source`]: the kernel calls behind a trait (mocked in tests);
+//! - [`wait_source`]: the kernel calls behind a trait (mocked in tests); `syscall`: the
+//!   drain's own, made without the C library's cancellation points;
 //! - [`procfs`], [`pidfd`]: what `/proc` says, and pidfds; [`taskstats`]: a zombie's name and
 //!   start time without `/proc`;
 //! - [`process_role`]: subreaper mode and PID 1; [`process_tree`]: descendants, safe signals.
@@ -34,6 +35,7 @@ pub mod process_tree;
 pub mod procfs;
 pub mod reaper;
 mod recent;
+mod syscall;
 pub mod taskstats;
 pub mod wait_source;
 mod waits;

@@ -142,7 +142,7 @@ pub(crate) fn waitid_nowait(
             flags |= libc::WNOHANG;
         }
         // SAFETY: `info` is a valid siginfo_t for the kernel to fill.
-        let rc = unsafe { libc::waitid(idtype, id, &mut info, flags) };
+        let rc = unsafe { crate::syscall::waitid(idtype, id, &mut info, flags) };
         if rc == -1 {
             let err = io::Error::last_os_error();
             match err.raw_os_error() {

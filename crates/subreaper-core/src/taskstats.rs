@@ -245,7 +245,7 @@ impl Socket {
         encode(&mut self.out, self.family, self.seq, cmd, attr, value);
         // SAFETY: `out` is valid for its length; the socket is ours.
         let sent = unsafe {
-            libc::send(
+            crate::syscall::send(
                 self.fd.as_raw_fd(),
                 self.out.as_ptr().cast(),
                 self.out.len(),
@@ -259,7 +259,7 @@ impl Socket {
             // The kernel answers within send(2): a reply not there now will not come.
             // SAFETY: `reply` is valid for its length.
             let n = unsafe {
-                libc::recv(
+                crate::syscall::recv(
                     self.fd.as_raw_fd(),
                     self.reply.as_mut_ptr().cast(),
                     self.reply.len(),

@@ -136,7 +136,9 @@ impl WaitSource for SystemWait {
             let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
             // nix's wait4 has no rusage out-parameter: libc it is.
             // SAFETY: `raw` and `ru` are valid for the kernel to fill.
-            let rc = unsafe { libc::wait4(pid, &mut raw, libc::WNOHANG | libc::__WALL, &mut ru) };
+            let rc = unsafe {
+                crate::syscall::wait4(pid, &mut raw, libc::WNOHANG | libc::__WALL, &mut ru)
+            };
             if rc == -1 {
                 let err = io::Error::last_os_error();
                 match err.raw_os_error() {
