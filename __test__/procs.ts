@@ -2,7 +2,7 @@
 // and running a node script as a child process.
 import { execFile, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import { monitor, type Exit, type Monitor, type Subscription } from 'subreaper'
@@ -106,6 +106,26 @@ export class Recorder {
   unsubscribe(): void {
     this.sub.unsubscribe()
   }
+}
+
+/** For a failure message: each zombie's state and the thread of this process whose children
+ * list holds it (a dead thread's children move to another thread), and the engine's view. */
+export function describeZombies(pids: ReadonlyArray<number>, stats: unknown): string {
+  const holder = (pid: number): string => {
+    for (const tid of readdirSync('/proc/self/task')) {
+      try {
+        if (readFileSync(`/proc/self/task/${tid}/children`, 'utf8').split(' ').includes(String(pid))) {
+          const comm = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()
+          return `thread ${tid} (${comm})`
+        }
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+    return 'no thread'
+  }
+  const zombies = pids.map((p) => `${JSON.stringify(procState(p))} on ${holder(p)}`)
+  return `engine: ${JSON.stringify(stats)}; zombies: ${zombies.join(', ')}`
 }
 
 /** Waits until this process has no zombie child left; returns those still there after `ms`. */

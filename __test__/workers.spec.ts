@@ -11,7 +11,7 @@ import { monitor, reaperStats, setSubreaper } from 'subreaper'
 
 import { sleep, until } from './helpers.ts'
 import type { ProcessId } from './fixtures/process-identity.mjs'
-import { fixture, fixtures, idOf, noLiveChildren, noZombies, Recorder } from './procs.ts'
+import { describeZombies, fixture, fixtures, idOf, noLiveChildren, noZombies, Recorder } from './procs.ts'
 
 const rec = new Recorder()
 
@@ -143,7 +143,11 @@ test.serial('two streaming workers terminated at once while the main thread star
     main.map((_, i) => i),
   )
   await rec.waitFor(main)
-  t.deepEqual(await noZombies(), [])
+  const zombies = await noZombies()
+  // Seen once (a clean-clone run, alone): one zombie still there after 15 s, reaped later in
+  // the run. The log says where it was and what the engine was doing.
+  if (zombies.length > 0) t.log(describeZombies(zombies, reaperStats()))
+  t.deepEqual(zombies, [])
   t.true(await until(() => reaperStats().subscribers === 1, 10_000))
 })
 
