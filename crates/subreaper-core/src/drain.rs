@@ -270,28 +270,26 @@ impl<W: WaitSource> Shared<W> {
                 // The state lock is held across the reap so that `wait` sees either a live
                 // child or its recorded exit, never neither.
                 let reaped = self.source.reap(pid).unwrap_or_default();
+                if reaped.is_none() && self.source.child_state(pid) == ChildState::Running {
+                    // Not an exit after all (a traced child resumed).
+                    st.children.get_mut(pid).expect("present").zombie_since = None;
+                    return Handled::Done(None);
+                }
+                let comm = st.children.remove(pid).and_then(|c| c.comm);
+                st.threads.forget(pid);
                 let (termination, rusage, by) = match reaped {
                     Some((t, ru)) => (t, ru, ReapedBy::Reaper),
                     None => {
-                        if self.source.child_state(pid) == ChildState::Running {
-                            // Not an exit after all (a traced child resumed).
-                            st.children.get_mut(pid).expect("present").zombie_since = None;
-                            return Handled::Done(None);
-                        }
                         // Another waiter took it between the peek and the reap; an exit of
                         // this pid recorded since the peek is this one (the zombie held the
                         // pid until that reap).
                         if announced || st.recent.get(pid).is_some_and(|e| e.seq > since) {
-                            st.children.remove(pid);
-                            st.threads.forget(pid);
                             return Handled::Done(None);
                         }
                         self.note_lost(&mut st, pid);
                         (termination, info.rusage, ReapedBy::Other)
                     }
                 };
-                let comm = st.children.remove(pid).and_then(|c| c.comm);
-                st.threads.forget(pid);
                 if announced {
                     return Handled::Done(None);
                 }
