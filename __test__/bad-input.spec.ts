@@ -4,7 +4,7 @@ import test from 'ava'
 import { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 
-import { monitor, NotAChildError, reaperStats, setSubreaper, type SubscribeOptions } from 'subreaper'
+import { describeChild, monitor, NotAChildError, reaperStats, setSubreaper, type SubscribeOptions } from 'subreaper'
 
 import { until } from './helpers.ts'
 import { noLiveChildren, noZombies } from './procs.ts'
@@ -129,6 +129,16 @@ const badStart: Array<[string, () => unknown]> = [
 for (const [title, call] of badStart) {
   test(`${title} throws TypeError`, (t) => {
     t.throws(call, { instanceOf: TypeError })
+  })
+}
+
+for (const bad of [0, -1, 1.5, 2 ** 31, Number.NaN, '42', null]) {
+  test(`describeChild(${typeof bad === 'string' ? `'${bad}'` : String(bad)}) throws TypeError saying what a pid is`, (t) => {
+    t.throws(() => describeChild(bad as unknown as number), {
+      instanceOf: TypeError,
+      code: 'ERR_INVALID_ARG_TYPE',
+      message: /describeChild takes a pid \(an integer from 1 to 2147483647\)/,
+    })
   })
 }
 

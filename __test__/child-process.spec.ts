@@ -4,11 +4,13 @@
 import test from 'ava'
 import { exec, execFile, execFileSync, execSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import { constants } from 'node:os'
 import { promisify } from 'node:util'
 
-import { monitor } from 'subreaper'
+import { describeChild, monitor } from 'subreaper'
 
+import { until } from './helpers.ts'
 import { Since } from './fixtures/reliability-lib.ts'
 import { unstartedIdentity } from './fixtures/process-identity.mjs'
 import { delivered, Recorder, fixture, idOf, noLiveChildren, noZombies, track } from './procs.ts'
@@ -319,4 +321,22 @@ test.serial('wait() works on children that child_process spawned, before and aft
   t.like(await earlyExit, { pid: early.pid, status: 12 })
   t.like(await monitor.wait(late), { pid: late.pid, status: 13 })
   t.like(await monitor.wait(late.pid!), { pid: late.pid, status: 13 })
+})
+
+test('describeChild says what the engine holds for a child: declared by this environment while it runs, nothing once libuv has reaped and reported it', async (t) => {
+  const child = spawn('sh', ['-c', 'read x; exit 3'], { stdio: ['pipe', 'ignore', 'ignore'] })
+  const exited = once(child, 'exit')
+  try {
+    const tid = readFileSync('/proc/thread-self/stat', 'utf8').split(' ')[0]
+    t.regex(
+      describeChild(child.pid!) ?? 'no entry',
+      new RegExp(`^Declared \\{ owner: \\d+, tid: Some\\(${tid}\\), reports: true \\}, thread ${tid} alive; .*not seen as a zombie`),
+    )
+  } finally {
+    child.stdin!.end()
+  }
+  t.deepEqual(await exited, [3, null])
+  t.true(await until(() => describeChild(child.pid!) === null, 10_000), describeChild(child.pid!) ?? '')
+  // pid_max is at most 2^22 on Linux: no process has this pid.
+  t.is(describeChild(2 ** 31 - 1), null)
 })

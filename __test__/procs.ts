@@ -5,7 +5,7 @@ import { once } from 'node:events'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
-import { monitor, type Exit, type Monitor, type Subscription } from 'subreaper'
+import { describeChild, monitor, type Exit, type Monitor, type Subscription } from 'subreaper'
 
 import { identify, isExitOf, type ProcessId } from './fixtures/process-identity.mjs'
 import { liveChildren, until, zombieChildren } from './helpers.ts'
@@ -108,8 +108,9 @@ export class Recorder {
   }
 }
 
-/** For a failure message: each zombie's state and the thread of this process whose children
- * list holds it (a dead thread's children move to another thread), and the engine's view. */
+/** For a failure message: each zombie's state, the thread of this process whose children list
+ * holds it (a dead thread's children move to another thread), what the engine holds for it,
+ * and the engine's counters. */
 export function describeZombies(pids: ReadonlyArray<number>, stats: unknown): string {
   const holder = (pid: number): string => {
     for (const tid of readdirSync('/proc/self/task')) {
@@ -124,7 +125,7 @@ export function describeZombies(pids: ReadonlyArray<number>, stats: unknown): st
     }
     return 'no thread'
   }
-  const zombies = pids.map((p) => `${JSON.stringify(procState(p))} on ${holder(p)}`)
+  const zombies = pids.map((p) => `${p}: ${JSON.stringify(procState(p))} on ${holder(p)}; the engine: ${describeChild(p) ?? 'no entry'}`)
   return `engine: ${JSON.stringify(stats)}; zombies: ${zombies.join(', ')}`
 }
 

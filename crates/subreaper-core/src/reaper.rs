@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::broadcast::{Hub, SubscribeOptions, Subscription};
 use crate::exit::{Exit, ReapedBy, Rusage, Termination};
 use crate::exit_watch::ExitWatch;
-use crate::ownership::{Child, Children, Claim, Context, OwnerId, Policy, ThreadView};
+use crate::ownership::{decide, Child, Children, Claim, Context, OwnerId, Policy, ThreadView};
 use crate::recent::RecentExits;
 use crate::wait_source::{ChildState, ProcInfo, SystemWait, WaitSource};
 use crate::waits::{Fired, WaitCallback, Waits};
@@ -810,6 +810,47 @@ impl<W: WaitSource> Reaper<W> {
             leftover_grace: st.graces.1,
             report_grace: st.report_grace,
         }
+    }
+
+    /// What the engine holds for `pid`, in words, for a diagnosis (a zombie nobody reaps): who
+    /// it takes to own the child, what has happened to it, and what its rules decide for it now.
+    /// `None` when the engine has no entry for that pid. The wording is not a stable format.
+    pub fn describe_child(&self, pid: i32) -> Option<String> {
+        let shared = &self.shared;
+        let st = shared.lock();
+        let c = st.children.get(pid)?;
+        let thread_alive = |tid: i32| shared.source.thread_alive(tid);
+        let spawning: Vec<i32> = st.spawning_threads();
+        let is_spawning = |tid: i32| spawning.contains(&tid);
+        let ctx = shared.context(&st, &thread_alive, &is_spawning);
+        let thread = match c.claim {
+            Claim::Declared { tid: Some(t), .. }
+            | Claim::Forked { tid: t }
+            | Claim::MaybeForked { tid: t } => {
+                format!(
+                    ", thread {t} {}",
+                    if thread_alive(t) { "alive" } else { "ended" }
+                )
+            }
+            _ => String::new(),
+        };
+        let zombie = match c.zombie_since {
+            Some(since) => format!(
+                "a zombie for {} ms, decided now: {:?}",
+                since.elapsed().as_millis(),
+                decide(c.claim, since, &ctx)
+            ),
+            None => "not seen as a zombie".to_string(),
+        };
+        Some(format!(
+            "{:?}{thread}; started {:?}; {zombie}; announced {}, reaped {}, reported {}, watched {}",
+            c.claim,
+            c.start_time,
+            c.announced,
+            c.reaped,
+            c.reported,
+            c.pidfd.is_some()
+        ))
     }
 
     /// Stops the reaper's threads (tests and embedders that start their own).

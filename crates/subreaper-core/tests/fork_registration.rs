@@ -89,3 +89,42 @@ fn a_forked_child_is_registered_with_the_start_time_proc_gives_it() {
     assert_eq!(exit.comm.as_deref(), Some("sleep"));
     assert_eq!(exit.status(), 128 + libc::SIGKILL);
 }
+
+/// A child that a thread `fork()`ed, the thread then ending, stays that thread's (the fork hook
+/// said so, and the kernel now lists it under another thread): in default mode its exit is
+/// announced and the zombie is left, since a waiter elsewhere in the process may still take it.
+/// The engine's description of it says so.
+#[test]
+fn a_forked_child_of_an_ended_thread_is_announced_and_left() {
+    let r = Reaper::global();
+    let sub = r.subscribe(SubscribeOptions {
+        buffer_size: 1024,
+        ..SubscribeOptions::default()
+    });
+    let sh = program("sh");
+    // SAFETY: gettid(2) has no preconditions.
+    let (tid, pid) = std::thread::spawn(move || {
+        let tid = unsafe { libc::gettid() };
+        (
+            tid,
+            identified(|| fork_exec(&[&sh, "-c", "exit 5"]), |p| *p),
+        )
+    })
+    .join()
+    .unwrap();
+    let only = procs(&[pid]);
+    let got = collect(&sub, &only, Duration::from_secs(5));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].status(), 5);
+    let why = r
+        .describe_child(pid)
+        .expect("the engine has an entry for it");
+    let thread = format!("Forked {{ tid: {tid} }}, thread {tid} ended;");
+    assert!(why.starts_with(&thread), "{why}");
+    assert!(why.contains("decided now: Leave"), "{why}");
+    assert!(
+        is_our_zombie(pid),
+        "the engine reaped a child it did not start"
+    );
+    assert_eq!(libc::WEXITSTATUS(owner_waitpid(pid)), 5);
+}

@@ -267,6 +267,19 @@ fn a_child_of_an_ended_thread_is_left_in_default_mode() {
         is_our_zombie(pid),
         "the engine reaped a child it did not start"
     );
+    // The diagnosis says why it stays. Made with posix_spawn (no fork hook runs), it is listed
+    // under the main thread once its own thread has ended, where it cannot be told from an
+    // adopted orphan: unclaimed, announced, and left.
+    let why = r
+        .describe_child(pid)
+        .expect("the engine has an entry for it");
+    assert!(
+        why.starts_with("Unclaimed")
+            && why.contains("decided now: Leave")
+            && why.contains("announced true, reaped false"),
+        "{why}"
+    );
+    assert_eq!(r.describe_child(i32::MAX), None, "no entry, no description");
     assert!(r.sweep().is_empty(), "a sweep follows the same rules");
     let status = owner_waitpid(pid);
     assert_eq!(libc::WEXITSTATUS(status), 9);

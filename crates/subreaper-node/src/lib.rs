@@ -186,6 +186,12 @@ pub struct ReaperStats {
     pub report_grace_ms: f64,
 }
 
+/// What the engine holds for `pid`, in words (see `Reaper::describe_child`), or null.
+#[napi]
+pub fn describe_child(pid: i32) -> Result<Option<String>> {
+    Ok(reaper()?.describe_child(pid))
+}
+
 #[napi]
 pub fn stats() -> Result<ReaperStats> {
     let s = reaper()?.stats();

@@ -42,6 +42,18 @@ export function reaperStats() {
   return native.stats()
 }
 
+/**
+ * What the engine holds for a pid, in words, or null when it has no entry for it: who it takes
+ * to own the child, what has happened to it, and what its rules decide for it now. For bug
+ * reports (a zombie nobody reaps); the wording is not a stable format.
+ */
+export function describeChild(pid: number): string | null {
+  if (!Number.isSafeInteger(pid) || pid <= 0 || pid > 0x7fffffff) {
+    throw typeError(`describeChild takes a pid (an integer from 1 to 2147483647); got ${describe(pid)}`)
+  }
+  return callNative(() => native.describeChild(pid)) ?? null
+}
+
 export { Monitor } from './monitor.cjs'
 export { configureReaping, declareChild } from './ownership.cjs'
 export type { ReapingRules } from './ownership.cjs'

@@ -11,6 +11,7 @@ export const {
   isSubreaper,
   isInit,
   reaperStats,
+  describeChild,
   declareChild,
   configureReaping,
   signalName,
