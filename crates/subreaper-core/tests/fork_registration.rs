@@ -102,8 +102,8 @@ fn a_forked_child_of_an_ended_thread_is_announced_and_left() {
         ..SubscribeOptions::default()
     });
     let sh = program("sh");
-    // SAFETY: gettid(2) has no preconditions.
     let (tid, pid) = std::thread::spawn(move || {
+        // SAFETY: gettid(2) has no preconditions.
         let tid = unsafe { libc::gettid() };
         (
             tid,
