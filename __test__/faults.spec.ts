@@ -16,7 +16,7 @@ import { monitor, reaperStats, setSubreaper } from 'subreaper'
 
 import { openFds, until } from './helpers.ts'
 import { identify, isExitOf } from './fixtures/process-identity.mjs'
-import { delivered, describeZombies, idOf, noLiveChildren, noZombies, Recorder, track } from './procs.ts'
+import { assertNoZombies, delivered, idOf, noLiveChildren, noZombies, Recorder, track } from './procs.ts'
 import {
   buildHelper,
   crashSigns,
@@ -156,9 +156,7 @@ for (const [arg, code, where] of [
     )
     // The dying fixture's last orphans (a helper it was reading, and that helper's zombies) come
     // up here through two re-parentings; give them as long as the rest of the suite's checks.
-    const zombies = await noZombies(60_000)
-    if (zombies.length > 0) t.log(describeZombies(zombies, reaperStats()))
-    t.deepEqual(zombies, [])
+    await assertNoZombies(t, 60_000)
     faultsSurvived++
   })
 }
@@ -178,9 +176,7 @@ test.serial('SIGTERM to the node process while exits flow, default action: it di
   // What it was running, and its zombies, came here: all reaped. As in the test above, the last
   // of them come up through two re-parentings: once (1 of 3 clean-clone runs) 51 were still
   // here after 15 s and reaped later in the run; the engine's view is logged should it recur.
-  const zombies = await noZombies(60_000)
-  if (zombies.length > 0) t.log(describeZombies(zombies, reaperStats()))
-  t.deepEqual(zombies, [])
+  await assertNoZombies(t, 60_000)
   t.deepEqual(await noLiveChildren(), [])
   faultsSurvived++
 })

@@ -5,7 +5,7 @@ import { once } from 'node:events'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
-import { describeChild, monitor, type Exit, type Monitor, type Subscription } from 'subreaper'
+import { describeChild, monitor, reaperStats, type Exit, type Monitor, type Subscription } from 'subreaper'
 
 import { identify, isExitOf, type ProcessId } from './fixtures/process-identity.mjs'
 import { liveChildren, until, zombieChildren } from './helpers.ts'
@@ -111,7 +111,7 @@ export class Recorder {
 /** For a failure message: each zombie's state, the thread of this process whose children list
  * holds it (a dead thread's children move to another thread), what the engine holds for it,
  * and the engine's counters. */
-export function describeZombies(pids: ReadonlyArray<number>, stats: unknown): string {
+export function describeZombies(pids: ReadonlyArray<number>): string {
   const holder = (pid: number): string => {
     for (const tid of readdirSync('/proc/self/task')) {
       try {
@@ -126,7 +126,14 @@ export function describeZombies(pids: ReadonlyArray<number>, stats: unknown): st
     return 'no thread'
   }
   const zombies = pids.map((p) => `${p}: ${JSON.stringify(procState(p))} on ${holder(p)}; the engine: ${describeChild(p) ?? 'no entry'}`)
-  return `engine: ${JSON.stringify(stats)}; zombies: ${zombies.join(', ')}`
+  return `engine: ${JSON.stringify(reaperStats())}; zombies: ${zombies.join(', ')}`
+}
+
+/** Asserts that no zombie child is left after `ms`, logging where each one left is, if any. */
+export async function assertNoZombies(t: import('ava').ExecutionContext, ms?: number, message?: string): Promise<void> {
+  const zombies = await noZombies(ms)
+  if (zombies.length > 0) t.log(describeZombies(zombies))
+  t.deepEqual(zombies, [], message)
 }
 
 /** Waits until this process has no zombie child left; returns those still there after `ms`. */

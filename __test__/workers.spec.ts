@@ -11,7 +11,7 @@ import { monitor, reaperStats, setSubreaper } from 'subreaper'
 
 import { sleep, until } from './helpers.ts'
 import type { ProcessId } from './fixtures/process-identity.mjs'
-import { describeZombies, fixture, fixtures, idOf, noLiveChildren, noZombies, Recorder } from './procs.ts'
+import { assertNoZombies, fixture, fixtures, idOf, noLiveChildren, noZombies, Recorder } from './procs.ts'
 
 const rec = new Recorder()
 
@@ -113,9 +113,7 @@ test.serial('a worker terminated while exits are flowing: no crash, and the main
     t.deepEqual(wrong, [], `round ${round}: wrong statuses`)
     const unknown = ids.filter((id) => statusOf(id) === -1).length
     if (unknown > 0) t.log(`round ${round}: ${unknown} of ${ids.length} exits announced with an unknown status (-1)`)
-    const zombies = await noZombies()
-    if (zombies.length > 0) t.log(describeZombies(zombies, reaperStats()))
-    t.deepEqual(zombies, [], `round ${round}: no zombie`)
+    await assertNoZombies(t, undefined, `round ${round}: no zombie`)
     // The main thread keeps receiving exits afterwards.
     const after = Array.from({ length: 10 }, (_, i) => monitor.start('sh', ['-c', `exit ${i}`]))
     after.forEach(idOf)
@@ -146,11 +144,11 @@ test.serial('two streaming workers terminated at once while the main thread star
     main.map((_, i) => i),
   )
   await rec.waitFor(main)
-  const zombies = await noZombies()
-  // Seen once (a clean-clone run, alone): one zombie still there after 15 s, reaped later in
-  // the run. The log says where it was and what the engine was doing.
-  if (zombies.length > 0) t.log(describeZombies(zombies, reaperStats()))
-  t.deepEqual(zombies, [])
+  // Seen in about 1 whole-suite run in 10 (not when this test runs alone): a `sh` a worker
+  // forked, described by the engine as OwnerGone { declared: false }, held for the leftover
+  // grace with a zombie age that keeps starting again; reaped once the next test turns on
+  // subreaper mode. The log says what the engine holds for each zombie left.
+  await assertNoZombies(t)
   t.true(await until(() => reaperStats().subscribers === 1, 10_000))
 })
 
