@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::exit::{Exit, ReapedBy, Termination};
-use crate::ownership::{decide, Child, Claim, Disposition};
+use crate::ownership::{Child, Claim, Disposition};
 use crate::reaper::{Activity, Shared};
 use crate::wait_source::{ChildState, Peek, WaitSource};
 
@@ -189,8 +189,11 @@ impl<W: WaitSource> Shared<W> {
                             Some(t) if t != main => Claim::Forked { tid: t },
                             _ => Claim::Unclaimed,
                         };
-                        let start = self.source.inspect(pid).start_time;
-                        st.children.insert(pid, Child::new(claim, start));
+                        let Some(start) = self.source.inspect(pid).start_time else {
+                            // Reaped by its waiter since the lists were read.
+                            continue;
+                        };
+                        st.children.insert(pid, Child::new(claim, Some(start)));
                         self.ensure_watched(&mut st, pid);
                     }
                 }
@@ -246,13 +249,27 @@ impl<W: WaitSource> Shared<W> {
             if st.recent.get(pid).is_some_and(|e| e.seq > since) {
                 return Handled::Done(None);
             }
+            if info.start_time.is_none() && self.source.child_state(pid) == ChildState::NotAChild {
+                // Unknown, and reaped by another waiter since the peek: announced now, as
+                // taken by it (an entry for it could not be told from a later process).
+                self.note_lost(&mut st, pid);
+                let identity = (info.comm.take(), None);
+                let fired = self.record(
+                    &mut st,
+                    pid,
+                    termination,
+                    info.rusage,
+                    identity,
+                    ReapedBy::Other,
+                );
+                let exit = fired.exit.clone();
+                drop(st);
+                fired.run();
+                return Handled::Done(Some(exit));
+            }
             let claim = self.classify(&mut st, pid, info.start_time, first);
             st.children.insert(pid, Child::new(claim, info.start_time));
         }
-        let thread_alive = |tid: i32| self.source.thread_alive(tid);
-        let spawning: Vec<i32> = st.spawning_threads();
-        let is_spawning = |tid: i32| spawning.contains(&tid);
-        let ctx = self.context(&st, &thread_alive, &is_spawning);
         let child = st.children.get_mut(pid).expect("inserted above");
         if child.reaped {
             // Its owner reported it between this peek and now: announced once already.
@@ -265,7 +282,8 @@ impl<W: WaitSource> Shared<W> {
         }
         let start_time = child.start_time.or(info.start_time);
         let announced = child.announced;
-        match decide(child.claim, zombie_since, &ctx) {
+        let claim = child.claim;
+        match self.decide_now(&st, claim, zombie_since) {
             Disposition::Reap => {
                 // The state lock is held across the reap so that `wait` sees either a live
                 // child or its recorded exit, never neither.

@@ -14,7 +14,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::exit::{ReapedBy, Rusage, Termination};
-use crate::ownership::{decide, Claim, Disposition};
+use crate::ownership::{Claim, Disposition};
 use crate::pidfd::Pidfd;
 use crate::reaper::Shared;
 use crate::wait_source::WaitSource;
@@ -134,10 +134,6 @@ impl<W: WaitSource> Shared<W> {
         self.refresh_role();
         let info = self.source.inspect(pid);
         let mut st = self.lock();
-        let thread_alive = |tid: i32| self.source.thread_alive(tid);
-        let spawning: Vec<i32> = st.spawning_threads();
-        let is_spawning = |tid: i32| spawning.contains(&tid);
-        let ctx = self.context(&st, &thread_alive, &is_spawning);
         let Some(child) = st.children.get_mut(pid) else {
             return;
         };
@@ -155,7 +151,8 @@ impl<W: WaitSource> Shared<W> {
         let since = *child
             .zombie_since
             .get_or_insert_with(std::time::Instant::now);
-        if decide(child.claim, since, &ctx) != Disposition::Leave {
+        let claim = child.claim;
+        if self.decide_now(&st, claim, since) != Disposition::Leave {
             // The engine's to reap (now or after a grace): the drain records it with rusage.
             drop(st);
             self.kick();

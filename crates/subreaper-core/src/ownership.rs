@@ -211,14 +211,23 @@ impl Children {
     /// an earlier process with the same pid is dropped: its exit was missed or handled).
     pub fn get_current(&mut self, pid: i32, start_time: Option<u64>) -> Option<&mut Child> {
         let stale = match (self.by_pid.get(&pid), start_time) {
-            (Some(c), Some(now)) => c.start_time.is_some_and(|then| then != now),
+            (Some(c), Some(now)) => match c.start_time {
+                Some(then) => then != now,
+                // Made without a start time: it names this process only while its pidfd
+                // holds one (an entry of a process gone unseen would pass for any later one).
+                None => c.pidfd.is_none() || c.reaped,
+            },
             _ => false,
         };
         if stale {
             self.by_pid.remove(&pid);
         }
         self.touch(pid);
-        self.by_pid.get_mut(&pid)
+        let child = self.by_pid.get_mut(&pid)?;
+        if child.start_time.is_none() {
+            child.start_time = start_time;
+        }
+        Some(child)
     }
 
     pub fn get(&self, pid: i32) -> Option<&Child> {
@@ -566,6 +575,15 @@ mod tests {
         assert!(children.get_current(10, Some(100)).is_some());
         assert!(children.get_current(10, Some(250)).is_none());
         assert!(!children.contains(10));
+        // An entry made without a start time (its process gone before it could be read) and
+        // with no pidfd to hold it cannot be told from a later process with its pid.
+        children.insert(11, Child::new(Claim::Forked { tid: 4 }, None));
+        assert!(
+            children.get_current(11, None).is_some(),
+            "nothing to tell by"
+        );
+        assert!(children.get_current(11, Some(300)).is_none());
+        assert!(!children.contains(11));
     }
 
     #[test]

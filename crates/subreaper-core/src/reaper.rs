@@ -21,7 +21,9 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::broadcast::{Hub, SubscribeOptions, Subscription};
 use crate::exit::{Exit, ReapedBy, Rusage, Termination};
 use crate::exit_watch::ExitWatch;
-use crate::ownership::{decide, Child, Children, Claim, Context, OwnerId, Policy, ThreadView};
+use crate::ownership::{
+    decide, Child, Children, Claim, Context, Disposition, OwnerId, Policy, ThreadView,
+};
 use crate::recent::RecentExits;
 use crate::wait_source::{ChildState, ProcInfo, SystemWait, WaitSource};
 use crate::waits::{Fired, WaitCallback, Waits};
@@ -135,11 +137,6 @@ impl Activity {
 }
 
 impl State {
-    /// The threads in the middle of a spawn.
-    pub(crate) fn spawning_threads(&self) -> Vec<i32> {
-        self.spawning.keys().copied().collect()
-    }
-
     /// Whether thread `tid` is in the middle of a spawn.
     pub(crate) fn is_spawning(&self, tid: i32) -> bool {
         self.spawning.contains_key(&tid)
@@ -820,9 +817,6 @@ impl<W: WaitSource> Reaper<W> {
         let st = shared.lock();
         let c = st.children.get(pid)?;
         let thread_alive = |tid: i32| shared.source.thread_alive(tid);
-        let spawning: Vec<i32> = st.spawning_threads();
-        let is_spawning = |tid: i32| spawning.contains(&tid);
-        let ctx = shared.context(&st, &thread_alive, &is_spawning);
         let thread = match c.claim {
             Claim::Declared { tid: Some(t), .. }
             | Claim::Forked { tid: t }
@@ -838,7 +832,7 @@ impl<W: WaitSource> Reaper<W> {
             Some(since) => format!(
                 "a zombie for {} ms, decided now: {:?}",
                 since.elapsed().as_millis(),
-                decide(c.claim, since, &ctx)
+                shared.decide_now(&st, c.claim, since)
             ),
             None => "not seen as a zombie".to_string(),
         };
@@ -919,9 +913,12 @@ impl<W: WaitSource> Reaper<W> {
                 continue;
             }
             for pid in children {
-                let start = crate::procfs::start_time(pid);
+                // None: reaped since the lists were read.
+                let Some(start) = crate::procfs::start_time(pid) else {
+                    continue;
+                };
                 st.children
-                    .insert(pid, Child::new(Claim::Forked { tid }, start));
+                    .insert(pid, Child::new(Claim::Forked { tid }, Some(start)));
                 self.shared.ensure_watched(&mut st, pid);
             }
         }
@@ -973,23 +970,25 @@ impl<W: WaitSource> Shared<W> {
         }
     }
 
-    /// The context the ownership rules are applied in, now.
-    pub(crate) fn context<'a>(
-        &'a self,
+    /// What the ownership rules decide now for a zombie of `claim`, first seen at
+    /// `zombie_since`, given what this process is and does at this instant.
+    pub(crate) fn decide_now(
+        &self,
         st: &State,
-        thread_alive: &'a dyn Fn(i32) -> bool,
-        spawning: &'a dyn Fn(i32) -> bool,
-    ) -> Context<'a> {
-        Context {
+        claim: Claim,
+        zombie_since: Instant,
+    ) -> Disposition {
+        let ctx = Context {
             policy: self.config.policy,
             adopts_orphans: self.adopts.load(std::sync::atomic::Ordering::Relaxed),
             spawn_in_flight: st.paused > 0,
-            spawning,
+            spawning: &|tid| st.is_spawning(tid),
             orphan_grace: st.graces.0,
             leftover_grace: st.graces.1,
             report_grace: st.report_grace,
-            thread_alive,
-        }
+            thread_alive: &|tid| self.source.thread_alive(tid),
+        };
+        decide(claim, zombie_since, &ctx)
     }
 
     /// Opens a pidfd for a known child and adds it to the watch, if it has none.

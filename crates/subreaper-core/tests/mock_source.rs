@@ -419,6 +419,42 @@ fn lost_race_is_announced_once_and_a_later_report_deduplicated() {
 }
 
 #[test]
+fn an_unknown_child_reaped_by_another_waiter_before_it_is_read_leaves_no_entry() {
+    let h = Harness::with_config(Config {
+        idle_sweep: Duration::from_secs(30),
+        owner_poll_max: Duration::from_millis(20),
+        orphan_grace: Duration::from_millis(300),
+        ..Config::default()
+    });
+    let sub = h.subscribe();
+    h.spawn(70);
+    // Between the engine's peek and its reading of the zombie, another waiter reaps it.
+    let mock = h.mock.clone();
+    h.mock.on_inspect(70, move || {
+        mock.owner_reap(70);
+    });
+    h.mock.exit(70, Termination::Exited(3));
+    let e = next(&sub);
+    assert_eq!((e.pid, e.status(), e.reaped_by), (70, 3, ReapedBy::Other));
+    assert_eq!(
+        h.reaper.stats().known,
+        0,
+        "an entry was left for a process that is gone"
+    );
+    // A later process with that pid is judged as itself: held for its own orphan grace.
+    h.spawn(70);
+    let exited = Instant::now();
+    h.mock.exit(70, Termination::Exited(4));
+    let e = next(&sub);
+    assert_eq!((e.pid, e.status(), e.reaped_by), (70, 4, ReapedBy::Reaper));
+    assert!(
+        exited.elapsed() >= Duration::from_millis(300),
+        "reaped before its grace"
+    );
+    assert_eq!(h.reaper.exits_recorded(), 2);
+}
+
+#[test]
 fn owned_zombie_at_the_head_does_not_block_other_exits() {
     let h = Harness::new();
     let sub = h.subscribe();
