@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 
+import { identityOf, isExitOf } from './fixtures/process-identity.mjs'
 import { fixture, fixtures, noLiveChildren, noZombies, runNode, type NodeRun } from './procs.ts'
 
 interface ChildReport {
@@ -85,7 +86,7 @@ for (const mode of ['default', 'subreaper'] as const) {
   test(`${mode} mode: a native addon's 500 children waited by a blocked waitpid(pid) and 500 by WNOHANG polling all get their own status; each exit announced once`, async (t) => {
     const run = await runNode([fixture('native-forker.mjs'), addon!, mode, '500'], { timeout: 180_000 })
     const { runs, exits } = parse<{
-      runs: Array<{ style: string; firstCode: number; results: Array<[number, number]> | null }>
+      runs: Array<{ style: string; firstCode: number; results: Array<[number, number, number]> | null }>
       exits: SeenExit[]
     }>(t, run)
     for (const r of runs) {
@@ -98,9 +99,11 @@ for (const mode of ['default', 'subreaper'] as const) {
         return status >= 0 && (status & 0x7f) === 0 && status >> 8 === want ? [] : [{ pid, status, want }]
       })
       t.deepEqual(wrong, [], `${r.style}: children taken from their waiter or with a wrong status`)
-      for (const [pid, status] of r.results) {
-        const seen = exits.filter((e) => e.pid === pid)
-        t.is(seen.length, 1, `${r.style}: pid ${pid} announced ${seen.length} times`)
+      for (const [pid, status, ticks] of r.results) {
+        // By pid and start time: under load the kernel hands a pid out again within a run.
+        t.true(ticks >= 0, `${r.style}: pid ${pid}: its start time could not be read`)
+        const seen = exits.filter((e) => isExitOf(e, identityOf(pid, ticks)))
+        t.is(seen.length, 1, `${r.style}: pid ${pid}@${ticks} announced ${seen.length} times`)
         t.is(seen[0]?.status, status >> 8, `${r.style}: pid ${pid}`)
       }
     }
@@ -111,7 +114,7 @@ for (const spawnMode of ['spawn-declared', 'spawn-grace'] as const) {
   test(`subreaper mode: 100 posix_spawn children of the main thread (no fork hook sees them), ${spawnMode === 'spawn-declared' ? 'declared with declareChild()' : 'under an orphanGrace of 5 s'}, stay their waiter's`, async (t) => {
     const run = await runNode([fixture('native-forker.mjs'), addon!, 'subreaper', '100', spawnMode], { timeout: 120_000 })
     const { runs, exits } = parse<{
-      runs: Array<{ style: string; firstCode: number; results: Array<[number, number]> | null }>
+      runs: Array<{ style: string; firstCode: number; results: Array<[number, number, number]> | null }>
       exits: SeenExit[]
     }>(t, run)
     const results = runs[0]!.results
@@ -119,8 +122,8 @@ for (const spawnMode of ['spawn-declared', 'spawn-grace'] as const) {
     if (!results) return
     const wrong = results.filter(([, status], i) => status < 0 || status >> 8 !== (7 + i) % 256)
     t.deepEqual(wrong, [], 'children taken from their waiter')
-    for (const [pid] of results) {
-      const seen = exits.filter((e) => e.pid === pid).length
+    for (const [pid, , ticks] of results) {
+      const seen = exits.filter((e) => isExitOf(e, identityOf(pid, ticks))).length
       // A declared child is watched from its declaration: its exit is always seen. An
       // undeclared one is seen only if the engine looks before its waiter reaps it.
       if (spawnMode === 'spawn-declared') t.is(seen, 1, `pid ${pid} announced ${seen} times`)

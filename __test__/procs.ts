@@ -136,16 +136,22 @@ export async function assertNoZombies(t: import('ava').ExecutionContext, ms?: nu
   t.deepEqual(zombies, [], message)
 }
 
-/** Waits until this process has no zombie child left; returns those still there after `ms`. */
+/**
+ * Waits until this process has no zombie child left; returns those still there after `ms`.
+ * The answer is the last reading the wait made: a reading taken after the wait succeeded could
+ * find a child that exited just then (a worker's last spawn), which is not one left behind.
+ */
 export async function noZombies(ms = 15_000): Promise<number[]> {
-  await until(() => zombieChildren().length === 0, ms, 20)
-  return zombieChildren()
+  let left: number[] = []
+  await until(() => (left = zombieChildren()).length === 0, ms, 20)
+  return left
 }
 
 /** Waits until this process has no live child left; returns those still there after `ms`. */
 export async function noLiveChildren(ms = 15_000): Promise<number[]> {
-  await until(() => liveChildren().length === 0, ms, 20)
-  return liveChildren()
+  let left: number[] = []
+  await until(() => (left = liveChildren()).length === 0, ms, 20)
+  return left
 }
 
 /** The process's state letter and parent pid from /proc, or undefined once it is gone. */
