@@ -88,21 +88,24 @@ fn children_of_fork(
     mut read: impl FnMut() -> Option<Vec<i32>>,
 ) -> Option<ForkChildren> {
     before.sort_unstable();
+    let new_in = |after: Vec<i32>| -> Vec<i32> {
+        after
+            .into_iter()
+            .filter(|p| before.binary_search(p).is_err())
+            .collect()
+    };
+    let Some((first, last)) = allocated else {
+        return read().map(|after| ForkChildren {
+            pids: new_in(after),
+            allocated_during: false,
+        });
+    };
     let mut found = None;
     for _ in 0..=REREADS {
         let Some(after) = read() else {
             break;
         };
-        let new: Vec<i32> = after
-            .into_iter()
-            .filter(|p| before.binary_search(p).is_err())
-            .collect();
-        let Some((first, last)) = allocated else {
-            return Some(ForkChildren {
-                pids: new,
-                allocated_during: false,
-            });
-        };
+        let new = new_in(after);
         let during: Vec<i32> = new
             .iter()
             .copied()

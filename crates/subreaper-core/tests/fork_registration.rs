@@ -23,17 +23,11 @@ fn fork_exec(argv: &[&str]) -> i32 {
     let args: Vec<CString> = argv.iter().map(|a| CString::new(*a).unwrap()).collect();
     let mut ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
-    // SAFETY: the child calls only execv and _exit (async-signal-safe) on memory prepared
-    // before the fork.
-    unsafe {
-        let pid = libc::fork();
-        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
-        if pid == 0 {
-            libc::execv(ptrs[0], ptrs.as_ptr());
-            libc::_exit(127);
-        }
-        pid
-    }
+    // SAFETY: the child calls only execv (async-signal-safe) on memory prepared before the
+    // fork, then `fork_child`'s _exit if it failed.
+    fork_child(|| unsafe {
+        libc::execv(ptrs[0], ptrs.as_ptr());
+    })
 }
 
 fn comm(pid: i32) -> Option<String> {
@@ -131,24 +125,12 @@ fn a_forked_child_of_an_ended_thread_is_announced_and_left() {
     assert_eq!(libc::WEXITSTATUS(owner_waitpid(pid)), 5);
 }
 
-/// `fork()`: the child runs `then` (async-signal-safe only).
-fn fork_then(then: fn() -> !) -> i32 {
-    // SAFETY: the child calls only what `then` calls: `_exit` or `pause`, both
-    // async-signal-safe.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
-    if pid == 0 {
-        then();
-    }
-    pid
-}
-
-fn exit_at_once() -> ! {
+fn exit_at_once() {
     // SAFETY: _exit(2) has no preconditions.
     unsafe { libc::_exit(0) }
 }
 
-fn wait_for_signal() -> ! {
+fn wait_for_signal() {
     loop {
         // SAFETY: pause(2) has no preconditions.
         unsafe { libc::pause() };
@@ -166,6 +148,7 @@ fn a_forked_child_is_registered_while_another_thread_reaps_the_one_before_it() {
     let r = Reaper::global();
     let handoff = Arc::new(AtomicI32::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    // It spins rather than blocks: the reap must come while the forking thread reads its list.
     let waiter = {
         let (handoff, stop) = (handoff.clone(), stop.clone());
         std::thread::spawn(move || {
@@ -185,8 +168,8 @@ fn a_forked_child_is_registered_while_another_thread_reaps_the_one_before_it() {
     let ours = format!("Forked {{ tid: {tid} }}");
     let mut missed = Vec::new();
     for _ in 0..ROUNDS {
-        handoff.store(fork_then(exit_at_once), Ordering::Release);
-        let child = fork_then(wait_for_signal);
+        handoff.store(fork_child(exit_at_once), Ordering::Release);
+        let child = fork_child(wait_for_signal);
         let registered = r.describe_child(child);
         if !registered.as_deref().is_some_and(|d| d.starts_with(&ours)) {
             missed.push((child, registered));

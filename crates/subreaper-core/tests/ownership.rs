@@ -183,13 +183,8 @@ fn make_child(code: i32, with_fork: bool) -> i32 {
     if !with_fork {
         return spawn(&["sh", "-c", &format!("exit {code}")], None);
     }
-    // SAFETY: the child only calls the async-signal-safe `_exit`.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        unsafe { libc::_exit(code) };
-    }
-    assert!(pid > 0, "fork: {}", std::io::Error::last_os_error());
-    pid
+    // SAFETY: _exit(2) has no preconditions.
+    fork_child(|| unsafe { libc::_exit(code) })
 }
 
 /// Threads that are not the engine's fork children and wait for them themselves: every status

@@ -218,6 +218,21 @@ impl Default for Gate {
 pub const GATED_JOB: &str =
     "(read x <&3; exec sleep 0) & read -r s </proc/$!/stat; set -- $s; echo $! ${22}";
 
+/// `fork()` on the calling thread (the fork hook runs around it); the child runs `then`, which
+/// must call only async-signal-safe functions (the test process has other threads), and exits
+/// with 127 if it returns. Returns the child's pid.
+pub fn fork_child(then: impl FnOnce()) -> i32 {
+    // SAFETY: the child runs only `then`, which the caller keeps async-signal-safe, and _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        then();
+        // SAFETY: _exit(2) has no preconditions.
+        unsafe { libc::_exit(127) };
+    }
+    pid
+}
+
 /// Spawns `argv` with `posix_spawnp` (vfork-style: fast here, unlike fork), stdin from
 /// `stdin` (or /dev/null) and stdout to /dev/null. Returns the pid; `procs` knows its start.
 pub fn spawn(argv: &[&str], stdin: Option<RawFd>) -> i32 {
