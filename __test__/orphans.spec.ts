@@ -69,6 +69,40 @@ test.serial("sh -c 'sleep 0.3 & exit 0': the orphan's exit is broadcast with com
   t.deepEqual(await noZombies(), [])
 })
 
+// About 0.3 s of CPU in dash, from builtins only (no child of its own to account for).
+const BURN = 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done'
+
+test.serial(
+  "usage per exit: a CPU-bound orphan the engine reaps carries wait4's figures; a CPU-bound child_process child, reaped by libuv, carries none (null, not zeros)",
+  async (t) => {
+    const { ids } = await orphansOf(`sh -c '${BURN}' >/dev/null 2>&1 & echo $!; exit 0`)
+    const [orphan] = await rec.waitFor(ids)
+    t.is(orphan?.reapedBy, 'subreaper')
+    const ru = orphan?.rusage
+    if (!ru) return t.fail(`the engine reaped it, and it has no usage: ${JSON.stringify(orphan)}`)
+    t.true(ru.userCPUTime + ru.systemCPUTime >= 20_000, `a CPU-bound orphan used under 20 ms of CPU? ${JSON.stringify(ru)}`)
+    t.true(ru.maxRSS !== null && ru.maxRSS > 0, 'maxRSS from wait4')
+    t.true(ru.minorFaults > 0, 'minor faults from wait4')
+    t.true(Number.isInteger(ru.voluntaryContextSwitches) && Number.isInteger(ru.involuntaryContextSwitches), 'context switches from wait4')
+
+    const child = execFile('sh', ['-c', BURN])
+    const id = identify(child.pid!)
+    if (!id) return t.fail('the child is gone from /proc right after its spawn')
+    await new Promise((resolve) => child.once('exit', resolve))
+    const [exit] = await rec.waitFor([id])
+    t.is(exit?.reapedBy, 'owner')
+    // libuv's waitpid takes the usage with the zombie; only where libuv was late (the engine
+    // then announces the exit from the zombie) does it carry the zombie's figures.
+    const late = exit?.rusage
+    if (late) {
+      t.true(late.userCPUTime + late.systemCPUTime >= 20_000, `the zombie's reading shows under 20 ms of CPU: ${JSON.stringify(late)}`)
+      t.is(late.maxRSS, null, 'a zombie has no maximum RSS to read')
+    } else {
+      t.is(late, null)
+    }
+  },
+)
+
 test.serial('20 orphans at once are all reaped and broadcast', async (t) => {
   const { ids } = await orphansOf('for i in $(seq 20); do sleep 1 >/dev/null 2>&1 & echo $!; done; exit 0')
   t.is(ids.length, 20)

@@ -229,7 +229,7 @@ impl<W: WaitSource> Shared<W> {
                     // The entry keeps its name, and the exit takes it from there.
                     comm: None,
                     start_time: c.start_time,
-                    rusage: Default::default(),
+                    rusage: None,
                 })
         };
         // Taken in any case during a burst: a reading of this pid that lands later is stale.
@@ -296,7 +296,7 @@ impl<W: WaitSource> Shared<W> {
                 let comm = st.children.remove(pid).and_then(|c| c.comm);
                 st.threads.forget(pid);
                 let (termination, rusage, by) = match reaped {
-                    Some((t, ru)) => (t, ru, ReapedBy::Reaper),
+                    Some((t, ru)) => (t, Some(ru), ReapedBy::Reaper),
                     None => {
                         // Another waiter took it between the peek and the reap; an exit of
                         // this pid recorded since the peek is this one (the zombie held the

@@ -83,9 +83,10 @@ impl Termination {
 
 /// Resource usage of a finished child.
 ///
-/// When the engine reaps the child itself these come from `wait4`. When another waiter owns
-/// the child (Node's `child_process`) they are read from `/proc/<pid>` while it is a zombie,
-/// where the kernel keeps no maximum RSS: `max_rss_kib` is then `None`.
+/// When the engine reaps the child itself these come from `wait4`. For a zombie it announces
+/// and leaves to another waiter they are read from `/proc/<pid>/stat`, which keeps no maximum
+/// RSS and no context switches: those are then `None`. (A child whose owner reaps it before
+/// the engine looks, as libuv does, has no usage at all: [`Exit::rusage`] is `None`.)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Rusage {
     pub user_cpu_us: u64,
@@ -93,8 +94,8 @@ pub struct Rusage {
     pub max_rss_kib: Option<u64>,
     pub minor_faults: u64,
     pub major_faults: u64,
-    pub voluntary_context_switches: u64,
-    pub involuntary_context_switches: u64,
+    pub voluntary_context_switches: Option<u64>,
+    pub involuntary_context_switches: Option<u64>,
 }
 
 impl Rusage {
@@ -113,8 +114,8 @@ impl Rusage {
             max_rss_kib: Some(max_rss_kib),
             minor_faults: ru.ru_minflt as u64,
             major_faults: ru.ru_majflt as u64,
-            voluntary_context_switches: ru.ru_nvcsw as u64,
-            involuntary_context_switches: ru.ru_nivcsw as u64,
+            voluntary_context_switches: Some(ru.ru_nvcsw as u64),
+            involuntary_context_switches: Some(ru.ru_nivcsw as u64),
         }
     }
 }
@@ -141,7 +142,9 @@ pub struct Exit {
     /// Start time in clock ticks since boot, as `/proc/<pid>/stat` gives it: with the pid, the
     /// identity of this one process even after the pid is reused.
     pub start_time: Option<u64>,
-    pub rusage: Rusage,
+    /// `None` where nobody could read it: a child its owner reaped (the kernel reports usage
+    /// only to the waiter that reaps) and whose zombie the engine did not read.
+    pub rusage: Option<Rusage>,
     /// The short command name (`/proc/<pid>/comm`), read while the child was still a zombie.
     pub comm: Option<String>,
     pub reaped_by: ReapedBy,

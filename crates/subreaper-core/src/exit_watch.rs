@@ -13,7 +13,7 @@ use std::time::Duration;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use crate::exit::{ReapedBy, Rusage, Termination};
+use crate::exit::{ReapedBy, Termination};
 use crate::ownership::{Claim, Disposition};
 use crate::pidfd::Pidfd;
 use crate::reaper::Shared;
@@ -188,14 +188,7 @@ impl<W: WaitSource> Shared<W> {
             let (status, _) = child.reaped_status.take().expect("filtered above");
             child.announced = true;
             let identity = (child.comm.clone(), child.start_time);
-            fired.push(self.record(
-                &mut st,
-                pid,
-                status,
-                Rusage::default(),
-                identity,
-                ReapedBy::Other,
-            ));
+            fired.push(self.record(&mut st, pid, status, None, identity, ReapedBy::Other));
         }
         self.publish(&mut st);
         drop(st);
@@ -233,7 +226,7 @@ impl<W: WaitSource> Shared<W> {
                 &mut st,
                 pid,
                 status.unwrap_or(Termination::Unknown),
-                Rusage::default(),
+                None,
                 identity,
                 ReapedBy::Other,
             ))

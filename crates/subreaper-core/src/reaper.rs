@@ -614,7 +614,7 @@ impl<W: WaitSource> Reaper<W> {
                     &mut st,
                     pid,
                     status.unwrap_or(Termination::Unknown),
-                    Rusage::default(),
+                    None,
                     (child.comm, child.start_time),
                     ReapedBy::Other,
                 ));
@@ -678,7 +678,7 @@ impl<W: WaitSource> Reaper<W> {
             &mut st,
             pid,
             termination,
-            Rusage::default(),
+            None,
             (comm, start_time),
             ReapedBy::Other,
         );
@@ -1050,7 +1050,7 @@ impl<W: WaitSource> Shared<W> {
         st: &mut State,
         pid: i32,
         termination: Termination,
-        rusage: Rusage,
+        rusage: Option<Rusage>,
         (comm, start_time): (Option<String>, Option<u64>),
         reaped_by: ReapedBy,
     ) -> Fired {

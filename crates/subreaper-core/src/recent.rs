@@ -106,7 +106,7 @@ impl RecentExits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exit::{ReapedBy, Rusage, Termination};
+    use crate::exit::{ReapedBy, Termination};
     use std::time::SystemTime;
 
     fn exit(pid: i32, seq: u64) -> Arc<Exit> {
@@ -116,7 +116,7 @@ mod tests {
             timestamp: SystemTime::now(),
             started_at: None,
             start_time: None,
-            rusage: Rusage::default(),
+            rusage: None,
             comm: None,
             reaped_by: ReapedBy::Reaper,
             seq,

@@ -182,7 +182,7 @@ impl Stats {
         Some(ProcInfo {
             comm: Some(self.comm),
             start_time: Some(start_time),
-            rusage: self.rusage,
+            rusage: Some(self.rusage),
         })
     }
 }

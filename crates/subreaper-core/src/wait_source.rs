@@ -34,8 +34,9 @@ pub struct ProcInfo {
     /// Start time in clock ticks since boot: with the pid, it names one process even after the
     /// pid is recycled.
     pub start_time: Option<u64>,
-    /// Resource usage as far as `/proc` keeps it (no maximum RSS, no context switches).
-    pub rusage: Rusage,
+    /// Resource usage as far as `/proc` keeps it (no maximum RSS, no context switches); `None`
+    /// where nothing was read.
+    pub rusage: Option<Rusage>,
 }
 
 /// The operations the engine needs from the operating system.
@@ -243,14 +244,14 @@ impl WaitSource for SystemWait {
 /// What the engine keeps of a `/proc/<pid>/stat` reading.
 fn proc_info(stat: procfs::Stat) -> ProcInfo {
     ProcInfo {
-        rusage: Rusage {
+        rusage: Some(Rusage {
             user_cpu_us: procfs::ticks_to_us(stat.utime),
             system_cpu_us: procfs::ticks_to_us(stat.stime),
             max_rss_kib: None,
             minor_faults: stat.minflt,
             major_faults: stat.majflt,
             ..Rusage::default()
-        },
+        }),
         comm: Some(stat.comm),
         start_time: Some(stat.start_time),
     }

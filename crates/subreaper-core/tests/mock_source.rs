@@ -191,7 +191,7 @@ impl WaitSource for Mock {
             ProcInfo {
                 comm: Some(format!("mock{pid}")),
                 start_time: Some(pid as u64),
-                rusage: Rusage::default(),
+                rusage: Some(Rusage::default()),
             }
         } else {
             ProcInfo::default()
@@ -278,7 +278,7 @@ fn unowned_exit_is_reaped_and_broadcast_with_its_record() {
     assert_eq!(e.reaped_by, ReapedBy::Reaper);
     assert_eq!(e.comm.as_deref(), Some("mock10"));
     assert_eq!(
-        e.rusage.max_rss_kib,
+        e.rusage.and_then(|r| r.max_rss_kib),
         Some(1010),
         "rusage comes from the reap"
     );
@@ -311,7 +311,11 @@ fn owned_exit_announced_once_when_engine_peeks_first() {
     );
     let e = next(&sub);
     assert_eq!((e.pid, e.status(), e.reaped_by), (20, 137, ReapedBy::Other));
-    assert_eq!(e.rusage.max_rss_kib, None, "not reaped: no wait4 rusage");
+    assert_eq!(
+        e.rusage.map(|r| r.max_rss_kib),
+        Some(None),
+        "read from the zombie, not reaped: no wait4 rusage"
+    );
     // The engine announced it from its peek and left the zombie to the owner.
     assert!(h.mock.is_zombie(20));
     assert_eq!(h.mock.reap_calls(20), 0);
@@ -353,6 +357,8 @@ fn owned_exit_announced_once_when_owner_reports_first() {
         Some("mock30"),
         "comm kept from own() time"
     );
+    // The kernel gave its usage to the owner's reap alone: unknown, not zeros.
+    assert_eq!(e.rusage, None);
     assert_quiet(&sub);
     assert_eq!(h.mock.reap_calls(30), 0);
     assert_eq!(h.reaper.exits_recorded(), 1);

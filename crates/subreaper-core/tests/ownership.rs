@@ -47,7 +47,8 @@ fn owned_pid_is_announced_but_left_to_its_waiter() {
     assert_eq!(e.reaped_by, ReapedBy::Other);
     assert_eq!(e.comm.as_deref(), Some("sh"));
     assert_eq!(
-        e.rusage.max_rss_kib, None,
+        e.rusage.and_then(|r| r.max_rss_kib),
+        None,
         "no wait4 rusage for a pid not reaped"
     );
     assert_eq!(

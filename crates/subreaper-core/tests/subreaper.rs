@@ -89,7 +89,7 @@ fn grandchildren_adopted_in_subreaper_mode_are_reaped() {
         assert_eq!(e.termination, Termination::Exited(0));
         assert_eq!(e.comm.as_deref(), Some("sleep"));
         assert_eq!(e.reaped_by, ReapedBy::Reaper);
-        assert!(e.rusage.max_rss_kib.is_some());
+        assert!(e.rusage.is_some_and(|r| r.max_rss_kib.is_some()));
     }
     assert_no_more(&sub, &set, Duration::from_millis(200));
     assert!(zombie_children().is_empty(), "{:?}", zombie_children());

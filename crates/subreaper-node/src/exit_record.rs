@@ -26,6 +26,7 @@ pub enum ExitField {
     Timestamp,
     /// Milliseconds since the epoch (whole milliseconds: the kernel counts in clock ticks).
     StartTime,
+    /// NaN, as every usage field, when the exit has no usage.
     UserCpuTime,
     SystemCpuTime,
     MaxRss,
@@ -78,7 +79,6 @@ pub fn fill<'a>(exits: impl IntoIterator<Item = &'a Exit>, buffer: &mut [f64]) -
 
 fn row(exit: &Exit) -> [f64; ExitField::Count as usize] {
     let opt = |v: Option<i32>| v.map_or(f64::NAN, f64::from);
-    let ru = &exit.rusage;
     let mut row = [f64::NAN; ExitField::Count as usize];
     let mut set = |field: ExitField, value: f64| row[field as usize] = value;
     set(ExitField::Pid, exit.pid.into());
@@ -95,22 +95,26 @@ fn row(exit: &Exit) -> [f64; ExitField::Count as usize] {
         ExitField::StartTime,
         exit.started_at.map_or(f64::NAN, |t| epoch_ms(t).round()),
     );
-    set(ExitField::UserCpuTime, ru.user_cpu_us as f64);
-    set(ExitField::SystemCpuTime, ru.system_cpu_us as f64);
-    set(
-        ExitField::MaxRss,
-        ru.max_rss_kib.map_or(f64::NAN, |v| v as f64),
-    );
-    set(ExitField::MinorFaults, ru.minor_faults as f64);
-    set(ExitField::MajorFaults, ru.major_faults as f64);
-    set(
-        ExitField::VoluntaryContextSwitches,
-        ru.voluntary_context_switches as f64,
-    );
-    set(
-        ExitField::InvoluntaryContextSwitches,
-        ru.involuntary_context_switches as f64,
-    );
+    // No usage read (a child its owner reaped): every usage field stays NaN.
+    if let Some(ru) = &exit.rusage {
+        set(ExitField::UserCpuTime, ru.user_cpu_us as f64);
+        set(ExitField::SystemCpuTime, ru.system_cpu_us as f64);
+        set(
+            ExitField::MaxRss,
+            ru.max_rss_kib.map_or(f64::NAN, |v| v as f64),
+        );
+        set(ExitField::MinorFaults, ru.minor_faults as f64);
+        set(ExitField::MajorFaults, ru.major_faults as f64);
+        set(
+            ExitField::VoluntaryContextSwitches,
+            ru.voluntary_context_switches.map_or(f64::NAN, |v| v as f64),
+        );
+        set(
+            ExitField::InvoluntaryContextSwitches,
+            ru.involuntary_context_switches
+                .map_or(f64::NAN, |v| v as f64),
+        );
+    }
     set(
         ExitField::ReapedByOwner,
         match exit.reaped_by {

@@ -13,14 +13,16 @@ export interface Rusage {
   /** System CPU time, µs. */
   systemCPUTime: number
   /**
-   * Maximum resident set size, KiB. `null` when the child was reaped by its owner (Node's
-   * `child_process`): the kernel only reports it to the waiter that reaps.
+   * Maximum resident set size, KiB. `null` when the child was reaped by its owner (the engine
+   * read its other figures from the zombie): the kernel only reports it to the waiter that reaps.
    */
   maxRSS: number | null
   minorFaults: number
   majorFaults: number
-  voluntaryContextSwitches: number
-  involuntaryContextSwitches: number
+  /** `null` where the figures were read from the zombie (`/proc` keeps no context switches). */
+  voluntaryContextSwitches: number | null
+  /** `null` where the figures were read from the zombie. */
+  involuntaryContextSwitches: number | null
 }
 
 /** One exited child. */
@@ -37,7 +39,14 @@ export interface Exit {
   timestamp: number
   /** Milliseconds since the epoch at which the process started (Linux; 10 ms resolution). */
   startTime?: number
-  rusage: Rusage
+  /**
+   * Its resource usage: `wait4`'s where the engine reaped it; CPU times (10 ms resolution) and
+   * faults read from the zombie where it announced an exit its owner reaps. `null` where
+   * nobody could read it: a child reaped by its owner before the engine looked (every
+   * `child_process` child; the kernel reports usage only to the waiter that reaps, and libuv
+   * asks for none).
+   */
+  rusage: Rusage | null
   /** Short command name (Linux `comm`, up to 15 characters), read while the child was a zombie. */
   comm?: string
   /** `'subreaper'` when the reaper took it, `'owner'` when its owner (libuv for `child_process`) did. */
@@ -104,15 +113,7 @@ export function decodeExitAt(fields: Float64Array, at: number, comm: string | nu
     signal: signal === null ? null : signalName(signal),
     coreDumped: fields[at + ExitField.CoreDumped] === 1,
     timestamp: fields[at + ExitField.Timestamp]!,
-    rusage: Object.freeze({
-      userCPUTime: fields[at + ExitField.UserCpuTime]!,
-      systemCPUTime: fields[at + ExitField.SystemCpuTime]!,
-      maxRSS: optional(fields[at + ExitField.MaxRss]!),
-      minorFaults: fields[at + ExitField.MinorFaults]!,
-      majorFaults: fields[at + ExitField.MajorFaults]!,
-      voluntaryContextSwitches: fields[at + ExitField.VoluntaryContextSwitches]!,
-      involuntaryContextSwitches: fields[at + ExitField.InvoluntaryContextSwitches]!,
-    }),
+    rusage: Number.isNaN(fields[at + ExitField.UserCpuTime]) ? null : rusageAt(fields, at),
     reapedBy: fields[at + ExitField.ReapedByOwner] === 0 ? 'subreaper' : 'owner',
   }
   if (comm != null) exit.comm = comm
@@ -121,6 +122,18 @@ export function decodeExitAt(fields: Float64Array, at: number, comm: string | nu
   decodedSeq[seq % DECODED_MAX] = seq
   decoded[seq % DECODED_MAX] = exit
   return exit
+}
+
+function rusageAt(fields: Float64Array, at: number): Rusage {
+  return Object.freeze({
+    userCPUTime: fields[at + ExitField.UserCpuTime]!,
+    systemCPUTime: fields[at + ExitField.SystemCpuTime]!,
+    maxRSS: optional(fields[at + ExitField.MaxRss]!),
+    minorFaults: fields[at + ExitField.MinorFaults]!,
+    majorFaults: fields[at + ExitField.MajorFaults]!,
+    voluntaryContextSwitches: optional(fields[at + ExitField.VoluntaryContextSwitches]!),
+    involuntaryContextSwitches: optional(fields[at + ExitField.InvoluntaryContextSwitches]!),
+  })
 }
 
 /** The sequence number of the exit whose numbers start at `at` in `fields`. */
