@@ -2,6 +2,7 @@
 // broadcast (with their command name) and waitable; no zombie is left.
 import test from 'ava'
 import { execFile } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { constants, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -10,7 +11,7 @@ import { isSubreaper, monitor, reaperStats, setSubreaper, type Exit, type Subscr
 
 import { identify, identityOf, START_TIME_SLACK_MS, ticksToEpochMs, type ProcessId } from './fixtures/process-identity.mjs'
 import { until } from './helpers.ts'
-import { delivered, fixture, noLiveChildren, noZombies, procState, Recorder, runNode, track } from './procs.ts'
+import { delivered, fixture, idOf, noLiveChildren, noZombies, procState, Recorder, runNode, track } from './procs.ts'
 
 const rec = new Recorder()
 
@@ -86,9 +87,8 @@ test.serial(
     t.true(Number.isInteger(ru.voluntaryContextSwitches) && Number.isInteger(ru.involuntaryContextSwitches), 'context switches from wait4')
 
     const child = execFile('sh', ['-c', BURN])
-    const id = identify(child.pid!)
-    if (!id) return t.fail('the child is gone from /proc right after its spawn')
-    await new Promise((resolve) => child.once('exit', resolve))
+    const id = idOf(child)
+    await once(child, 'exit')
     const [exit] = await rec.waitFor([id])
     t.is(exit?.reapedBy, 'owner')
     // libuv's waitpid takes the usage with the zombie; only where libuv was late (the engine
