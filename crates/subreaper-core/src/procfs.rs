@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 /// The fields of `/proc/<pid>/stat` this crate uses.
@@ -152,11 +153,39 @@ pub fn thread_children(tid: i32) -> Option<Vec<i32>> {
     read_list(&format!("/proc/self/task/{tid}/children"))
 }
 
+/// The main thread's children list, opened once by [`keep_main_children_open`] with the main
+/// thread's id. The engine looks at it after nearly every exit (the drain's first zombie,
+/// whether every child's owner reports, the SIGCHLD hint on the event loop's thread), and
+/// opening it each time cost an `openat` (a path walk through `/proc`) and a `close` beside
+/// the `read`.
+static MAIN_CHILDREN: OnceLock<Option<(i32, File)>> = OnceLock::new();
+
+/// Keeps the main thread's children list open for [`short_thread_children`] (called before
+/// the engine's threads start, with its other long-lived descriptors).
+pub fn keep_main_children_open() {
+    MAIN_CHILDREN.get_or_init(|| {
+        let tid = main_thread();
+        File::open(format!("/proc/self/task/{tid}/children"))
+            .ok()
+            .map(|file| (tid, file))
+    });
+}
+
 /// The children of thread `tid` from one `read` of a page: `None` if the list does not fit
 /// (or is unreadable). The kernel formats only what it hands out, so a long list costs no more.
+/// The main thread's list is read from the descriptor kept open, with one `pread` at offset 0,
+/// which the kernel formats afresh. A forked child of this process has another main thread:
+/// it opens the path like for any other thread.
 pub fn short_thread_children(tid: i32) -> Option<Vec<i32>> {
+    use std::os::unix::fs::FileExt;
     let mut buf = [0u8; 4096];
-    let bytes = read_once(&format!("/proc/self/task/{tid}/children"), &mut buf)?;
+    let bytes = match MAIN_CHILDREN.get() {
+        Some(Some((main, file))) if *main == tid => {
+            let n = file.read_at(&mut buf, 0).ok()?;
+            &buf[..n]
+        }
+        _ => read_once(&format!("/proc/self/task/{tid}/children"), &mut buf)?,
+    };
     (bytes.len() < 4096).then(|| parse_pids(bytes))
 }
 
@@ -192,7 +221,6 @@ fn read_list(path: &str) -> Option<Vec<i32>> {
 /// The file stays open (one `pread` per look: it is read twice around every fork).
 pub fn last_pid() -> Option<i32> {
     use std::os::unix::fs::FileExt;
-    use std::sync::OnceLock;
     static FILE: OnceLock<Option<File>> = OnceLock::new();
     let file = FILE
         .get_or_init(|| File::open("/proc/sys/kernel/ns_last_pid").ok())

@@ -180,6 +180,7 @@ impl WaitSource for SystemWait {
 
     fn prepare(&self) {
         taskstats::open();
+        procfs::keep_main_children_open();
     }
 
     fn identifies_by_proc(&self) -> bool {
