@@ -79,6 +79,7 @@ pub fn fill<'a>(exits: impl IntoIterator<Item = &'a Exit>, buffer: &mut [f64]) -
 
 fn row(exit: &Exit) -> [f64; ExitField::Count as usize] {
     let opt = |v: Option<i32>| v.map_or(f64::NAN, f64::from);
+    let count = |v: Option<u64>| v.map_or(f64::NAN, |v| v as f64);
     let mut row = [f64::NAN; ExitField::Count as usize];
     let mut set = |field: ExitField, value: f64| row[field as usize] = value;
     set(ExitField::Pid, exit.pid.into());
@@ -99,20 +100,16 @@ fn row(exit: &Exit) -> [f64; ExitField::Count as usize] {
     if let Some(ru) = &exit.rusage {
         set(ExitField::UserCpuTime, ru.user_cpu_us as f64);
         set(ExitField::SystemCpuTime, ru.system_cpu_us as f64);
-        set(
-            ExitField::MaxRss,
-            ru.max_rss_kib.map_or(f64::NAN, |v| v as f64),
-        );
+        set(ExitField::MaxRss, count(ru.max_rss_kib));
         set(ExitField::MinorFaults, ru.minor_faults as f64);
         set(ExitField::MajorFaults, ru.major_faults as f64);
         set(
             ExitField::VoluntaryContextSwitches,
-            ru.voluntary_context_switches.map_or(f64::NAN, |v| v as f64),
+            count(ru.voluntary_context_switches),
         );
         set(
             ExitField::InvoluntaryContextSwitches,
-            ru.involuntary_context_switches
-                .map_or(f64::NAN, |v| v as f64),
+            count(ru.involuntary_context_switches),
         );
     }
     set(
