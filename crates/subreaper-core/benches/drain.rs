@@ -12,8 +12,9 @@
 //! exits, and they are re-parented to this process at once, as orphans the engine has never
 //! seen (named by taskstats or `/proc`, claimed by no thread). The engine is configured as the
 //! Node package configures it; this process reaps the forked child itself, as libuv does. The
-//! clock starts once that child is reaped and stops when every subscriber has received all N
-//! exits.
+//! clock starts once that child is reaped (the engine starts on the zombies as they are
+//! re-parented, just before, so it may have recorded a few by then, as in the Node bench) and
+//! stops when every subscriber has received all N exits.
 
 use std::sync::mpsc;
 use std::thread;
