@@ -44,9 +44,9 @@ impl ChildStack {
         ChildStack(vec![0u8; Self::SIZE])
     }
 
-    /// Makes one child that exits at once; returns once it is a zombie (its pid), or -1. Only
-    /// clone and waitid: safe in the child of a fork of this multi-threaded process.
-    fn make_zombie(&mut self) -> i32 {
+    /// Makes one child that exits at once; returns its pid once it is a zombie. Only clone and
+    /// waitid: safe in the child of a fork of this multi-threaded process.
+    fn make_zombie(&mut self) -> Option<i32> {
         let top = ((self.0.as_mut_ptr() as usize + Self::SIZE) & !0xf) as *mut libc::c_void;
         // Safety: the child runs `exit_at_once` on this stack, which no one else uses while
         // CLONE_VFORK holds this thread.
@@ -59,7 +59,7 @@ impl ChildStack {
             )
         };
         if pid <= 0 {
-            return -1;
+            return None;
         }
         // vfork resumes the parent when the child lets go of its memory, which can be just
         // before it becomes a zombie: wait (without reaping) until it is.
@@ -74,11 +74,7 @@ impl ChildStack {
                 libc::WEXITED | libc::WNOWAIT,
             )
         };
-        if rc == 0 {
-            pid
-        } else {
-            -1
-        }
+        (rc == 0).then_some(pid)
     }
 }
 
@@ -86,8 +82,12 @@ impl ChildStack {
 fn make_zombies(n: usize) {
     let mut stack = ChildStack::new();
     for _ in 0..n {
-        let pid = stack.make_zombie();
-        assert!(pid > 0, "clone/waitid: {}", std::io::Error::last_os_error());
+        let made = stack.make_zombie();
+        assert!(
+            made.is_some(),
+            "clone/waitid: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
@@ -129,7 +129,7 @@ fn hand_over_zombies(n: usize) {
     let maker = unsafe { libc::fork() };
     assert!(maker >= 0, "fork: {}", std::io::Error::last_os_error());
     if maker == 0 {
-        let made = (0..n).all(|_| stack.make_zombie() > 0);
+        let made = (0..n).all(|_| stack.make_zombie().is_some());
         // Safety: ends the forked child without running this process's exit handlers.
         unsafe { libc::_exit(if made { 0 } else { 1 }) };
     }

@@ -60,6 +60,13 @@ fn read_once<'a>(path: &str, buf: &'a mut [u8]) -> Option<&'a [u8]> {
     Some(&buf[..n])
 }
 
+/// One `pread` at offset 0 of a `/proc` file kept open: the kernel formats it afresh.
+fn read_again<'a>(file: &File, buf: &'a mut [u8]) -> Option<&'a [u8]> {
+    use std::os::unix::fs::FileExt;
+    let n = file.read_at(buf, 0).ok()?;
+    Some(&buf[..n])
+}
+
 /// `/proc/<pid>/stat`, or `None` once the process is gone (reaped).
 pub fn read_stat(pid: i32) -> Option<Stat> {
     let mut buf = [0u8; 1024];
@@ -177,13 +184,9 @@ pub fn keep_main_children_open() {
 /// which the kernel formats afresh. A forked child of this process has another main thread:
 /// it opens the path like for any other thread.
 pub fn short_thread_children(tid: i32) -> Option<Vec<i32>> {
-    use std::os::unix::fs::FileExt;
     let mut buf = [0u8; 4096];
     let bytes = match MAIN_CHILDREN.get() {
-        Some(Some((main, file))) if *main == tid => {
-            let n = file.read_at(&mut buf, 0).ok()?;
-            &buf[..n]
-        }
+        Some(Some((main, file))) if *main == tid => read_again(file, &mut buf)?,
         _ => read_once(&format!("/proc/self/task/{tid}/children"), &mut buf)?,
     };
     (bytes.len() < 4096).then(|| parse_pids(bytes))
@@ -220,14 +223,16 @@ fn read_list(path: &str) -> Option<Vec<i32>> {
 /// The last pid the kernel allocated in this PID namespace (`/proc/sys/kernel/ns_last_pid`).
 /// The file stays open (one `pread` per look: it is read twice around every fork).
 pub fn last_pid() -> Option<i32> {
-    use std::os::unix::fs::FileExt;
     static FILE: OnceLock<Option<File>> = OnceLock::new();
     let file = FILE
         .get_or_init(|| File::open("/proc/sys/kernel/ns_last_pid").ok())
         .as_ref()?;
     let mut buf = [0u8; 32];
-    let n = file.read_at(&mut buf, 0).ok()?;
-    std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
+    std::str::from_utf8(read_again(file, &mut buf)?)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// `/proc/<pid>/comm`: the command name alone (cheaper for the kernel than the `stat` line).

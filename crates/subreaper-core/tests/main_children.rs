@@ -20,6 +20,18 @@ fn open_paths() -> Vec<String> {
         .collect()
 }
 
+/// Kills and reaps the adopted child should an assertion fail before the test reaps it.
+struct Adopted(Option<i32>);
+
+impl Drop for Adopted {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+        }
+    }
+}
+
 #[test]
 fn the_kept_main_thread_list_follows_adoption_and_reaping() {
     if !procfs::has_children_lists() {
@@ -50,6 +62,7 @@ fn the_kept_main_thread_list_follows_adoption_and_reaping() {
         .parse()
         .unwrap();
     // Our child now, so its pid cannot be given to another process until it is reaped here.
+    let mut guard = Adopted(Some(orphan));
     let stat = procfs::read_stat(orphan).unwrap();
     assert_eq!(stat.ppid, std::process::id() as i32);
     assert!(!before.contains(&orphan));
@@ -62,6 +75,8 @@ fn the_kept_main_thread_list_follows_adoption_and_reaping() {
 
     kill(Pid::from_raw(orphan), Signal::SIGKILL).unwrap();
     let status = waitpid(Pid::from_raw(orphan), None).unwrap();
+    // Reaped: its pid may be another process's from now on.
+    guard.0 = None;
     assert_eq!(
         status,
         WaitStatus::Signaled(Pid::from_raw(orphan), Signal::SIGKILL, false)
