@@ -21,7 +21,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use crate::exit::Exit;
@@ -100,6 +100,9 @@ struct Queue {
     closed: Option<RecvError>,
     /// The close reason has been returned to the reader once.
     close_seen: bool,
+    /// Readers blocked in `recv`: only they need the condition variable's wake-up (a
+    /// JavaScript reader never blocks, and its wake-up is the `Notify` alone).
+    blocked_readers: usize,
 }
 
 pub(crate) struct Subscriber {
@@ -131,6 +134,7 @@ impl Subscriber {
                 notify_pending: false,
                 closed: None,
                 close_seen: false,
+                blocked_readers: 0,
             }),
             options,
             readable: Condvar::new(),
@@ -138,8 +142,15 @@ impl Subscriber {
         }
     }
 
-    fn notify(&self) {
-        self.readable.notify_all();
+    /// Unlocks the queue, then wakes its readers: the condition variable only when one is
+    /// blocked in `recv` (a reader about to block looks at the queue under this lock first,
+    /// so none is missed), and the `Notify`.
+    fn unlock_and_notify(&self, q: MutexGuard<'_, Queue>) {
+        let blocked = q.blocked_readers > 0;
+        drop(q);
+        if blocked {
+            self.readable.notify_all();
+        }
         if let Some(notify) = &self.options.notify {
             notify();
         }
@@ -160,9 +171,8 @@ impl Subscriber {
             if was_empty && self.options.notify.is_some() {
                 q.notify_pending = true;
             }
-            drop(q);
             if was_empty {
-                self.notify();
+                self.unlock_and_notify(q);
             }
             return true;
         }
@@ -176,8 +186,7 @@ impl Subscriber {
             .is_some_and(|since| now.saturating_duration_since(since) > self.options.lag_timeout);
         if q.overflow.len() > self.options.max_overflow || late {
             Self::close_lagged(&mut q);
-            drop(q);
-            self.notify();
+            self.unlock_and_notify(q);
             return false;
         }
         true
@@ -213,8 +222,7 @@ impl Subscriber {
         let deadline = since + self.options.lag_timeout;
         if now > deadline {
             Self::close_lagged(&mut q);
-            drop(q);
-            self.notify();
+            self.unlock_and_notify(q);
             return None;
         }
         Some(deadline)
@@ -229,8 +237,7 @@ impl Subscriber {
                 q.overflow.clear();
             }
         }
-        drop(q);
-        self.notify();
+        self.unlock_and_notify(q);
     }
 
     fn try_recv(&self) -> Result<Option<Arc<Exit>>, RecvError> {
@@ -277,16 +284,22 @@ impl Subscriber {
             if let Some(exit) = self.take(&mut q)? {
                 return Ok(Some(exit));
             }
-            match deadline {
-                None => q = self.readable.wait(q).unwrap(),
+            let wait = match deadline {
+                None => None,
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
                         return Ok(None);
                     }
-                    q = self.readable.wait_timeout(q, deadline - now).unwrap().0;
+                    Some(deadline - now)
                 }
-            }
+            };
+            q.blocked_readers += 1;
+            q = match wait {
+                None => self.readable.wait(q).unwrap(),
+                Some(wait) => self.readable.wait_timeout(q, wait).unwrap().0,
+            };
+            q.blocked_readers -= 1;
         }
     }
 
@@ -514,5 +527,72 @@ impl std::fmt::Debug for Subscription {
         f.debug_struct("Subscription")
             .field("id", &self.sub.id)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exit(seq: u64) -> Arc<Exit> {
+        Exit::for_test(1000 + seq as i32, seq)
+    }
+
+    fn blocked_readers(sub: &Subscription) -> usize {
+        sub.sub.queue.lock().unwrap().blocked_readers
+    }
+
+    /// Waits (bounded) for `done`; fails the test if it never becomes true.
+    fn until(what: &str, done: impl Fn() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(10), "{what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Starts a reader blocked in `recv` (no timeout: only a wake-up ends its wait).
+    fn blocked_reader(
+        sub: &Arc<Subscription>,
+    ) -> std::thread::JoinHandle<Result<Arc<Exit>, RecvError>> {
+        let reader = {
+            let sub = sub.clone();
+            std::thread::spawn(move || sub.recv())
+        };
+        until("the reader never blocked", || blocked_readers(sub) == 1);
+        reader
+    }
+
+    #[test]
+    fn a_blocked_reader_is_woken_by_an_offer_and_counted_only_while_blocked() {
+        let hub = Hub::start();
+        let sub = Arc::new(hub.subscribe(SubscribeOptions::default(), 0));
+        let reader = blocked_reader(&sub);
+        hub.publish(vec![exit(1)]);
+        until("the blocked reader was not woken", || reader.is_finished());
+        assert_eq!(reader.join().unwrap().unwrap().seq, 1);
+        assert_eq!(blocked_readers(&sub), 0);
+    }
+
+    #[test]
+    fn a_blocked_reader_is_woken_when_its_hub_closes() {
+        let hub = Hub::start();
+        let sub = Arc::new(hub.subscribe(SubscribeOptions::default(), 0));
+        let reader = blocked_reader(&sub);
+        drop(hub);
+        until("the blocked reader was not woken", || reader.is_finished());
+        assert_eq!(reader.join().unwrap(), Err(RecvError::Closed));
+    }
+
+    #[test]
+    fn a_reader_that_timed_out_is_no_longer_counted() {
+        let hub = Hub::start();
+        let sub = hub.subscribe(SubscribeOptions::default(), 0);
+        assert_eq!(sub.recv_timeout(Duration::from_millis(5)), Ok(None));
+        assert_eq!(blocked_readers(&sub), 0);
+        // A reader that never blocks (a notified one, as JavaScript's) still gets every exit.
+        hub.publish(vec![exit(1), exit(2)]);
+        assert_eq!(sub.try_recv().unwrap().unwrap().seq, 1);
+        assert_eq!(sub.try_recv().unwrap().unwrap().seq, 2);
     }
 }

@@ -164,6 +164,24 @@ impl Exit {
 }
 
 #[cfg(test)]
+impl Exit {
+    /// A plain exit (code 0, reaped by the engine) for unit tests of what carries exits.
+    pub(crate) fn for_test(pid: i32, seq: u64) -> std::sync::Arc<Exit> {
+        std::sync::Arc::new(Exit {
+            pid,
+            termination: Termination::Exited(0),
+            timestamp: SystemTime::now(),
+            started_at: None,
+            start_time: None,
+            rusage: None,
+            comm: None,
+            reaped_by: ReapedBy::Reaper,
+            seq,
+        })
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -106,21 +106,9 @@ impl RecentExits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exit::{ReapedBy, Termination};
-    use std::time::SystemTime;
 
     fn exit(pid: i32, seq: u64) -> Arc<Exit> {
-        Arc::new(Exit {
-            pid,
-            termination: Termination::Exited(0),
-            timestamp: SystemTime::now(),
-            started_at: None,
-            start_time: None,
-            rusage: None,
-            comm: None,
-            reaped_by: ReapedBy::Reaper,
-            seq,
-        })
+        Exit::for_test(pid, seq)
     }
 
     #[test]
