@@ -251,7 +251,11 @@ impl<W: WaitSource> Shared<W> {
             }
             if info.start_time.is_none() && self.source.child_state(pid) == ChildState::NotAChild {
                 // Unknown, and reaped by another waiter since the peek: announced now, as
-                // taken by it (an entry for it could not be told from a later process).
+                // taken by it (an entry for it could not be told from a later process), or
+                // once the spawns in flight have returned.
+                if self.hold_lost(&mut st, pid, termination, &mut info) {
+                    return Handled::Done(None);
+                }
                 self.note_lost(&mut st, pid);
                 let identity = (info.comm.take(), None);
                 let fired = self.record(

@@ -193,6 +193,10 @@ pub(crate) struct State {
     /// reports them too, they are not announced twice.
     lost: HashSet<i32>,
     lost_order: VecDeque<i32>,
+    /// Exits of unclaimed children another waiter took before the engine could name them,
+    /// while a spawn was in flight: held, like any unclaimed zombie then, until the spawns
+    /// have returned, and announced from that waiter's report if it comes first.
+    held_lost: Vec<HeldLost>,
     pub(crate) waits: Waits,
     /// Recorded, not yet handed to the delivery thread (see `PUBLISH_BATCH`).
     unpublished: Vec<Arc<Exit>>,
@@ -204,6 +208,14 @@ pub(crate) struct State {
     pub(crate) report_grace: Duration,
     /// Forks seen by the fork hook.
     forks: u64,
+}
+
+/// An exit held in [`State::held_lost`].
+pub(crate) struct HeldLost {
+    pid: i32,
+    termination: Termination,
+    rusage: Option<Rusage>,
+    comm: Option<String>,
 }
 
 pub(crate) struct Shared<W: WaitSource> {
@@ -292,6 +304,7 @@ impl<W: WaitSource> Reaper<W> {
                 threads: ThreadView::default(),
                 lost: HashSet::new(),
                 lost_order: VecDeque::new(),
+                held_lost: Vec::new(),
                 waits: Waits::default(),
                 unpublished: Vec::new(),
                 recent: RecentExits::new(config.recent_capacity, config.recent_max_age),
@@ -568,6 +581,7 @@ impl<W: WaitSource> Reaper<W> {
         if let Some(n) = tid.and_then(|t| st.spawning.remove(&t)) {
             st.paused = st.paused.saturating_sub(n);
         }
+        let mut fired = shared.announce_held_lost(&mut st);
         for (_, child) in st.children.iter_mut() {
             match child.claim {
                 Claim::Forked { tid: t } | Claim::MaybeForked { tid: t } if Some(t) == tid => {
@@ -582,7 +596,6 @@ impl<W: WaitSource> Reaper<W> {
             .filter(|(_, c)| matches!(c.claim, Claim::Declared { owner: o, .. } if o == owner))
             .map(|(pid, _)| *pid)
             .collect();
-        let mut fired = Vec::new();
         for pid in pids {
             let child = st.children.get_mut(pid).expect("listed above");
             child.claim = Claim::OwnerGone { declared: true };
@@ -661,6 +674,10 @@ impl<W: WaitSource> Reaper<W> {
                 self.shared.nudge();
                 return;
             }
+        } else if let Some(i) = st.held_lost.iter().position(|h| h.pid == pid) {
+            // Taken by this waiter during a spawn, before the engine could name it, and held:
+            // announced from this report, which names the process.
+            comm = st.held_lost.swap_remove(i).comm;
         } else if st.lost.remove(&pid) {
             st.lost_order.retain(|p| *p != pid);
             return;
@@ -693,7 +710,9 @@ impl<W: WaitSource> Reaper<W> {
     /// Marks a spawn in flight on the calling thread whose child the engine cannot attribute
     /// until it returns: until [`Reaper::resume`], that thread's new children and unclaimed
     /// zombies are neither announced nor reaped (they are decided once the spawn has said
-    /// whose its child is). Everything else goes on. Calls nest.
+    /// whose its child is; an unclaimed one that another waiter reaps meanwhile is announced
+    /// from that waiter's report, or once the spawns have returned). Everything else goes
+    /// on. Calls nest.
     pub fn pause(&self) {
         let tid = crate::procfs::current_thread();
         let mut st = self.shared.lock();
@@ -715,9 +734,12 @@ impl<W: WaitSource> Reaper<W> {
             // Resumed from another thread (a torn-down environment releasing its pauses).
             st.spawning.clear();
         }
+        let fired = self.shared.announce_held_lost(&mut st);
+        self.shared.publish(&mut st);
         // A zombie held for the spawn, or a child made without fork() during it, needs the
         // drain to look again, unless it sleeps in waitid, which sees both by itself.
         drop(st);
+        fired.into_iter().for_each(Fired::run);
         self.shared.nudge();
     }
 
@@ -1005,6 +1027,42 @@ impl<W: WaitSource> Shared<W> {
                 child.pidfd = Some(fd);
             }
         }
+    }
+
+    /// Holds the exit of an unclaimed child that another waiter took before the engine could
+    /// name it, if a spawn is in flight (see [`State::held_lost`]). Returns whether it did.
+    pub(crate) fn hold_lost(
+        &self,
+        st: &mut State,
+        pid: i32,
+        termination: Termination,
+        info: &mut ProcInfo,
+    ) -> bool {
+        if st.paused == 0 {
+            return false;
+        }
+        st.held_lost.push(HeldLost {
+            pid,
+            termination,
+            rusage: info.rusage.take(),
+            comm: info.comm.take(),
+        });
+        true
+    }
+
+    /// Announces the held exits no report claimed, once no spawn is in flight.
+    pub(crate) fn announce_held_lost(&self, st: &mut State) -> Vec<Fired> {
+        if st.paused > 0 {
+            return Vec::new();
+        }
+        let mut fired = Vec::new();
+        for held in std::mem::take(&mut st.held_lost) {
+            self.note_lost(st, held.pid);
+            let identity = (held.comm, None);
+            let (pid, termination, rusage) = (held.pid, held.termination, held.rusage);
+            fired.push(self.record(st, pid, termination, rusage, identity, ReapedBy::Other));
+        }
+        fired
     }
 
     /// Notes an exit another waiter took between the engine's peek and its reap, so that a

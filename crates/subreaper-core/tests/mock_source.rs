@@ -460,6 +460,52 @@ fn an_unknown_child_reaped_by_another_waiter_before_it_is_read_leaves_no_entry()
     assert_eq!(h.reaper.exits_recorded(), 2);
 }
 
+/// An unknown child that exits during a spawn and is reaped by another waiter between the
+/// engine's peek and its reading: `(harness, subscription)` once the engine has met it.
+fn unknown_child_taken_during_a_spawn(pid: i32) -> (Harness, Subscription) {
+    let h = Harness::new();
+    let sub = h.subscribe();
+    h.spawn(pid);
+    let mock = h.mock.clone();
+    h.mock.on_inspect(pid, move || {
+        mock.owner_reap(pid);
+    });
+    h.reaper.pause();
+    h.mock.exit(pid, Termination::Exited(5));
+    until("the engine to meet the zombie", || !h.mock.is_zombie(pid));
+    // Like any unclaimed zombie while a spawn is in flight: not announced yet.
+    assert_quiet(&sub);
+    (h, sub)
+}
+
+#[test]
+fn an_exit_taken_during_a_spawn_is_announced_from_its_waiters_report() {
+    let (h, sub) = unknown_child_taken_during_a_spawn(75);
+    // The waiter's report names the process, which the engine could not read.
+    h.reaper
+        .report_process(75, Some(7500), Termination::Exited(5));
+    let e = next(&sub);
+    assert_eq!((e.pid, e.status(), e.reaped_by), (75, 5, ReapedBy::Other));
+    assert_eq!(e.start_time, Some(7500), "the report's start time");
+    h.reaper.resume();
+    assert_quiet(&sub);
+    assert_eq!(h.reaper.exits_recorded(), 1);
+}
+
+#[test]
+fn an_exit_taken_during_a_spawn_and_never_reported_is_announced_at_resume() {
+    let (h, sub) = unknown_child_taken_during_a_spawn(76);
+    h.reaper.resume();
+    let e = next(&sub);
+    assert_eq!((e.pid, e.status(), e.reaped_by), (76, 5, ReapedBy::Other));
+    assert_eq!(e.start_time, None, "nobody could name it");
+    // A late report of it is not announced a second time.
+    h.reaper.report(76, Termination::Exited(5));
+    assert_quiet(&sub);
+    assert_eq!(h.reaper.exits_recorded(), 1);
+    assert_eq!(h.reaper.stats().known, 0);
+}
+
 #[test]
 fn owned_zombie_at_the_head_does_not_block_other_exits() {
     let h = Harness::new();

@@ -136,7 +136,8 @@ fn unowned_pid_reaped_by_another_waiter_is_announced_from_its_report() {
     r.report_process(pid, start, Termination::from_wait_status(status).unwrap());
     r.resume();
     // Whichever saw it first (the report, the drain's peek or the pidfd), the exit is this
-    // process's, once.
+    // process's, once: should the drain peek it and find it taken before it could name it,
+    // the pause holds it for this report.
     let only = procs(&[pid]);
     let got = collect(&sub, &only, 5 * SECOND);
     assert_eq!(got.len(), 1);
