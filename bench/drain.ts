@@ -16,7 +16,19 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 
 import { monitor, reaperStats, setSubreaper, type Exit } from './sr.ts'
 
-import { containerdPath, helperPath, intEnv, keepAlive, nowUs, progress, report, summarize, until } from './lib.ts'
+import {
+  containerdPath,
+  engineThreads,
+  helperPath,
+  intEnv,
+  keepAlive,
+  nowUs,
+  progress,
+  report,
+  schedstat,
+  summarize,
+  until,
+} from './lib.ts'
 
 const N = intEnv('SUBREAPER_BENCH_DRAIN_N', 10_000)
 const ROUNDS = intEnv('SUBREAPER_BENCH_ROUNDS', 5)
@@ -65,6 +77,9 @@ interface EngineRun {
   usPerExit: number
   /** First to last engine timestamp, per exit: the reaper thread alone. */
   reaperUsPerExit?: number
+  /** The reaper thread from t0 to the end: on a CPU, and runnable but waiting for one, ms. */
+  reaperRunMs?: number
+  reaperWaitMs?: number
 }
 
 async function engineDrain(subscribers: number): Promise<EngineRun> {
@@ -89,8 +104,10 @@ async function engineDrain(subscribers: number): Promise<EngineRun> {
       ),
     )
     const before = reaperStats().exitsRecorded
+    const reaperTid = engineThreads().reaper?.tid
     makeZombies()
     const t0 = nowUs()
+    const sched0 = reaperTid === undefined ? undefined : schedstat(reaperTid)
     let end: number
     if (subscribers === 0) {
       // +1: the helper's own exit, announced when spawnSync returns.
@@ -101,8 +118,13 @@ async function engineDrain(subscribers: number): Promise<EngineRun> {
       if (lagged > 0) throw new Error(`${lagged} subscriber(s) lagged during the drain`)
       end = Math.max(...doneAt)
     }
+    const sched1 = reaperTid === undefined ? undefined : schedstat(reaperTid)
     for (const s of subs) s.unsubscribe()
     const run: EngineRun = { usPerExit: (end - t0) / N }
+    if (sched0 && sched1 && sched1.runNs > 0) {
+      run.reaperRunMs = (sched1.runNs - sched0.runNs) / 1e6
+      run.reaperWaitMs = (sched1.waitNs - sched0.waitNs) / 1e6
+    }
     if (first && last) run.reaperUsPerExit = ((last.timestamp - first.timestamp) * 1000) / (N - 1)
     return run
   } finally {
@@ -144,6 +166,8 @@ const rows = {
   containerd2x1Live: [] as number[],
 }
 const spawnUs: number[] = []
+/** The reaper thread in each drain to 1 subscriber: on a CPU, and waiting for one, ms. */
+const reaperThread1 = { runMs: [] as number[], waitMs: [] as number[] }
 
 // Warm-up: the first drain of a fresh process pays for page faults and JIT.
 progress(`drain: warm-up (${N} zombies)`)
@@ -170,6 +194,10 @@ for (let round = 1; round <= ROUNDS; round++) {
   const one = await engineDrain(1)
   rows.engine1.push(one.usPerExit)
   if (one.reaperUsPerExit !== undefined) rows.reaper1.push(one.reaperUsPerExit)
+  if (one.reaperRunMs !== undefined && one.reaperWaitMs !== undefined) {
+    reaperThread1.runMs.push(one.reaperRunMs)
+    reaperThread1.waitMs.push(one.reaperWaitMs)
+  }
   const eight = await engineDrain(8)
   rows.engine8.push(eight.usPerExit)
   if (eight.reaperUsPerExit !== undefined) rows.reaper8.push(eight.reaperUsPerExit)
@@ -198,4 +226,7 @@ report({
   ),
   /** How fast the helper made the zombies (vfork), µs per child: not part of any drain. */
   helperSpawnUsPerChild: summarize(spawnUs),
+  ...(reaperThread1.runMs.length > 0
+    ? { reaperThread1: { runMs: summarize(reaperThread1.runMs), waitMs: summarize(reaperThread1.waitMs) } }
+    : {}),
 })

@@ -128,12 +128,7 @@ export function threadCounters(): ThreadCounters[] {
       const field = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? Number.NaN)
       const stat = readFileSync(`${dir}/stat`, 'utf8')
       const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      let cpuNs = 0
-      try {
-        cpuNs = Number(readFileSync(`${dir}/schedstat`, 'utf8').split(' ')[0])
-      } catch {
-        cpuNs = 0
-      }
+      const cpuNs = schedstat(Number(name)).runNs
       out.push({
         tid: Number(name),
         comm,
@@ -148,6 +143,16 @@ export function threadCounters(): ThreadCounters[] {
     }
   }
   return out
+}
+
+/** A thread's time on a CPU and waiting for one (runnable), ns; 0 when the kernel keeps no schedstat. */
+export function schedstat(tid: number): { runNs: number; waitNs: number } {
+  try {
+    const [run, wait] = readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')
+    return { runNs: Number(run), waitNs: Number(wait) }
+  } catch {
+    return { runNs: 0, waitNs: 0 }
+  }
 }
 
 /** The engine's threads: "subreaper" and "subreaper-broadcast" (comm is cut to 15 characters). */

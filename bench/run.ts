@@ -207,6 +207,8 @@ interface DrainResult {
       >
     >
   helperSpawnUsPerChild: Summary
+  /** The reaper thread in each drain to 1 subscriber: on a CPU, and waiting for one, ms. */
+  reaperThread1?: { runMs: Summary; waitMs: Summary }
 }
 interface LatencyRound {
   mode: 'child_process' | 'subreaper'
@@ -503,6 +505,18 @@ if (drain) {
   if (containerdNote) rows.push([`   containerd rows left out: ${containerdNote}`, '', '', '', '', ''])
   const fan = pairedRatio(d.engine8, d.engine1)
   rows.push(['1. drain: 8 JS subscribers / 1', '', '', ratio(fan), '<= 1.2x', target('drain: 8 subscribers at most 1.2x one', fan <= 1.2)])
+  if (drain.reaperThread1) {
+    // What decides a round: the thread's own work, or its wait for one of the machine's CPUs.
+    const { runMs, waitMs } = drain.reaperThread1
+    rows.push([
+      `   reaper thread in the drain to 1 subscriber: on a CPU / waiting for one, ms`,
+      `${range(runMs, 1)} / ${range(waitMs, 1)}`,
+      '',
+      '',
+      '',
+      '',
+    ])
+  }
   const bare = `bare wait4 loop ${msRange(d.bareWait4)}`
   rows.push([`   bare C subreaper, blocking wait4(-1) loop, ms`, msRange(d.bareWait4), '', '', '', ''])
   rows.push([`   engine alone (no subscriber), ms`, msRange(d.engine0), bare, ratio(pairedRatio(d.engine0, d.bareWait4)), '', ''])
