@@ -735,7 +735,9 @@ impl<W: WaitSource> Reaper<W> {
             st.spawning.clear();
         }
         let fired = self.shared.announce_held_lost(&mut st);
-        self.shared.publish(&mut st);
+        if !fired.is_empty() {
+            self.shared.publish(&mut st);
+        }
         // A zombie held for the spawn, or a child made without fork() during it, needs the
         // drain to look again, unless it sleeps in waitid, which sees both by itself.
         drop(st);
