@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::exit::{Exit, ReapedBy, Termination};
 use crate::ownership::{Child, Claim, Disposition};
-use crate::reaper::{Activity, Shared};
+use crate::reaper::{Activity, Shared, TakenUnnamed};
 use crate::wait_source::{ChildState, Peek, WaitSource};
 
 /// How long the first zombie may be an owner's before the drain looks past it: libuv usually
@@ -250,22 +250,16 @@ impl<W: WaitSource> Shared<W> {
                 return Handled::Done(None);
             }
             if info.start_time.is_none() && self.source.child_state(pid) == ChildState::NotAChild {
-                // Unknown, and reaped by another waiter since the peek: announced now, as
-                // taken by it (an entry for it could not be told from a later process), or
-                // once the spawns in flight have returned.
-                if self.hold_lost(&mut st, pid, termination, &mut info) {
-                    return Handled::Done(None);
-                }
-                self.note_lost(&mut st, pid);
-                let identity = (info.comm.take(), None);
-                let fired = self.record(
-                    &mut st,
+                // Unknown, and reaped by another waiter since the peek.
+                let taken = TakenUnnamed {
                     pid,
                     termination,
-                    info.rusage,
-                    identity,
-                    ReapedBy::Other,
-                );
+                    rusage: info.rusage,
+                    comm: info.comm.take(),
+                };
+                let Some(fired) = self.announce_taken(&mut st, taken) else {
+                    return Handled::Done(None);
+                };
                 let exit = fired.exit.clone();
                 drop(st);
                 fired.run();

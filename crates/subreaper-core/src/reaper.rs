@@ -196,7 +196,7 @@ pub(crate) struct State {
     /// Exits of unclaimed children another waiter took before the engine could name them,
     /// while a spawn was in flight: held, like any unclaimed zombie then, until the spawns
     /// have returned, and announced from that waiter's report if it comes first.
-    held_lost: Vec<HeldLost>,
+    held_lost: Vec<TakenUnnamed>,
     pub(crate) waits: Waits,
     /// Recorded, not yet handed to the delivery thread (see `PUBLISH_BATCH`).
     unpublished: Vec<Arc<Exit>>,
@@ -210,12 +210,13 @@ pub(crate) struct State {
     forks: u64,
 }
 
-/// An exit held in [`State::held_lost`].
-pub(crate) struct HeldLost {
-    pid: i32,
-    termination: Termination,
-    rusage: Option<Rusage>,
-    comm: Option<String>,
+/// The exit of an unclaimed child that another waiter reaped before the engine could read
+/// its start time: what the engine's peek (and any reading) saw of it.
+pub(crate) struct TakenUnnamed {
+    pub(crate) pid: i32,
+    pub(crate) termination: Termination,
+    pub(crate) rusage: Option<Rusage>,
+    pub(crate) comm: Option<String>,
 }
 
 pub(crate) struct Shared<W: WaitSource> {
@@ -1031,25 +1032,18 @@ impl<W: WaitSource> Shared<W> {
         }
     }
 
-    /// Holds the exit of an unclaimed child that another waiter took before the engine could
-    /// name it, if a spawn is in flight (see [`State::held_lost`]). Returns whether it did.
-    pub(crate) fn hold_lost(
-        &self,
-        st: &mut State,
-        pid: i32,
-        termination: Termination,
-        info: &mut ProcInfo,
-    ) -> bool {
-        if st.paused == 0 {
-            return false;
+    /// Announces `taken` as taken by its waiter (it leaves no entry: without a start time, an
+    /// entry could not be told from a later process), or, while a spawn is in flight, holds
+    /// it like any unclaimed zombie then (see [`State::held_lost`]) and returns `None`.
+    pub(crate) fn announce_taken(&self, st: &mut State, taken: TakenUnnamed) -> Option<Fired> {
+        if st.paused > 0 {
+            st.held_lost.push(taken);
+            return None;
         }
-        st.held_lost.push(HeldLost {
-            pid,
-            termination,
-            rusage: info.rusage.take(),
-            comm: info.comm.take(),
-        });
-        true
+        self.note_lost(st, taken.pid);
+        let identity = (taken.comm, None);
+        let (pid, termination, rusage) = (taken.pid, taken.termination, taken.rusage);
+        Some(self.record(st, pid, termination, rusage, identity, ReapedBy::Other))
     }
 
     /// Announces the held exits no report claimed, once no spawn is in flight.
@@ -1057,14 +1051,10 @@ impl<W: WaitSource> Shared<W> {
         if st.paused > 0 {
             return Vec::new();
         }
-        let mut fired = Vec::new();
-        for held in std::mem::take(&mut st.held_lost) {
-            self.note_lost(st, held.pid);
-            let identity = (held.comm, None);
-            let (pid, termination, rusage) = (held.pid, held.termination, held.rusage);
-            fired.push(self.record(st, pid, termination, rusage, identity, ReapedBy::Other));
-        }
-        fired
+        std::mem::take(&mut st.held_lost)
+            .into_iter()
+            .filter_map(|taken| self.announce_taken(st, taken))
+            .collect()
     }
 
     /// Notes an exit another waiter took between the engine's peek and its reap, so that a
