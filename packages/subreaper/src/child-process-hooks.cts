@@ -1,6 +1,10 @@
 // What the package adds to Node's child_process in an environment that loads it, and why
 // nothing of it is visible.
 //
+// Each ChildProcess is reached through the public `diagnostics_channel` channel
+// `child_process`; two internals of its process handle (`spawn`, `onexit`) are wrapped only
+// where they are what this module expects.
+//
 // The engine never needs these hooks to keep child_process working: every fork() in the
 // process (libuv's, in every thread, whether that thread loaded subreaper or not) registers
 // its child with the engine as that thread's, before fork() returns, and the engine never
@@ -19,6 +23,7 @@
 // and synchronous spawns are not hooked at all: their child is registered by the fork hook
 // like any other, so a long `execSync` holds nothing back.
 import { ChildProcess } from 'node:child_process'
+import { subscribe } from 'node:diagnostics_channel'
 import { getSystemErrorName } from 'node:util'
 
 import { signalNumber } from './exit.cjs'
@@ -49,12 +54,11 @@ export function spawnFailure(child: ChildProcess): SpawnFailure | undefined {
   return spawnFailures.get(child)
 }
 
-type SpawnFn = (this: ChildProcess, options: unknown) => unknown
 type OnExit = (this: ProcessHandle, exitCode: number, signalCode: string | null) => unknown
 
 /** Node's native process handle (`ChildProcess._handle`): its spawn runs libuv's uv_spawn. */
 interface ProcessHandle {
-  spawn: (this: ProcessHandle, options: unknown) => unknown
+  spawn: (this: ProcessHandle, ...args: unknown[]) => unknown
   /** Called by Node when libuv has reaped the child. */
   onexit?: OnExit
   /** Set by the native spawn when it succeeded. */
@@ -73,64 +77,78 @@ function declare(child: ChildProcess, pid: number, owner: number): void {
 }
 
 export function installChildProcessHooks(owner: number): void {
-  const proto = ChildProcess.prototype as unknown as Record<PropertyKey, unknown> & { spawn: SpawnFn }
+  const proto = ChildProcess.prototype as unknown as Record<PropertyKey, unknown>
   if (proto[INSTALLED]) return
   Object.defineProperty(proto, INSTALLED, { value: true })
+  // Node publishes every ChildProcess on this channel at the end of its constructor (Node 16.17
+  // and later, every line since), with its process handle already made: a public way to reach
+  // each child before it is spawned. A throw in a subscriber would surface as an uncaught
+  // exception, so nothing may escape.
+  subscribe('child_process', (message) => {
+    try {
+      const child = (message as { process?: unknown } | null)?.process
+      if (child instanceof ChildProcess) hookHandle(child, owner)
+    } catch {
+      // Not the handle this package knows: the child is still registered by the fork hook.
+    }
+  })
+}
 
-  const originalSpawn = proto.spawn
-  proto.spawn = function spawn(this: ChildProcess, options: unknown) {
-    const child = this
-    const handle = (this as unknown as { _handle?: ProcessHandle | null })._handle
-    if (handle == null || typeof handle.spawn !== 'function') return originalSpawn.call(this, options)
-    const nativeSpawn = handle.spawn
-    // Pauses only the attribution of this thread's new children, for kernels without
-    // per-thread children lists, and only around the native spawn: a worker terminated while
-    // JavaScript runs skips `finally` blocks, but between pause() and resume() below only
-    // native functions run, and V8 acts on a termination only when JavaScript enters a
-    // function or loops.
-    handle.spawn = function spawnDeclared(this: ProcessHandle, opts: unknown): unknown {
-      native.pause()
+/**
+ * Wraps the two internals of one child's process handle that the package uses, only where
+ * they are what it expects; otherwise the child is left as it is (registered by the fork hook,
+ * not reported by its owner).
+ */
+function hookHandle(child: ChildProcess, owner: number): void {
+  const handle = (child as unknown as { _handle?: ProcessHandle | null })._handle
+  if (handle == null || typeof handle.spawn !== 'function' || typeof handle.onexit !== 'function') return
+  const nativeSpawn = handle.spawn
+  // Pauses only the attribution of this thread's new children, for kernels without
+  // per-thread children lists, and only around the native spawn: a worker terminated while
+  // JavaScript runs skips `finally` blocks, but between pause() and resume() below only
+  // native functions run, and V8 acts on a termination only when JavaScript enters a
+  // function or loops. Every argument is passed on as given: their number and order differ
+  // between Node lines (one options object up to Node 22, eight values from Node 24).
+  handle.spawn = function spawnDeclared(this: ProcessHandle, ...args: unknown[]): unknown {
+    native.pause()
+    let result: unknown
+    try {
+      result = nativeSpawn.apply(this, args)
+      return result
+    } finally {
+      // Also when the native spawn threw after starting the child (an argument that does
+      // not convert to a string, such as a Symbol): libuv reaps that child like any other.
       try {
-        return nativeSpawn.call(this, opts)
+        const pid = this.pid
+        if (typeof pid === 'number' && pid > 0) declare(child, pid, owner)
+        else if (typeof result === 'number' && result < 0) recordSpawnFailure(child, result)
       } finally {
-        // Also when the native spawn threw after starting the child (an argument that does
-        // not convert to a string, such as a Symbol): libuv reaps that child like any other.
+        native.resume()
+      }
+    }
+  }
+  const onexit = handle.onexit
+  // A property Node's handle calls, not an event target.
+  // oxlint-disable-next-line unicorn/prefer-add-event-listener
+  handle.onexit = function onexitReported(this: ProcessHandle, exitCode: number, signalCode: string | null) {
+    const pid = this.pid ?? child.pid
+    try {
+      // Node's own 'exit' first: the report and the callbacks add nothing to its latency.
+      return onexit.call(this, exitCode, signalCode)
+    } finally {
+      // Also when an 'exit' listener threw: the exit is never lost.
+      if (typeof pid === 'number' && pid > 0) {
         try {
-          const pid = this.pid
-          if (typeof pid === 'number' && pid > 0) declare(child, pid, owner)
-        } finally {
-          native.resume()
+          report(owner, pid, startTimes.get(child), exitCode, signalCode)
+          // The exit is now in this environment's subscriber queues (announced by this
+          // report, or by the engine if the loop was late): hand it to callback
+          // subscribers now, in this turn of the loop.
+          Subscription.deliverQueued()
+        } catch {
+          // Never let the report stand between libuv and the ChildProcess.
         }
       }
     }
-    const onexit = handle.onexit
-    if (typeof onexit === 'function') {
-      // A property Node's handle calls, not an event target.
-      // oxlint-disable-next-line unicorn/prefer-add-event-listener
-      handle.onexit = function onexitReported(this: ProcessHandle, exitCode: number, signalCode: string | null) {
-        const pid = this.pid ?? child.pid
-        try {
-          // Node's own 'exit' first: the report and the callbacks add nothing to its latency.
-          return onexit.call(this, exitCode, signalCode)
-        } finally {
-          // Also when an 'exit' listener threw: the exit is never lost.
-          if (typeof pid === 'number' && pid > 0) {
-            try {
-              report(owner, pid, startTimes.get(child), exitCode, signalCode)
-              // The exit is now in this environment's subscriber queues (announced by this
-              // report, or by the engine if the loop was late): hand it to callback
-              // subscribers now, in this turn of the loop.
-              Subscription.deliverQueued()
-            } catch {
-              // Never let the report stand between libuv and the ChildProcess.
-            }
-          }
-        }
-      }
-    }
-    const result = originalSpawn.call(this, options)
-    if (child.pid === undefined && typeof result === 'number' && result < 0) recordSpawnFailure(child, result)
-    return result
   }
 }
 
