@@ -16,6 +16,8 @@
 //!   drain's own, made without the C library's cancellation points;
 //! - [`procfs`], [`pidfd`]: what `/proc` says, and pidfds; [`taskstats`]: a zombie's name and
 //!   start time without `/proc`;
+//! - [`kernel_support`]: what the kernel offers (pidfds, their hang-up and exit status) and
+//!   the switch that hides a feature for tests;
 //! - [`process_role`]: subreaper mode and PID 1; [`process_tree`]: descendants, safe signals.
 #![deny(clippy::all)]
 
@@ -26,6 +28,7 @@ pub mod exit;
 mod exit_hint;
 mod exit_watch;
 mod fork_hook;
+pub mod kernel_support;
 pub mod ownership;
 mod pid_map;
 pub mod pidfd;

@@ -175,7 +175,7 @@ impl Child {
     pub fn finished(&self) -> bool {
         self.reaped
             && self.announced
-            && (self.reported || !matches!(self.claim, Claim::Declared { .. }))
+            && (self.reported || !matches!(self.claim, Claim::Declared { reports: true, .. }))
     }
 
     pub fn new(claim: Claim, start_time: Option<u64>) -> Child {

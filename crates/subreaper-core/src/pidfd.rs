@@ -9,6 +9,13 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::exit::Termination;
+use crate::kernel_support::{self, Feature};
+
+/// Whether an error of `pidfd_open` means pidfds cannot be had here at all: `ENOSYS` (before
+/// Linux 5.3) or `EPERM` (a seccomp profile that predates them).
+pub fn refused(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM))
+}
 
 /// `struct pidfd_info` of `linux/pidfd.h` (Linux 6.13+), as far as the fields used here.
 #[repr(C)]
@@ -42,13 +49,21 @@ pub struct Pidfd(OwnedFd);
 
 impl Pidfd {
     /// Opens a pidfd for `pid` (a live process or a zombie). Fails with `ESRCH` once it is
-    /// reaped, `ENOSYS` before Linux 5.3.
+    /// reaped, `ENOSYS` before Linux 5.3, `EPERM` where a seccomp profile refuses pidfds.
     pub fn open(pid: i32) -> io::Result<Pidfd> {
+        if kernel_support::hidden(Feature::Pidfd) {
+            kernel_support::note_pidfds_refused();
+            return Err(io::Error::from_raw_os_error(libc::ENOSYS));
+        }
         // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory is
         // passed. The fd is close-on-exec by default.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
         if fd < 0 {
-            return Err(io::Error::last_os_error());
+            let err = io::Error::last_os_error();
+            if refused(&err) {
+                kernel_support::note_pidfds_refused();
+            }
+            return Err(err);
         }
         // SAFETY: the syscall returned a new fd that nothing else owns.
         Ok(Pidfd(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
@@ -60,9 +75,21 @@ impl Pidfd {
         peek_siginfo(P_PIDFD, self.0.as_raw_fd() as libc::id_t).map(|(_, t)| t)
     }
 
+    /// Whether its process has been reaped (by anyone): `None` where the kernel would not say.
+    pub fn reaped(&self) -> Option<bool> {
+        match waitid_nowait(P_PIDFD, self.0.as_raw_fd() as libc::id_t, false) {
+            Ok(WaitidPeek::NoChildren) => Some(true),
+            Ok(_) => Some(false),
+            Err(_) => None,
+        }
+    }
+
     /// The exit of a process that has already been reaped (by anyone), if the kernel kept it
     /// (Linux 6.15+).
     pub fn exit_after_reap(&self) -> Option<Termination> {
+        if kernel_support::hidden(Feature::PidfdExit) {
+            return None;
+        }
         let mut info = PidfdInfo {
             mask: PIDFD_INFO_EXIT,
             ..PidfdInfo::default()

@@ -93,8 +93,9 @@ pub fn signal_process(pid: i32, start_time: u64, signal: i32) -> io::Result<bool
         Err(err) => {
             return match err.raw_os_error() {
                 Some(libc::ESRCH) => Ok(false),
-                // Kernels before 5.3: check, then kill (a small window remains).
-                Some(libc::ENOSYS) => {
+                // Kernels before 5.3, or pidfds refused by seccomp: check, then kill (a small
+                // window remains).
+                _ if crate::pidfd::refused(&err) => {
                     if read_entry(pid).map(|e| e.start_time) != Some(start_time) {
                         return Ok(false);
                     }

@@ -1025,10 +1025,10 @@ impl<W: WaitSource> Shared<W> {
         if child.pidfd.is_some() {
             return;
         }
-        if let Some(fd) = self.source.watch(pid) {
-            if watch.add(&fd, pid).is_ok() {
-                child.pidfd = Some(fd);
-            }
+        match self.source.watch(pid) {
+            Some(fd) if watch.add(&fd, pid).is_ok() => child.pidfd = Some(fd),
+            // Pidfds refused, or the child is gone already: the watch polls it.
+            _ => watch.poll_needed(),
         }
     }
 
@@ -1066,6 +1066,15 @@ impl<W: WaitSource> Shared<W> {
             if let Some(old) = st.lost_order.pop_front() {
                 st.lost.remove(&old);
             }
+        }
+    }
+
+    /// Drops the entries whose exit is announced and whose process is gone, unless a drain
+    /// is running: a drain drops them itself before each peek, and one made earlier could
+    /// otherwise find its zombie's entry gone and take it for a stranger's.
+    pub(crate) fn drop_finished_unless_draining(&self) {
+        if let Ok(_reaping) = self.reap_lock.try_lock() {
+            self.lock().children.drop_finished();
         }
     }
 
