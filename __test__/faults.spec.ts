@@ -8,7 +8,7 @@
 // tests run one at a time, so that each one's "nothing left" check sees only its own processes.
 import test from 'ava'
 import { execFileSync, spawn } from 'node:child_process'
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -19,10 +19,10 @@ import { identify, isExitOf } from './fixtures/process-identity.mjs'
 import { assertNoZombies, delivered, idOf, noLiveChildren, noZombies, Recorder, track } from './procs.ts'
 import {
   buildHelper,
+  copyPackage,
   crashSigns,
   procStat,
   reliabilityFixture,
-  root,
   runFixture,
   startFixture,
   type Helper,
@@ -380,18 +380,8 @@ test.serial(
   async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'subreaper-two-copies-'))
     try {
-      const pkg = join(root, 'packages', 'subreaper')
       for (const name of ['a', 'b']) {
-        const copy = join(dir, 'node_modules', name, 'node_modules', 'subreaper')
-        mkdirSync(join(copy, 'native'), { recursive: true })
-        cpSync(join(pkg, 'dist'), join(copy, 'dist'), { recursive: true })
-        copyFileSync(join(pkg, 'package.json'), join(copy, 'package.json'))
-        copyFileSync(join(pkg, 'native', 'binding.cjs'), join(copy, 'native', 'binding.cjs'))
-        // A copy of its own (not a link: the dynamic loader would see one library).
-        writeFileSync(
-          join(copy, 'native', 'subreaper.linux-x64-gnu.node'),
-          readFileSync(join(pkg, 'native', 'subreaper.linux-x64-gnu.node')),
-        )
+        copyPackage(join(dir, 'node_modules', name, 'node_modules', 'subreaper'))
         writeFileSync(join(dir, 'node_modules', name, 'index.js'), "module.exports = require('subreaper')\n")
         writeFileSync(join(dir, 'node_modules', name, 'package.json'), JSON.stringify({ name, version: '1.0.0', main: 'index.js' }))
       }
@@ -413,7 +403,7 @@ test.serial(
         seen: number
         seenTotal: number
       }
-      const duplicate = { code: 'ERR_SUBREAPER_DUPLICATE' }
+      const duplicate = { name: 'DuplicateError', code: 'ERR_SUBREAPER_DUPLICATE' }
       t.like(r.first, duplicate, 'requiring the second copy fails with a clear error')
       t.regex(r.first!.message, /another copy of the subreaper addon already runs the reaper in this process/)
       t.like(r.second, duplicate, 'and again on a second try')

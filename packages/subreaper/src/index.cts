@@ -6,8 +6,8 @@ import { native } from './native.cjs'
 import { setOwnershipOwner } from './ownership.cjs'
 
 // Starts (or joins) the process's reaper. A second copy of the package in the same process
-// cannot: its addon throws an error whose code is ERR_SUBREAPER_DUPLICATE, as the README says.
-const owner = native.attach()
+// cannot: its addon throws DuplicateError.
+const owner = callNative(() => native.attach())
 setEnvironmentOwner(owner)
 setOwnershipOwner(owner)
 installChildProcessHooks(owner)
@@ -62,5 +62,15 @@ export { IterableSubscription, Subscription } from './subscription.cjs'
 export type { CallbackSubscribeOptions, ExitCallback, SubscribeOptions } from './subscription.cjs'
 export type { Exit, Rusage } from './exit.cjs'
 export { signalName } from './exit.cjs'
-export { AbortError, MonitorClosedError, NotAChildError, SubscriptionLaggedError, UnsupportedError, WaitTimeoutError } from './errors.cjs'
+export {
+  AbortError,
+  DuplicateError,
+  MonitorClosedError,
+  NativeError,
+  NotAChildError,
+  OsError,
+  SubscriptionLaggedError,
+  UnsupportedError,
+  WaitTimeoutError,
+} from './errors.cjs'
 export { SUPPORTED_PLATFORMS } from './native.cjs'

@@ -124,7 +124,8 @@ export class Monitor {
    * Sends a signal (default SIGTERM) to a child or descendant, never to a recycled pid: the
    * process is named by its pid *and* start time, and signalled through a pidfd (Linux 5.3+).
    * Returns false when it has already exited. Throws NotAChildError for a pid that is not a
-   * descendant of this process, and TypeError for an unknown signal.
+   * descendant of this process, TypeError for an unknown signal, and OsError when the system
+   * refuses the signal.
    */
   kill(target: ChildProcess | number, signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
     const signo = validateSignal(signal)
@@ -135,13 +136,13 @@ export class Monitor {
       const entry = start === undefined ? undefined : findDescendant(pid)
       // Gone, exited, or the pid now names another process: refuse.
       if (!entry || entry.zombie || entry.startTime !== start) return false
-      return native.signalProcess(pid, entry.startTime, signo)
+      return callNative(() => native.signalProcess(pid, entry.startTime, signo))
     }
     const pid = validatePid(target)
     const entry = findDescendant(pid)
     if (!entry) throw new NotAChildError(pid, 'kill')
     if (entry.zombie) return false
-    return native.signalProcess(pid, entry.startTime, signo)
+    return callNative(() => native.signalProcess(pid, entry.startTime, signo))
   }
 
   /** Reaps every child that has exited by now (containerd's `Reap`); resolves with those exits. */
