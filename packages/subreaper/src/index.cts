@@ -1,15 +1,10 @@
 // subreaper: a child-process reaper for Node.js.
 import { installChildProcessHooks } from './child-process-hooks.cjs'
+import { owner } from './environment.cjs'
 import { callNative, describe, typeError } from './errors.cjs'
-import { Monitor, setEnvironmentOwner } from './monitor.cjs'
+import { Monitor } from './monitor.cjs'
 import { native } from './native.cjs'
-import { setOwnershipOwner } from './ownership.cjs'
 
-// Starts (or joins) the process's reaper. A second copy of the package in the same process
-// cannot: its addon throws DuplicateError.
-const owner = callNative(() => native.attach())
-setEnvironmentOwner(owner)
-setOwnershipOwner(owner)
 installChildProcessHooks(owner)
 
 /** The process-wide monitor (containerd's `Default`). */

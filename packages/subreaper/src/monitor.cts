@@ -2,6 +2,7 @@
 import { ChildProcess, spawn, type SpawnOptions } from 'node:child_process'
 
 import { childStartTime, spawnFailure } from './child-process-hooks.cjs'
+import { owner } from './environment.cjs'
 import {
   AbortError,
   callNative,
@@ -32,18 +33,6 @@ export interface WaitOptions {
   signal?: AbortSignal
   /** Gives up after this many milliseconds with a WaitTimeoutError (the child keeps running). */
   timeout?: number
-}
-
-let environmentOwner: number | undefined
-
-/** @internal */
-export function setEnvironmentOwner(id: number): void {
-  environmentOwner = id
-}
-
-function owner(): number {
-  if (environmentOwner === undefined) throw new Error('subreaper is not initialised in this environment')
-  return environmentOwner
 }
 
 function validateSignal(signal: unknown): number {
@@ -114,7 +103,7 @@ export class Monitor {
     if (this.#closed) throw new MonitorClosedError()
     const callback = typeof callbackOrOptions === 'function' ? callbackOrOptions : undefined
     const options = typeof callbackOrOptions === 'function' ? maybeOptions : (callbackOrOptions ?? maybeOptions)
-    const init = { owner: owner(), callback, options, onClose: (s: Subscription) => this.#subscriptions.delete(s) }
+    const init = { owner, callback, options, onClose: (s: Subscription) => this.#subscriptions.delete(s) }
     const sub = callback ? new Subscription(init) : new IterableSubscription(init)
     this.#subscriptions.add(sub)
     return sub
