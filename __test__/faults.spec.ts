@@ -15,13 +15,13 @@ import { join } from 'node:path'
 import { monitor, reaperStats, setSubreaper } from 'subreaper'
 
 import { openFds, until } from './helpers.ts'
+import { readStat } from './proc-stat.mjs'
 import { identify, isExitOf } from './fixtures/process-identity.mjs'
 import { assertNoZombies, delivered, idOf, noLiveChildren, noZombies, Recorder, track } from './procs.ts'
 import {
   buildHelper,
   copyPackage,
   crashSigns,
-  procStat,
   reliabilityFixture,
   runFixture,
   startFixture,
@@ -57,7 +57,7 @@ test.after.always('no zombie, no stray process, no leaked fd, nothing pending', 
 async function reapLeftovers(pids: number[]): Promise<number[]> {
   const statuses: number[] = []
   for (const pid of pids) {
-    const st = procStat(pid)
+    const st = readStat(pid)
     if (!st || st.ppid !== process.pid || !st.comm.startsWith('reliability-hel')) continue
     const exit = monitor.wait(pid)
     // By pid and start time (through a pidfd): never a process that got the pid since the check.
@@ -205,7 +205,7 @@ test.serial('SIGTERM with a handler while exits flow: handled three times, and n
 async function stateBecomes(pid: number, want: (s: string) => boolean): Promise<boolean> {
   return until(
     () => {
-      const s = procStat(pid)?.state
+      const s = readStat(pid)?.state
       return s !== undefined && want(s)
     },
     10_000,
@@ -255,7 +255,7 @@ test.serial('an adopted orphan (reaped by the engine) stopped, continued, stoppe
   await monitor.wait(sh)
   await ev.closed
   const pid = Number(ev.stdout.trim())
-  t.is(procStat(pid)?.ppid, process.pid, 'adopted')
+  t.is(readStat(pid)?.ppid, process.pid, 'adopted')
   const id = identify(pid)! // it sleeps for a minute: alive, so its pid and start time name it
   let settled = 0
   const waited = monitor.wait(pid).then((e) => {
@@ -360,7 +360,7 @@ test.serial('an adopted orphan, ptrace-attached by another process: reaped by th
   await monitor.wait(sh)
   await ev.closed
   const pid = Number(ev.stdout.trim())
-  t.is(procStat(pid)?.ppid, process.pid)
+  t.is(readStat(pid)?.ppid, process.pid)
   const id = identify(pid)! // it sleeps 1.5 s: alive, so its pid and start time name it
   const tracer = spawn(helper.path, ['ptrace', String(pid)], { stdio: ['ignore', 'pipe', 'inherit'] })
   const tracerEv = track(tracer)

@@ -1,24 +1,7 @@
 // Shared helpers for the specs: real processes, and checks that nothing is left behind.
-import { readdirSync, readFileSync } from 'node:fs'
+import { readdirSync } from 'node:fs'
 
-/** Children of `parent` (default: this process), split into zombies and live ones. */
-export function children(parent = process.pid): { zombies: number[]; live: number[] } {
-  const zombies: number[] = []
-  const live: number[] = []
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue
-    let stat: string
-    try {
-      stat = readFileSync(`/proc/${name}/stat`, 'utf8')
-    } catch {
-      continue
-    }
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    if (Number(rest[1]) !== parent) continue
-    ;(rest[0] === 'Z' ? zombies : live).push(Number(name))
-  }
-  return { zombies, live }
-}
+import { children } from './proc-stat.mjs'
 
 /** Pids of zombie children of `parent` (default: this process). */
 export function zombieChildren(parent = process.pid): number[] {

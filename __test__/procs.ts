@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { describeChild, monitor, reaperStats, type Exit, type Monitor, type Subscription } from 'subreaper'
 
 import { identify, isExitOf, type ProcessId } from './fixtures/process-identity.mjs'
+import { readStat } from './proc-stat.mjs'
 import { liveChildren, until, zombieChildren } from './helpers.ts'
 
 // AVA runs every test file with the project root (where package.json is) as its cwd.
@@ -125,7 +126,7 @@ export function describeZombies(pids: ReadonlyArray<number>): string {
     }
     return 'no thread'
   }
-  const zombies = pids.map((p) => `${p}: ${JSON.stringify(procState(p))} on ${holder(p)}; the engine: ${describeChild(p) ?? 'no entry'}`)
+  const zombies = pids.map((p) => `${p}: ${JSON.stringify(readStat(p))} on ${holder(p)}; the engine: ${describeChild(p) ?? 'no entry'}`)
   return `engine: ${JSON.stringify(reaperStats())}; zombies: ${zombies.join(', ')}`
 }
 
@@ -152,18 +153,6 @@ export async function noLiveChildren(ms = 15_000): Promise<number[]> {
   let left: number[] = []
   await until(() => (left = liveChildren()).length === 0, ms, 20)
   return left
-}
-
-/** The process's state letter and parent pid from /proc, or undefined once it is gone. */
-export function procState(pid: number): { state: string; ppid: number; comm: string } | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return { state: rest[0]!, ppid: Number(rest[1]), comm }
-  } catch {
-    return undefined
-  }
 }
 
 export interface NodeRun {
