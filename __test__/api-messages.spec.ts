@@ -5,12 +5,10 @@
 import test from 'ava'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { createRequire } from 'node:module'
-import { join } from 'node:path'
 
 import { isSubreaper, monitor, Monitor, MonitorClosedError, NotAChildError, setSubreaper, type Exit } from 'subreaper'
 
-import { until } from './helpers.ts'
+import { binding, until } from './helpers.ts'
 import { delivered, noLiveChildren, noZombies, Recorder } from './procs.ts'
 
 const PID_MESSAGE = 'pid must be a number (an integer from 1 to 2147483647) or a ChildProcess; got undefined'
@@ -150,11 +148,8 @@ test.serial('a closed Monitor refuses subscribe() with a typed error and deliver
 })
 
 test("the addon's errors carry their code: no message is parsed to find it", (t) => {
-  // The package's own copy of the addon (requiring it again returns the same module).
-  const binding = createRequire(join(process.cwd(), 'package.json'))(
-    join(process.cwd(), 'packages', 'subreaper', 'native', 'binding.cjs'),
-  ) as { wait(pid: number, onExit: () => void): unknown }
-  t.throws(() => binding.wait(1, () => {}), {
+  const native = binding<{ wait(pid: number, onExit: () => void): unknown }>()
+  t.throws(() => native.wait(1, () => {}), {
     code: 'ERR_SUBREAPER_NOT_A_CHILD',
     message: 'pid 1 is not a child of this process and no recent exit of it is known',
   })

@@ -13,10 +13,10 @@ import { join } from 'node:path'
 
 import { monitor, setSubreaper, SubscriptionLaggedError, type Exit } from 'subreaper'
 
-import { until } from './helpers.ts'
-import { readStat } from './proc-stat.mjs'
+import { bindingPath, root, until } from './helpers.ts'
 import { noZombies } from './procs.ts'
-import { bindingPath, buildHelper, root, type Helper } from './fixtures/reliability-lib.ts'
+import { buildHelper, type Helper } from './fixtures/reliability-lib.ts'
+import { readStat } from './proc-stat.mjs'
 
 let helper: Helper
 test.before(() => {

@@ -9,11 +9,10 @@ import { promisify } from 'node:util'
 
 import { describeChild, monitor } from 'subreaper'
 
-import { until } from './helpers.ts'
+import { fixture, until } from './helpers.ts'
+import { delivered, idOf, noLiveChildren, noZombies, Recorder, Since, track } from './procs.ts'
 import { readStat } from './proc-stat.mjs'
-import { Since } from './fixtures/reliability-lib.ts'
 import { unstartedIdentity } from './fixtures/process-identity.mjs'
-import { delivered, Recorder, fixture, idOf, noLiveChildren, noZombies, track } from './procs.ts'
 
 const MiB = 1024 * 1024
 const rec = new Recorder()

@@ -7,21 +7,18 @@ import test, { type ExecutionContext } from 'ava'
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { constants, tmpdir } from 'node:os'
-import { join, resolve as resolvePath } from 'node:path'
+import { join } from 'node:path'
 
 import { exists, identityOf, type ProcessId } from './fixtures/process-identity.mjs'
-import { liveChildren, sleep, until, zombieChildren } from './helpers.ts'
+import { cliPath, fixture, liveChildren, root as projectRoot, sleep, until, zombieChildren } from './helpers.ts'
 import { readStat } from './proc-stat.mjs'
 
-// AVA runs specs in the project's root (this file is loaded as an ES module that TypeScript
-// checks as CommonJS, so neither import.meta nor __dirname serves both).
-const here = resolvePath('__test__')
 /** The native init, where `npm run build` puts it. */
-const CLI = join(here, '..', 'packages', 'subreaper', 'native', 'subreaper')
+const CLI = cliPath
 /** The npm launcher, as `npm install` links it. */
-const LAUNCHER = join(here, '..', 'node_modules', '.bin', 'subreaper')
-const fixture = (name: string) => join(here, 'fixtures', name)
-const VERSION = (JSON.parse(readFileSync(join(here, '..', 'packages', 'subreaper', 'package.json'), 'utf8')) as { version: string }).version
+const LAUNCHER = join(projectRoot, 'node_modules', '.bin', 'subreaper')
+const VERSION = (JSON.parse(readFileSync(join(projectRoot, 'packages', 'subreaper', 'package.json'), 'utf8')) as { version: string })
+  .version
 
 /** Environment marker of every process these specs start (inherited by their descendants). */
 const MARK_NAME = 'SUBREAPER_CLI_SPEC'

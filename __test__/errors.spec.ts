@@ -3,7 +3,6 @@
 // process can meet is provoked for real.
 import test from 'ava'
 import { execFile, execFileSync } from 'node:child_process'
-import { createRequire } from 'node:module'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,17 +13,18 @@ import { monitor, NativeError, NotAChildError, OsError, UnsupportedError } from 
 
 import { fromNative, nativeErrors } from '../packages/subreaper/dist/errors.cjs'
 
-import { bindingPath, copyPackage, reliabilityFixture, root } from './fixtures/reliability-lib.ts'
+import { binding, fixture, root } from './helpers.ts'
 import { noLiveChildren, noZombies } from './procs.ts'
+import { copyPackage } from './fixtures/reliability-lib.ts'
 
 // The package's own copy of the addon (requiring it again returns the same module). The spec
 // reads `ErrorCode` at run time, as the addon registers it: its typings declare a const enum,
 // which TypeScript cannot iterate.
-const binding = createRequire(join(root, 'package.json'))(bindingPath) as {
+const native = binding<{
   ErrorCode: Record<string, string>
   report(pid: number): void
   wait(pid: unknown, onExit: () => void): unknown
-}
+}>()
 const run = promisify(execFile)
 
 test.after.always('nothing left behind', async (t) => {
@@ -33,7 +33,7 @@ test.after.always('nothing left behind', async (t) => {
 })
 
 test('every code the addon can throw is mapped to an exported class that carries it', (t) => {
-  const codes = Object.values(binding.ErrorCode)
+  const codes = Object.values(native.ErrorCode)
   t.true(codes.length > 0)
   t.deepEqual(Object.keys(nativeErrors).sort(), [...codes].sort(), 'one entry per code, none stale')
   for (const code of codes) {
@@ -87,7 +87,7 @@ test('setSubreaper(true) where the kernel refuses it (a seccomp filter): OsError
   const dir = mkdtempSync(join(tmpdir(), 'subreaper-refuse-'))
   try {
     const refuse = join(dir, 'refuse-subreaper')
-    execFileSync('cc', ['-O2', '-Wall', '-o', refuse, reliabilityFixture('refuse-subreaper.c')], { stdio: ['ignore', 'ignore', 'inherit'] })
+    execFileSync('cc', ['-O2', '-Wall', '-o', refuse, fixture('refuse-subreaper.c')], { stdio: ['ignore', 'ignore', 'inherit'] })
     const script = `
       const s = require('subreaper')
       let err
@@ -118,7 +118,7 @@ test('setSubreaper(true) where the kernel refuses it (a seccomp filter): OsError
 })
 
 test('the addon called against its contract (never through the package): NativeError, with what was wrong', (t) => {
-  const contract = t.throws(() => binding.report(process.pid), { code: 'ERR_SUBREAPER_NATIVE' })
+  const contract = t.throws(() => native.report(process.pid), { code: 'ERR_SUBREAPER_NATIVE' })
   const mapped = fromNative(contract)
   t.true(mapped instanceof NativeError)
   t.like(mapped, {
@@ -126,7 +126,7 @@ test('the addon called against its contract (never through the package): NativeE
     message: 'the subreaper addon failed: report needs an exit code or a signal number. This is a bug in subreaper: please report it',
   })
   // An argument napi-rs itself could not convert has napi-rs's own code: a NativeError too.
-  const conversion = t.throws(() => binding.wait('12', () => {})) as Error & { code: string }
+  const conversion = t.throws(() => native.wait('12', () => {})) as Error & { code: string }
   const converted = fromNative(conversion)
   t.true(converted instanceof NativeError)
   t.is((converted as NativeError).cause, conversion)

@@ -14,22 +14,13 @@ import { join } from 'node:path'
 
 import { monitor, reaperStats, setSubreaper } from 'subreaper'
 
-import { openFds, until } from './helpers.ts'
+import { fixture, openFds, until } from './helpers.ts'
+import { assertNoZombies, delivered, idOf, noLiveChildren, noZombies, Recorder, Since, track } from './procs.ts'
+import { buildHelper, copyPackage, crashSigns, type Helper, runFixture, startFixture } from './fixtures/reliability-lib.ts'
 import { readStat } from './proc-stat.mjs'
 import { identify, isExitOf } from './fixtures/process-identity.mjs'
-import { assertNoZombies, delivered, idOf, noLiveChildren, noZombies, Recorder, track } from './procs.ts'
-import {
-  buildHelper,
-  copyPackage,
-  crashSigns,
-  reliabilityFixture,
-  runFixture,
-  startFixture,
-  type Helper,
-  Since,
-} from './fixtures/reliability-lib.ts'
 
-const FAULTS = reliabilityFixture('reliability-faults.mjs')
+const FAULTS = fixture('reliability-faults.mjs')
 const rec = new Recorder()
 let helper: Helper
 let fdsBefore = 0
@@ -385,7 +376,7 @@ test.serial(
         writeFileSync(join(dir, 'node_modules', name, 'index.js'), "module.exports = require('subreaper')\n")
         writeFileSync(join(dir, 'node_modules', name, 'package.json'), JSON.stringify({ name, version: '1.0.0', main: 'index.js' }))
       }
-      const run = await runFixture(reliabilityFixture('reliability-two-copies.cjs'), [dir], {
+      const run = await runFixture(fixture('reliability-two-copies.cjs'), [dir], {
         env: { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: '' },
       })
       t.false(run.timedOut)

@@ -14,11 +14,11 @@ import { join } from 'node:path'
 
 import { isSubreaper, monitor, NotAChildError, reaperStats, type Exit } from 'subreaper'
 
-import { openFds, until } from './helpers.ts'
+import { bindingPath, cliPath, openFds, root, until } from './helpers.ts'
+import { delivered, idOf, noLiveChildren, noZombies, Recorder, Since, track } from './procs.ts'
+import { buildHelper, type Helper } from './fixtures/reliability-lib.ts'
 import { children, readStat } from './proc-stat.mjs'
 import { identify, identityOf, isExitOf } from './fixtures/process-identity.mjs'
-import { delivered, idOf, noLiveChildren, noZombies, Recorder, track } from './procs.ts'
-import { bindingPath, buildHelper, cliPath, root, Since, type Helper } from './fixtures/reliability-lib.ts'
 
 interface Binding {
   signalProcess(pid: number, startTime: number, signal: number): boolean

@@ -10,9 +10,10 @@ import { join } from 'node:path'
 import { isSubreaper, monitor, reaperStats, setSubreaper, type Exit, type Subscription } from 'subreaper'
 
 import { identify, identityOf, START_TIME_SLACK_MS, ticksToEpochMs, type ProcessId } from './fixtures/process-identity.mjs'
-import { until } from './helpers.ts'
+import { fixture, until } from './helpers.ts'
+import { delivered, idOf, noLiveChildren, noZombies, Recorder, track } from './procs.ts'
+import { runNode } from './fixtures/reliability-lib.ts'
 import { readStat } from './proc-stat.mjs'
-import { delivered, fixture, idOf, noLiveChildren, noZombies, Recorder, runNode, track } from './procs.ts'
 
 const rec = new Recorder()
 

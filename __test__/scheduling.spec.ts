@@ -7,7 +7,8 @@ import test, { type ExecutionContext } from 'ava'
 import { configureReaping, reaperStats } from 'subreaper'
 
 import { readStat } from './proc-stat.mjs'
-import { noLiveChildren, noZombies, runNode } from './procs.ts'
+import { noLiveChildren, noZombies } from './procs.ts'
+import { runNode } from './fixtures/reliability-lib.ts'
 
 test.after.always('no zombie and no live child left by the scripts', async (t) => {
   t.deepEqual(await noZombies(), [])

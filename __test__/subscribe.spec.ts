@@ -6,9 +6,9 @@ import { once } from 'node:events'
 import { monitor, Monitor, reaperStats, SubscriptionLaggedError, type Exit, type Subscription } from 'subreaper'
 
 import { until } from './helpers.ts'
+import { delivered, idOf, noLiveChildren, noZombies, Recorder } from './procs.ts'
 import { isExitOf, type ProcessId } from './fixtures/process-identity.mjs'
 import { readStat } from './proc-stat.mjs'
-import { delivered, idOf, noLiveChildren, noZombies, Recorder } from './procs.ts'
 
 test.after.always('no zombie, no live child, no subscription left', async (t) => {
   t.deepEqual(await noZombies(), [])

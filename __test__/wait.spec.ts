@@ -9,9 +9,9 @@ import { constants } from 'node:os'
 import { AbortError, monitor, NotAChildError, reaperStats, WaitTimeoutError, type Exit } from 'subreaper'
 
 import { sleep, until } from './helpers.ts'
+import { idOf, noLiveChildren, noZombies } from './procs.ts'
 import { isExitOf, type ProcessId } from './fixtures/process-identity.mjs'
 import { readStat } from './proc-stat.mjs'
-import { idOf, noLiveChildren, noZombies } from './procs.ts'
 
 test.after.always('no zombie, no live child, no pending wait', async (t) => {
   t.deepEqual(await noZombies(), [])
