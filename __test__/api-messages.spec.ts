@@ -1,18 +1,14 @@
 // The messages a user reads, word for word, and the checks behind them: calls without their
 // argument, kill's own wording, signals echoed back, start() taking what spawn takes,
 // setSubreaper() refusing to guess, a closed Monitor refusing to subscribe, and the addon's
-// errors arriving with their code (no message parsing on the way).
+// errors arriving with their code (no message parsing on the way; their classes: errors.spec.ts).
 import test from 'ava'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { createRequire } from 'node:module'
-import { join } from 'node:path'
 
-import { isSubreaper, monitor, Monitor, MonitorClosedError, NotAChildError, setSubreaper, UnsupportedError, type Exit } from 'subreaper'
+import { isSubreaper, monitor, Monitor, MonitorClosedError, NotAChildError, setSubreaper, type Exit } from 'subreaper'
 
-import { fromNative } from '../packages/subreaper/dist/errors.cjs'
-
-import { until } from './helpers.ts'
+import { binding, until } from './helpers.ts'
 import { delivered, noLiveChildren, noZombies, Recorder } from './procs.ts'
 
 const PID_MESSAGE = 'pid must be a number (an integer from 1 to 2147483647) or a ChildProcess; got undefined'
@@ -152,25 +148,11 @@ test.serial('a closed Monitor refuses subscribe() with a typed error and deliver
 })
 
 test("the addon's errors carry their code: no message is parsed to find it", (t) => {
-  // The package's own copy of the addon (requiring it again returns the same module).
-  const binding = createRequire(join(process.cwd(), 'package.json'))(
-    join(process.cwd(), 'packages', 'subreaper', 'native', 'binding.cjs'),
-  ) as { wait(pid: number, onExit: () => void): unknown }
-  t.throws(() => binding.wait(1, () => {}), {
+  const native = binding<{ wait(pid: number, onExit: () => void): unknown }>()
+  t.throws(() => native.wait(1, () => {}), {
     code: 'ERR_SUBREAPER_NOT_A_CHILD',
     message: 'pid 1 is not a child of this process and no recent exit of it is known',
   })
-})
-
-test("the addon's codes become the package's classes (UnsupportedError is thrown only off Linux: mapped here from a made-up error)", (t) => {
-  const unsupported = Object.assign(new Error('subreaper mode needs Linux (PR_SET_CHILD_SUBREAPER)'), { code: 'ERR_SUBREAPER_UNSUPPORTED' })
-  const mapped = fromNative(unsupported)
-  t.true(mapped instanceof UnsupportedError)
-  t.like(mapped, { code: 'ERR_SUBREAPER_UNSUPPORTED', message: unsupported.message })
-  const notAChild = Object.assign(new Error('pid 7 is not a child'), { code: 'ERR_SUBREAPER_NOT_A_CHILD' })
-  t.true(fromNative(notAChild, 7) instanceof NotAChildError)
-  const other = Object.assign(new Error('x'), { code: 'ERR_SUBREAPER_OS' })
-  t.is(fromNative(other), other, 'other codes pass through as they are')
 })
 
 test('iterating a callback subscription from JavaScript says what to do instead', async (t) => {

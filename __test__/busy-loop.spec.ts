@@ -13,9 +13,10 @@ import { join } from 'node:path'
 
 import { monitor, setSubreaper, SubscriptionLaggedError, type Exit } from 'subreaper'
 
-import { until } from './helpers.ts'
-import { noZombies, procState } from './procs.ts'
-import { bindingPath, buildHelper, root, type Helper } from './fixtures/reliability-lib.ts'
+import { bindingPath, root, until } from './helpers.ts'
+import { noZombies } from './procs.ts'
+import { buildHelper, type Helper } from './fixtures/reliability-lib.ts'
+import { readStat } from './proc-stat.mjs'
 
 let helper: Helper
 test.before(() => {
@@ -103,7 +104,7 @@ test.serial('monitor.reap() does not block the event loop while 5,000 zombies ar
   t.is(pids.length, N)
   // Resolved once every child that had exited when it was called is reaped.
   t.deepEqual(
-    pids.filter((p) => procState(p)?.state === 'Z'),
+    pids.filter((p) => readStat(p)?.state === 'Z'),
     [],
     'no zombie left when reap() resolved',
   )

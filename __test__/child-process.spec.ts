@@ -4,16 +4,15 @@
 import test from 'ava'
 import { exec, execFile, execFileSync, execSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
 import { constants } from 'node:os'
 import { promisify } from 'node:util'
 
 import { describeChild, monitor } from 'subreaper'
 
-import { until } from './helpers.ts'
-import { Since } from './fixtures/reliability-lib.ts'
+import { fixture, until } from './helpers.ts'
+import { delivered, idOf, noLiveChildren, noZombies, Recorder, Since, track } from './procs.ts'
+import { readStat } from './proc-stat.mjs'
 import { unstartedIdentity } from './fixtures/process-identity.mjs'
-import { delivered, Recorder, fixture, idOf, noLiveChildren, noZombies, track } from './procs.ts'
 
 const MiB = 1024 * 1024
 const rec = new Recorder()
@@ -327,7 +326,7 @@ test('describeChild says what the engine holds for a child: declared by this env
   const child = spawn('sh', ['-c', 'read x; exit 3'], { stdio: ['pipe', 'ignore', 'ignore'] })
   const exited = once(child, 'exit')
   try {
-    const tid = readFileSync('/proc/thread-self/stat', 'utf8').split(' ')[0]
+    const tid = readStat('thread-self')!.pid
     t.regex(
       describeChild(child.pid!) ?? 'no entry',
       new RegExp(`^Declared \\{ owner: \\d+, tid: Some\\(${tid}\\), reports: true \\}, thread ${tid} alive; .*not seen as a zombie`),

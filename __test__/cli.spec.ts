@@ -7,19 +7,18 @@ import test, { type ExecutionContext } from 'ava'
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { constants, tmpdir } from 'node:os'
-import { join, resolve as resolvePath } from 'node:path'
+import { join } from 'node:path'
 
-import { liveChildren, sleep, until, zombieChildren } from './helpers.ts'
+import { exists, identityOf, type ProcessId } from './fixtures/process-identity.mjs'
+import { cliPath, fixture, liveChildren, root as projectRoot, sleep, until, zombieChildren } from './helpers.ts'
+import { readStat } from './proc-stat.mjs'
 
-// AVA runs specs in the project's root (this file is loaded as an ES module that TypeScript
-// checks as CommonJS, so neither import.meta nor __dirname serves both).
-const here = resolvePath('__test__')
 /** The native init, where `npm run build` puts it. */
-const CLI = join(here, '..', 'packages', 'subreaper', 'native', 'subreaper')
+const CLI = cliPath
 /** The npm launcher, as `npm install` links it. */
-const LAUNCHER = join(here, '..', 'node_modules', '.bin', 'subreaper')
-const fixture = (name: string) => join(here, 'fixtures', name)
-const VERSION = (JSON.parse(readFileSync(join(here, '..', 'packages', 'subreaper', 'package.json'), 'utf8')) as { version: string }).version
+const LAUNCHER = join(projectRoot, 'node_modules', '.bin', 'subreaper')
+const VERSION = (JSON.parse(readFileSync(join(projectRoot, 'packages', 'subreaper', 'package.json'), 'utf8')) as { version: string })
+  .version
 
 /** Environment marker of every process these specs start (inherited by their descendants). */
 const MARK_NAME = 'SUBREAPER_CLI_SPEC'
@@ -29,48 +28,21 @@ const signo = (name: string): number => (constants.signals as Record<string, num
 
 // --- /proc ----------------------------------------------------------------------------------
 
-interface Stat {
-  state: string
-  ppid: number
-  pgrp: number
-  /** Start time, clock ticks since boot: with the pid, names one process (pids are recycled). */
-  start: string
-}
-
-function stat(pid: number): Stat | null {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ')
-    return { state: rest[0]!, ppid: Number(rest[1]), pgrp: Number(rest[2]), start: rest[19]! }
-  } catch {
-    return null
-  }
-}
-
 /** Whether `pid` exists and is not a zombie. */
 const alive = (pid: number) => {
-  const s = stat(pid)
-  return s !== null && s.state !== 'Z'
+  const s = readStat(pid)
+  return s !== undefined && s.state !== 'Z'
 }
 
-/** One process, seen alive: its pid and start time. */
-interface Proc {
-  pid: number
-  start: string
+/** `pid`, which must be alive now: its identity (pid and start time). */
+function seen(t: ExecutionContext, pid: number): ProcessId {
+  const s = readStat(pid)
+  if (s === undefined || s.state === 'Z') t.fail(`process ${pid} is not alive`)
+  return identityOf(pid, s?.startTicks ?? -1)
 }
-
-/** `pid`, which must be alive now. */
-function seen(t: ExecutionContext, pid: number): Proc {
-  const s = stat(pid)
-  if (s === null || s.state === 'Z') t.fail(`process ${pid} is not alive`)
-  return { pid, start: s?.start ?? '' }
-}
-
-/** Whether `p` still exists (maybe as a zombie): its pid names the same process. */
-const exists = (p: Proc) => stat(p.pid)?.start === p.start
 
 /** Whether `p` is gone from /proc: it exited and was reaped. */
-const gone = (p: Proc) => !exists(p)
+const gone = (p: ProcessId) => !exists(p)
 
 function comm(pid: number): string | null {
   try {
@@ -96,7 +68,7 @@ function descendants(root: number): number[] {
   const children = new Map<number, number[]>()
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue
-    const s = stat(Number(name))
+    const s = readStat(name)
     if (!s) continue
     const list = children.get(s.ppid) ?? []
     list.push(Number(name))
@@ -540,11 +512,11 @@ for (const group of [false, true]) {
     const grandchild = Number(grandchildText)
     // The grandchild is in the child's group; with --group the child leads a group of its own.
     if (group) {
-      t.is(stat(child)?.pgrp, child)
-      t.is(stat(grandchild)?.pgrp, child)
+      t.is(readStat(child)?.pgrp, child)
+      t.is(readStat(grandchild)?.pgrp, child)
     } else {
-      t.is(stat(child)?.pgrp, stat(run.pid)?.pgrp)
-      t.is(stat(grandchild)?.pgrp, stat(run.pid)?.pgrp)
+      t.is(readStat(child)?.pgrp, readStat(run.pid)?.pgrp)
+      t.is(readStat(grandchild)?.pgrp, readStat(run.pid)?.pgrp)
     }
     t.true(blocksAll(run.pid, FORWARDED), 'the init blocks every signal (it reads them from a signalfd)')
     // One at a time, each once it was seen, so that none is merged with a pending one.
@@ -570,9 +542,9 @@ test('SIGTSTP, SIGTTIN, SIGTTOU: forwarded, then the init stops itself until SIG
   for (const n of JOB_CONTROL) {
     process.kill(run.pid, n)
     await run.line(new RegExp(`^child got ${n}$`))
-    await eventually(t, () => stat(run.pid)?.state === 'T', `the init is stopped after signal ${n}`)
+    await eventually(t, () => readStat(run.pid)?.state === 'T', `the init is stopped after signal ${n}`)
     process.kill(run.pid, 'SIGCONT')
-    await eventually(t, () => stat(run.pid)?.state !== 'T', 'the init runs again')
+    await eventually(t, () => readStat(run.pid)?.state !== 'T', 'the init runs again')
     // Once per SIGCONT: lines() fails if the output ends without it.
     await run.lines(new RegExp(`^child got ${signo('SIGCONT')}$`), JOB_CONTROL.indexOf(n) + 1)
   }
@@ -592,7 +564,7 @@ test('orphans are adopted while the command runs, reaped at once, and reported',
   // Adopted: their parents exited, and the CLI (not init) is their parent now.
   await eventually(
     t,
-    () => orphans.every((p) => stat(p)?.ppid === run.pid && comm(p) === 'sleep'),
+    () => orphans.every((p) => readStat(p)?.ppid === run.pid && comm(p) === 'sleep'),
     'every orphan is a child of the CLI, running sleep',
   )
   const procs = orphans.map((p) => seen(t, p))

@@ -10,10 +10,10 @@ import ts from 'typescript'
 
 import { setSubreaper } from 'subreaper'
 
+import { fixture, root } from './helpers.ts'
 import { noLiveChildren, noZombies } from './procs.ts'
 
-const root = process.cwd()
-const typesDir = join(root, '__test__', 'fixtures', 'types')
+const typesDir = fixture('types')
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
 
 interface Block {

@@ -5,7 +5,9 @@ import test from 'ava'
 
 import { setSubreaper } from 'subreaper'
 
-import { fixture, noLiveChildren, noZombies, runNode, type NodeRun } from './procs.ts'
+import { fixture } from './helpers.ts'
+import { noLiveChildren, noZombies } from './procs.ts'
+import { type FixtureRun, runNode } from './fixtures/reliability-lib.ts'
 
 // Children a script leaves running when it exits are re-parented here and reaped.
 test.before(() => setSubreaper(true))
@@ -15,13 +17,13 @@ test.after.always('no zombie and no live child left by the scripts', async (t) =
   t.deepEqual(await noLiveChildren(), [])
 })
 
-function parse(run: NodeRun): Record<string, unknown> {
+function parse(run: FixtureRun): Record<string, unknown> {
   const line = run.stdout.trim().split('\n').pop() ?? ''
   return JSON.parse(line) as Record<string, unknown>
 }
 
 /** The run ended by itself, normally, without a crash report. */
-function endedByItself(t: import('ava').ExecutionContext, run: NodeRun) {
+function endedByItself(t: import('ava').ExecutionContext, run: FixtureRun) {
   t.false(run.timedOut, `did not exit by itself; stderr: ${run.stderr}`)
   t.is(run.signal, null, `killed by ${run.signal}; stderr: ${run.stderr}`)
   t.is(run.code, 0, `exit code ${run.code}; stderr: ${run.stderr}`)

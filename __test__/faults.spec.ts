@@ -8,28 +8,19 @@
 // tests run one at a time, so that each one's "nothing left" check sees only its own processes.
 import test from 'ava'
 import { execFileSync, spawn } from 'node:child_process'
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import { monitor, reaperStats, setSubreaper } from 'subreaper'
 
-import { openFds, until } from './helpers.ts'
+import { fixture, openFds, until } from './helpers.ts'
+import { assertNoZombies, delivered, idOf, noLiveChildren, noZombies, Recorder, Since, track } from './procs.ts'
+import { buildHelper, copyPackage, crashSigns, type Helper, runFixture, startFixture } from './fixtures/reliability-lib.ts'
+import { readStat } from './proc-stat.mjs'
 import { identify, isExitOf } from './fixtures/process-identity.mjs'
-import { assertNoZombies, delivered, idOf, noLiveChildren, noZombies, Recorder, track } from './procs.ts'
-import {
-  buildHelper,
-  crashSigns,
-  procStat,
-  reliabilityFixture,
-  root,
-  runFixture,
-  startFixture,
-  type Helper,
-  Since,
-} from './fixtures/reliability-lib.ts'
 
-const FAULTS = reliabilityFixture('reliability-faults.mjs')
+const FAULTS = fixture('reliability-faults.mjs')
 const rec = new Recorder()
 let helper: Helper
 let fdsBefore = 0
@@ -57,7 +48,7 @@ test.after.always('no zombie, no stray process, no leaked fd, nothing pending', 
 async function reapLeftovers(pids: number[]): Promise<number[]> {
   const statuses: number[] = []
   for (const pid of pids) {
-    const st = procStat(pid)
+    const st = readStat(pid)
     if (!st || st.ppid !== process.pid || !st.comm.startsWith('reliability-hel')) continue
     const exit = monitor.wait(pid)
     // By pid and start time (through a pidfd): never a process that got the pid since the check.
@@ -205,7 +196,7 @@ test.serial('SIGTERM with a handler while exits flow: handled three times, and n
 async function stateBecomes(pid: number, want: (s: string) => boolean): Promise<boolean> {
   return until(
     () => {
-      const s = procStat(pid)?.state
+      const s = readStat(pid)?.state
       return s !== undefined && want(s)
     },
     10_000,
@@ -255,7 +246,7 @@ test.serial('an adopted orphan (reaped by the engine) stopped, continued, stoppe
   await monitor.wait(sh)
   await ev.closed
   const pid = Number(ev.stdout.trim())
-  t.is(procStat(pid)?.ppid, process.pid, 'adopted')
+  t.is(readStat(pid)?.ppid, process.pid, 'adopted')
   const id = identify(pid)! // it sleeps for a minute: alive, so its pid and start time name it
   let settled = 0
   const waited = monitor.wait(pid).then((e) => {
@@ -360,7 +351,7 @@ test.serial('an adopted orphan, ptrace-attached by another process: reaped by th
   await monitor.wait(sh)
   await ev.closed
   const pid = Number(ev.stdout.trim())
-  t.is(procStat(pid)?.ppid, process.pid)
+  t.is(readStat(pid)?.ppid, process.pid)
   const id = identify(pid)! // it sleeps 1.5 s: alive, so its pid and start time name it
   const tracer = spawn(helper.path, ['ptrace', String(pid)], { stdio: ['ignore', 'pipe', 'inherit'] })
   const tracerEv = track(tracer)
@@ -380,22 +371,12 @@ test.serial(
   async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'subreaper-two-copies-'))
     try {
-      const pkg = join(root, 'packages', 'subreaper')
       for (const name of ['a', 'b']) {
-        const copy = join(dir, 'node_modules', name, 'node_modules', 'subreaper')
-        mkdirSync(join(copy, 'native'), { recursive: true })
-        cpSync(join(pkg, 'dist'), join(copy, 'dist'), { recursive: true })
-        copyFileSync(join(pkg, 'package.json'), join(copy, 'package.json'))
-        copyFileSync(join(pkg, 'native', 'binding.cjs'), join(copy, 'native', 'binding.cjs'))
-        // A copy of its own (not a link: the dynamic loader would see one library).
-        writeFileSync(
-          join(copy, 'native', 'subreaper.linux-x64-gnu.node'),
-          readFileSync(join(pkg, 'native', 'subreaper.linux-x64-gnu.node')),
-        )
+        copyPackage(join(dir, 'node_modules', name, 'node_modules', 'subreaper'))
         writeFileSync(join(dir, 'node_modules', name, 'index.js'), "module.exports = require('subreaper')\n")
         writeFileSync(join(dir, 'node_modules', name, 'package.json'), JSON.stringify({ name, version: '1.0.0', main: 'index.js' }))
       }
-      const run = await runFixture(reliabilityFixture('reliability-two-copies.cjs'), [dir], {
+      const run = await runFixture(fixture('reliability-two-copies.cjs'), [dir], {
         env: { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: '' },
       })
       t.false(run.timedOut)
@@ -413,7 +394,7 @@ test.serial(
         seen: number
         seenTotal: number
       }
-      const duplicate = { code: 'ERR_SUBREAPER_DUPLICATE' }
+      const duplicate = { name: 'DuplicateError', code: 'ERR_SUBREAPER_DUPLICATE' }
       t.like(r.first, duplicate, 'requiring the second copy fails with a clear error')
       t.regex(r.first!.message, /another copy of the subreaper addon already runs the reaper in this process/)
       t.like(r.second, duplicate, 'and again on a second try')

@@ -1,24 +1,20 @@
-// Shared helpers for the specs: real processes, and checks that nothing is left behind.
-import { readdirSync, readFileSync } from 'node:fs'
+// The basics every spec shares: where things are, waiting for a condition, and this process's
+// children and fds as /proc shows them.
+import { readdirSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
 
-/** Children of `parent` (default: this process), split into zombies and live ones. */
-export function children(parent = process.pid): { zombies: number[]; live: number[] } {
-  const zombies: number[] = []
-  const live: number[] = []
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue
-    let stat: string
-    try {
-      stat = readFileSync(`/proc/${name}/stat`, 'utf8')
-    } catch {
-      continue
-    }
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    if (Number(rest[1]) !== parent) continue
-    ;(rest[0] === 'Z' ? zombies : live).push(Number(name))
-  }
-  return { zombies, live }
-}
+import { children } from './proc-stat.mjs'
+
+// AVA runs every test file with the project root (where package.json is) as its cwd.
+export const root = process.cwd()
+export const fixtures = join(root, '__test__', 'fixtures')
+export const fixture = (name: string) => join(fixtures, name)
+/** The native `subreaper` init, as `npm run build` places it. */
+export const cliPath = join(root, 'packages', 'subreaper', 'native', 'subreaper')
+export const bindingPath = join(root, 'packages', 'subreaper', 'native', 'binding.cjs')
+/** The package's own copy of the addon (requiring it again returns the same module), as a spec calls it. */
+export const binding = <T>(): T => createRequire(join(root, 'package.json'))(bindingPath) as T
 
 /** Pids of zombie children of `parent` (default: this process). */
 export function zombieChildren(parent = process.pid): number[] {
@@ -30,9 +26,9 @@ export function liveChildren(parent = process.pid): number[] {
   return children(parent).live
 }
 
-/** Open file descriptors of this process. */
-export function openFds(): number {
-  return readdirSync('/proc/self/fd').length
+/** Open file descriptors of a process (default: this one). */
+export function openFds(pid: number | 'self' = 'self'): number {
+  return readdirSync(`/proc/${pid}/fd`).length
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))

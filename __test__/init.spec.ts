@@ -5,11 +5,10 @@
 import test, { type ExecutionContext } from 'ava'
 import { execFileSync, spawn } from 'node:child_process'
 import { constants } from 'node:os'
-import { resolve } from 'node:path'
 
-import { liveChildren, until, zombieChildren } from './helpers.ts'
+import { fixture, liveChildren, root, until, zombieChildren } from './helpers.ts'
 
-const app = resolve('__test__', 'fixtures', 'init-app.cjs')
+const app = fixture('init-app.cjs')
 const { NODE_EXTRA_CA_CERTS: _extraCerts, ...env } = process.env
 
 const namespaces = (() => {
@@ -29,7 +28,7 @@ interface Run {
 }
 
 function start(t: ExecutionContext, file: string, args: string[]): Run {
-  const child = spawn(file, args, { cwd: resolve('.'), env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(file, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''
   const run: Run = {
     pid: child.pid!,

@@ -14,10 +14,11 @@ import { join } from 'node:path'
 
 import { isSubreaper, monitor, NotAChildError, reaperStats, type Exit } from 'subreaper'
 
-import { openFds, until } from './helpers.ts'
+import { bindingPath, cliPath, openFds, root, until } from './helpers.ts'
+import { delivered, idOf, noLiveChildren, noZombies, Recorder, Since, track } from './procs.ts'
+import { buildHelper, type Helper } from './fixtures/reliability-lib.ts'
+import { children, readStat } from './proc-stat.mjs'
 import { identify, identityOf, isExitOf } from './fixtures/process-identity.mjs'
-import { delivered, idOf, noLiveChildren, noZombies, Recorder, track } from './procs.ts'
-import { bindingPath, buildHelper, cliPath, procStat, root, Since, type Helper } from './fixtures/reliability-lib.ts'
 
 interface Binding {
   signalProcess(pid: number, startTime: number, signal: number): boolean
@@ -39,9 +40,9 @@ test.before(() => {
 
 test.after.always('no zombie, no stray process, no leaked fd; the foreign processes made here are gone', async (t) => {
   for (const f of foreign) {
-    if (procStat(f.pid)?.startTicks === f.startTicks) process.kill(f.pid, 'SIGKILL')
+    if (readStat(f.pid)?.startTicks === f.startTicks) process.kill(f.pid, 'SIGKILL')
   }
-  t.true(await until(() => foreign.every((f) => procStat(f.pid)?.startTicks !== f.startTicks || procStat(f.pid)?.state === 'Z'), 10_000))
+  t.true(await until(() => foreign.every((f) => readStat(f.pid)?.startTicks !== f.startTicks || readStat(f.pid)?.state === 'Z'), 10_000))
   rec.unsubscribe()
   helper?.remove()
   t.deepEqual(await noZombies(), [])
@@ -63,7 +64,7 @@ test('a process re-parented away from us (double fork, no subreaper mode) is nev
   const seen = new Since(rec)
   t.false(isSubreaper())
   const pid = await background(`${helper.path} sleep 60000`)
-  const st = procStat(pid)!
+  const st = readStat(pid)!
   const id = identityOf(pid, st.startTicks)
   foreign.push({ pid, startTicks: st.startTicks })
   t.not(st.ppid, process.pid, 'not our child')
@@ -77,7 +78,7 @@ test('a process re-parented away from us (double fork, no subreaper mode) is nev
   )
   // It ends (killed here, by the test): its exit is its parent's, never ours.
   process.kill(pid, 'SIGKILL')
-  t.true(await until(() => procStat(pid)?.startTicks !== st.startTicks, 10_000), 'gone (reaped by its own parent)')
+  t.true(await until(() => readStat(pid)?.startTicks !== st.startTicks, 10_000), 'gone (reaped by its own parent)')
   t.true(await delivered(rec), 'every exit the engine recorded so far has been delivered')
   t.deepEqual(seen.of(id), [], 'no subscriber saw its exit')
   await t.throwsAsync(monitor.wait(pid), { instanceOf: NotAChildError }, 'and no exit of it is known')
@@ -91,7 +92,7 @@ test('a grandchild whose parent reaps it: not waitable by us, and its exit is it
   sh.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d))
   t.true(await until(() => out.includes('\n'), 10_000))
   const grandchild = Number(out.trim())
-  t.is(procStat(grandchild)?.ppid, sh.pid)
+  t.is(readStat(grandchild)?.ppid, sh.pid)
   const ids = [idOf(sh), identify(grandchild)!] // both alive: pid and start time name them
   await t.throwsAsync(monitor.wait(grandchild), { instanceOf: NotAChildError })
   const shExit = monitor.wait(sh)
@@ -109,11 +110,8 @@ test('our parent, our siblings and init are not ours to wait for', async (t) => 
     await t.throwsAsync(monitor.wait(pid), { instanceOf: NotAChildError })
   }
   // The test runner's other workers (our parent's other children), if any run now.
-  const { readdirSync } = await import('node:fs')
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue
-    if (procStat(Number(name))?.ppid === process.ppid) siblings.push(Number(name))
-  }
+  const { live, zombies } = children(process.ppid)
+  siblings.push(...[...live, ...zombies].filter((pid) => pid !== process.pid))
   for (const pid of siblings) {
     await t.throwsAsync(monitor.wait(pid, { timeout: 60_000 }), { instanceOf: NotAChildError })
   }
@@ -125,7 +123,7 @@ test('our parent, our siblings and init are not ours to wait for', async (t) => 
 test('the CLI terminates the leftovers of its command, never a process outside its tree', async (t) => {
   // Our own child, alive while the CLI runs: the CLI's sibling, not its descendant.
   const sibling = spawn(helper.path, ['sleep', '60000'], { stdio: 'ignore' })
-  const siblingStart = procStat(sibling.pid!)!.startTicks
+  const siblingStart = readStat(sibling.pid!)!.startTicks
   const siblingExit = monitor.wait(sibling)
   const cli = spawn(
     cliPath,
@@ -151,7 +149,7 @@ test('the CLI terminates the leftovers of its command, never a process outside i
     report.processes.some((p) => p.pid === sibling.pid),
     'the sibling is not in its report',
   )
-  const st = procStat(sibling.pid!)
+  const st = readStat(sibling.pid!)
   t.is(st?.startTicks, siblingStart, 'the sibling still exists')
   t.not(st?.state, 'Z', 'and runs')
   sibling.kill('SIGTERM')
@@ -162,16 +160,16 @@ test('signalProcess(pid, start time) refuses a wrong start time and a reaped chi
   const child = monitor.start(helper.path, ['sleep', '60000'], { stdio: 'ignore' })
   const pid = child.pid!
   const start = native.processStartTime(pid)!
-  t.is(start, procStat(pid)!.startTicks)
+  t.is(start, readStat(pid)!.startTicks)
   for (const wrong of [start + 1, start - 1, 0]) {
     t.false(native.signalProcess(pid, wrong, constants.signals.SIGKILL), `start time ${wrong} refused`)
   }
   // (That no SIGKILL landed shows below: the process dies of the SIGTERM sent next.)
-  t.is(procStat(pid)?.startTicks, start, 'the process lives')
-  t.not(procStat(pid)?.state, 'Z')
+  t.is(readStat(pid)?.startTicks, start, 'the process lives')
+  t.not(readStat(pid)?.state, 'Z')
   t.true(native.signalProcess(pid, start, constants.signals.SIGTERM), 'the right identity is signalled')
   t.like(await monitor.wait(child), { pid, signal: 'SIGTERM' })
-  await until(() => procStat(pid)?.startTicks !== start, 10_000)
+  await until(() => readStat(pid)?.startTicks !== start, 10_000)
   t.false(native.signalProcess(pid, start, constants.signals.SIGKILL), 'once reaped: refused')
 })
 
@@ -180,9 +178,9 @@ test('a really recycled pid: the process now holding it is not signalled with th
   // A child of ours: its pid and start time, then its exit.
   const old = monitor.start(helper.path, ['exit', '0'], { stdio: 'ignore' })
   const pid = old.pid!
-  const oldStart = native.processStartTime(pid) ?? procStat(pid)?.startTicks
+  const oldStart = native.processStartTime(pid) ?? readStat(pid)?.startTicks
   const oldExit = await monitor.wait(old)
-  t.true(await until(() => procStat(pid)?.startTicks !== oldStart, 10_000), 'reaped')
+  t.true(await until(() => readStat(pid)?.startTicks !== oldStart, 10_000), 'reaped')
   if (oldStart == null) {
     t.log('the child exited before its start time could be read; nothing to recycle')
     t.pass()
@@ -200,13 +198,13 @@ test('a really recycled pid: the process now holding it is not signalled with th
     return
   }
   t.is(Number(out.split('\n')[0]), pid)
-  const now = procStat(pid)!
+  const now = readStat(pid)!
   t.not(now.startTicks, oldStart, 'a different process holds the pid')
   t.is(now.ppid, recycler.pid!, 'the recycler’s child (not ours)')
   t.false(native.signalProcess(pid, oldStart, constants.signals.SIGKILL), 'the old identity is refused')
   // (That no SIGKILL landed shows at the end: the process dies of the SIGTERM sent then.)
-  t.is(procStat(pid)?.startTicks, now.startTicks, 'the new process lives')
-  t.not(procStat(pid)?.state, 'Z')
+  t.is(readStat(pid)?.startTicks, now.startTicks, 'the new process lives')
+  t.not(readStat(pid)?.state, 'Z')
   // wait(pid) does not wait for the new process: it is not our child. (The old child's exit
   // may still be in the recent-exit table: then that is the answer, at once.)
   const answer = await monitor.wait(pid, { timeout: 60_000 }).catch((err: unknown) => err)

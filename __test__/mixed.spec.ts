@@ -7,7 +7,9 @@ import test from 'ava'
 
 import { setSubreaper } from 'subreaper'
 
-import { fixture, noLiveChildren, noZombies, runNode } from './procs.ts'
+import { fixture } from './helpers.ts'
+import { noLiveChildren, noZombies } from './procs.ts'
+import { runNode } from './fixtures/reliability-lib.ts'
 
 // Anything the load process left behind would be re-parented here, and found below.
 test.before(() => setSubreaper(true))

@@ -6,8 +6,9 @@ import test from 'ava'
 
 import { setSubreaper } from 'subreaper'
 
-import { buildHelper, reliabilityFixture, runFixture, type FixtureRun, type Helper } from './fixtures/reliability-lib.ts'
+import { fixture } from './helpers.ts'
 import { noLiveChildren, noZombies } from './procs.ts'
+import { buildHelper, type FixtureRun, type Helper, runFixture } from './fixtures/reliability-lib.ts'
 
 let helper: Helper
 
@@ -45,7 +46,7 @@ test.serial(
     const runs = 20
     let complete = 0
     for (let i = 0; i < runs; i++) {
-      const run = await runFixture(reliabilityFixture('natural-exit.mjs'), ['zombies', helper.path], { timeout: 120_000 })
+      const run = await runFixture(fixture('natural-exit.mjs'), ['zombies', helper.path], { timeout: 120_000 })
       const r = result(t, run, `run ${i + 1}`)
       t.is(r.lagged, null, `run ${i + 1}: the subscriber did not lag`)
       t.is(r.distinct, r.seen, `run ${i + 1}: each exit delivered once`)
@@ -57,7 +58,7 @@ test.serial(
 )
 
 test.serial('an idle callback subscriber lets the process exit at once: nothing holds the loop when it empties', async (t) => {
-  const run = await runFixture(reliabilityFixture('natural-exit.mjs'), ['idle'], { timeout: 60_000 })
+  const run = await runFixture(fixture('natural-exit.mjs'), ['idle'], { timeout: 60_000 })
   const r = result(t, run, 'idle')
   t.is(r.seen, 0)
   t.is(r.beforeExits, 1, "the loop emptied once: subreaper's 'beforeExit' scheduled nothing")

@@ -10,8 +10,10 @@ import { join } from 'node:path'
 import { isSubreaper, monitor, reaperStats, setSubreaper, type Exit, type Subscription } from 'subreaper'
 
 import { identify, identityOf, START_TIME_SLACK_MS, ticksToEpochMs, type ProcessId } from './fixtures/process-identity.mjs'
-import { until } from './helpers.ts'
-import { delivered, fixture, idOf, noLiveChildren, noZombies, procState, Recorder, runNode, track } from './procs.ts'
+import { fixture, until } from './helpers.ts'
+import { delivered, idOf, noLiveChildren, noZombies, Recorder, track } from './procs.ts'
+import { runNode } from './fixtures/reliability-lib.ts'
+import { readStat } from './proc-stat.mjs'
 
 const rec = new Recorder()
 
@@ -66,7 +68,7 @@ test.serial("sh -c 'sleep 0.3 & exit 0': the orphan's exit is broadcast with com
   t.like(seen, { pid: orphan, status: 0, comm: 'sleep', reapedBy: 'subreaper' })
   t.true(await delivered(rec), 'every exit recorded so far was delivered')
   t.is(rec.of(ids[0]!).length, 1, 'broadcast once')
-  t.is(procState(orphan), undefined, 'reaped: gone from the process table')
+  t.is(readStat(orphan), undefined, 'reaped: gone from the process table')
   t.deepEqual(await noZombies(), [])
 })
 
@@ -120,7 +122,7 @@ test.serial('an orphan killed by a signal, and one exiting with a code', async (
   const { ids, pids } = await orphansOf('sleep 30 >/dev/null 2>&1 & echo $!; (sleep 0.3; exit 7) >/dev/null 2>&1 & echo $!; exit 3')
   t.is(pids.length, 2)
   const [sleeper, subshell] = pids as [number, number]
-  t.is(procState(sleeper)?.ppid, process.pid, 're-parented to us')
+  t.is(readStat(sleeper)?.ppid, process.pid, 're-parented to us')
   const pending = monitor.wait(sleeper)
   process.kill(sleeper, 'SIGTERM')
   t.like(await pending, { pid: sleeper, status: 128 + constants.signals.SIGTERM, signal: 'SIGTERM', code: null, comm: 'sleep' })
@@ -165,11 +167,10 @@ test.serial(
   async (t) => {
     const script = `
     import { execFileSync } from 'node:child_process'
-    import { readFileSync } from 'node:fs'
     import { isSubreaper, monitor } from 'subreaper'
+    import { readStat } from './__test__/proc-stat.mjs'
     const pid = Number(execFileSync('sh', ['-c', 'sleep 60 >/dev/null 2>&1 & echo $!'], { encoding: 'utf8' }).trim())
-    const stat = readFileSync('/proc/' + pid + '/stat', 'utf8')
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+    const ppid = readStat(pid).ppid
     let error
     try { await monitor.wait(pid) } catch (err) { error = { name: err.name, code: err.code } }
     console.log(JSON.stringify({ pid, ppid, subreaper: isSubreaper(), error }))
@@ -181,7 +182,7 @@ test.serial(
     t.false(out.subreaper)
     t.deepEqual(out.error, { name: 'NotAChildError', code: 'ERR_SUBREAPER_NOT_A_CHILD' })
     t.is(out.ppid, process.pid, 'the orphan was re-parented to this process, not to init')
-    t.is(procState(out.pid)?.ppid, process.pid)
+    t.is(readStat(out.pid)?.ppid, process.pid)
     const id = identify(out.pid)! // ours, alive: its pid and start time name it
     const waited = monitor.wait(out.pid)
     process.kill(out.pid, 'SIGTERM')

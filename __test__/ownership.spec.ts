@@ -9,8 +9,10 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 
 import { identityOf, isExitOf } from './fixtures/process-identity.mjs'
+import { fixture, fixtures } from './helpers.ts'
 import { exitStatusMayBeUnknown, kernelNote } from './kernel.ts'
-import { fixture, fixtures, noLiveChildren, noZombies, runNode, type NodeRun } from './procs.ts'
+import { noLiveChildren, noZombies } from './procs.ts'
+import { type FixtureRun, runNode } from './fixtures/reliability-lib.ts'
 
 interface ChildReport {
   pid: number
@@ -26,7 +28,7 @@ interface SeenExit {
   startTime: number | null
 }
 
-function parse<T>(t: import('ava').ExecutionContext, run: NodeRun): T {
+function parse<T>(t: import('ava').ExecutionContext, run: FixtureRun): T {
   t.false(run.timedOut, `the fixture did not finish; stderr: ${run.stderr}`)
   t.is(run.code, 0, `fixture failed: ${run.stderr}`)
   return JSON.parse(run.stdout.trim().split('\n').pop()!) as T

@@ -1,18 +1,14 @@
-// Helpers of the issue-3 specs: event counting on ChildProcess objects, a recording subscriber,
-// and running a node script as a child process.
-import { execFile, type ChildProcess } from 'node:child_process'
+// The children of a spec as the package sees them: event counting on ChildProcess objects, their
+// identities, recording subscribers and the exits they got, and the checks that nothing is left.
+import { type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { readdirSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
 
 import { describeChild, monitor, reaperStats, type Exit, type Monitor, type Subscription } from 'subreaper'
 
-import { identify, isExitOf, type ProcessId } from './fixtures/process-identity.mjs'
+import { identify, isExitOf, type ExitLike, type ProcessId } from './fixtures/process-identity.mjs'
 import { liveChildren, until, zombieChildren } from './helpers.ts'
-
-// AVA runs every test file with the project root (where package.json is) as its cwd.
-export const fixtures = join(process.cwd(), '__test__', 'fixtures')
-export const fixture = (name: string) => join(fixtures, name)
+import { readStat } from './proc-stat.mjs'
 
 /** The exit and close events of one ChildProcess, counted. */
 export interface Events {
@@ -70,11 +66,49 @@ export function track(child: ChildProcess, options?: { raw?: boolean }): Events 
   return ev
 }
 
+/**
+ * The exits a recorder got from a mark on (by default, since this was made: one test's counts
+ * must not include an earlier test's). Exits are matched to processes by pid *and* start time:
+ * pids are recycled over a long file (this machine hands out all 32k of them in well under a
+ * minute under load).
+ */
+export class Since<E extends ExitLike> {
+  readonly #mark: number
+  constructor(
+    readonly recorder: { readonly exits: readonly E[] },
+    mark = recorder.exits.length,
+  ) {
+    this.#mark = mark
+  }
+
+  get exits(): readonly E[] {
+    return this.#mark === 0 ? this.recorder.exits : this.recorder.exits.slice(this.#mark)
+  }
+
+  /** Exits of that process seen since the mark. */
+  of(target: Target): E[] {
+    const id = toId(target)
+    return this.exits.filter((e) => isExitOf(e, id))
+  }
+
+  /** How many times each process was seen (for the exactly-once checks). */
+  counts(targets: ReadonlyArray<Target>): number[] {
+    return targets.map((t) => this.of(t).length)
+  }
+
+  /** Waits (generously) until each process has been seen since the mark. */
+  waitFor(targets: ReadonlyArray<Target>, ms = 30_000): Promise<boolean> {
+    const ids = targets.map(toId)
+    return until(() => ids.every((id) => this.exits.some((e) => isExitOf(e, id))), ms, 10)
+  }
+}
+
 /** A subscriber that keeps every exit it is given, in order. */
 export class Recorder {
   readonly exits: Exit[] = []
   readonly errors: Error[] = []
   readonly sub: Subscription
+  readonly #all = new Since(this, 0)
 
   constructor(m: Monitor = monitor, options?: { bufferSize?: number; lagTimeout?: number }) {
     this.sub = m.subscribe((e) => this.exits.push(e), {
@@ -87,20 +121,18 @@ export class Recorder {
 
   /** Exits of that process (pid and start time: pids are recycled) seen so far. */
   of(target: Target): Exit[] {
-    const id = toId(target)
-    return this.exits.filter((e) => isExitOf(e, id))
+    return this.#all.of(target)
   }
 
   /** Waits (generously) until every process has been seen, then returns the first exit of each. */
   async waitFor(targets: ReadonlyArray<Target>, ms = 30_000): Promise<Exit[]> {
-    const ids = targets.map(toId)
-    await until(() => ids.every((id) => this.exits.some((e) => isExitOf(e, id))), ms, 10)
-    return ids.map((id) => this.of(id)[0]!)
+    await this.#all.waitFor(targets, ms)
+    return targets.map((t) => this.of(t)[0]!)
   }
 
   /** How many times each process was seen (for the exactly-once checks). */
   counts(targets: ReadonlyArray<Target>): number[] {
-    return targets.map((t) => this.of(t).length)
+    return this.#all.counts(targets)
   }
 
   unsubscribe(): void {
@@ -125,7 +157,7 @@ export function describeZombies(pids: ReadonlyArray<number>): string {
     }
     return 'no thread'
   }
-  const zombies = pids.map((p) => `${p}: ${JSON.stringify(procState(p))} on ${holder(p)}; the engine: ${describeChild(p) ?? 'no entry'}`)
+  const zombies = pids.map((p) => `${p}: ${JSON.stringify(readStat(p))} on ${holder(p)}; the engine: ${describeChild(p) ?? 'no entry'}`)
   return `engine: ${JSON.stringify(reaperStats())}; zombies: ${zombies.join(', ')}`
 }
 
@@ -152,58 +184,6 @@ export async function noLiveChildren(ms = 15_000): Promise<number[]> {
   let left: number[] = []
   await until(() => (left = liveChildren()).length === 0, ms, 20)
   return left
-}
-
-/** The process's state letter and parent pid from /proc, or undefined once it is gone. */
-export function procState(pid: number): { state: string; ppid: number; comm: string } | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return { state: rest[0]!, ppid: Number(rest[1]), comm }
-  } catch {
-    return undefined
-  }
-}
-
-export interface NodeRun {
-  code: number | null
-  signal: NodeJS.Signals | null
-  stdout: string
-  stderr: string
-  /** The run was killed by the timeout: the script did not exit by itself. */
-  timedOut: boolean
-}
-
-/**
- * Runs a node script (a file, or code with `-e`/`--input-type=module -e`) as a child process,
- * with a generous timeout after which it is killed (and `timedOut` is set).
- */
-export function runNode(args: string[], options: { timeout?: number; env?: NodeJS.ProcessEnv } = {}): Promise<NodeRun> {
-  const timeout = options.timeout ?? 60_000
-  return new Promise((resolve) => {
-    let timedOut = false
-    const child = execFile(
-      process.execPath,
-      args,
-      { maxBuffer: 64 * 1024 * 1024, env: options.env ?? process.env, cwd: process.cwd() },
-      (err, stdout, stderr) => {
-        clearTimeout(timer)
-        const e = err as (Error & { code?: unknown; signal?: NodeJS.Signals | null }) | null
-        resolve({
-          code: e ? (typeof e.code === 'number' ? e.code : null) : 0,
-          signal: e?.signal ?? null,
-          stdout,
-          stderr,
-          timedOut,
-        })
-      },
-    )
-    const timer = setTimeout(() => {
-      timedOut = true
-      child.kill('SIGKILL')
-    }, timeout)
-  })
 }
 
 /**

@@ -22,10 +22,10 @@ import {
   type Subscription,
 } from 'subreaper'
 
-import { openFds, sleep, until } from './helpers.ts'
-import { describeProcess, isExitOf, type ProcessId } from './fixtures/process-identity.mjs'
+import { cliPath, fixture, openFds, sleep, until } from './helpers.ts'
 import { delivered, idOf, noLiveChildren, noZombies, Recorder } from './procs.ts'
-import { buildHelper, cliPath, fdTargets, reliabilityFixture, runFixture, type Helper } from './fixtures/reliability-lib.ts'
+import { buildHelper, fdTargets, type Helper, runFixture } from './fixtures/reliability-lib.ts'
+import { describeProcess, isExitOf, type ProcessId } from './fixtures/process-identity.mjs'
 
 const rec = new Recorder()
 let helper: Helper
@@ -752,7 +752,7 @@ test.serial(
 test.serial(
   "a spawn that throws after it started its child (a Symbol among the args): the child stays libuv's, its exit event fires, subscribers get it once, and the process ends by itself",
   async (t) => {
-    const run = await runFixture(reliabilityFixture('reliability-symbol-arg.cjs'), [helper.path], { timeout: 30_000 })
+    const run = await runFixture(fixture('reliability-symbol-arg.cjs'), [helper.path], { timeout: 30_000 })
     t.false(run.timedOut, 'the process ended by itself (before the fix it was held forever)')
     t.is(run.code, 0, run.stderr)
     const r = run.messages.at(-1) as {

@@ -2,13 +2,13 @@
 // thread (they run SCHED_BATCH, the loop's thread is left as it was), and a child_process
 // child's exit reaches callback subscribers right after Node's own 'exit' listeners, in the
 // same turn of the loop. Each case runs in a `node` process of its own.
-import { readFileSync } from 'node:fs'
-
 import test, { type ExecutionContext } from 'ava'
 
 import { configureReaping, reaperStats } from 'subreaper'
 
-import { noLiveChildren, noZombies, runNode } from './procs.ts'
+import { readStat } from './proc-stat.mjs'
+import { noLiveChildren, noZombies } from './procs.ts'
+import { runNode } from './fixtures/reliability-lib.ts'
 
 test.after.always('no zombie and no live child left by the scripts', async (t) => {
   t.deepEqual(await noZombies(), [])
@@ -19,24 +19,22 @@ function lastJson(stdout: string): unknown {
   return JSON.parse(stdout.trim().split('\n').pop() ?? 'null')
 }
 
-// Field 41 of /proc/<pid>/task/<tid>/stat is the scheduling policy (0 SCHED_OTHER, 3 SCHED_BATCH,
+// A thread's scheduling policy is field 41 of its stat (0 SCHED_OTHER, 3 SCHED_BATCH,
 // 5 SCHED_IDLE). A thread names itself and sets its policy once it runs: the script waits (up
 // to 5 s) until the three engine threads are named and scheduled, then reports every thread.
-const policyOf = (stat: string): number => Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38])
 /** The policy an engine thread runs under in a process started with `policy`. */
 const engineWants = (policy: number): number => (policy === 0 ? 3 : policy)
-// Both run in the script too (TypeScript's types are gone from their compiled source).
+// It runs in the script too (TypeScript's types are gone from its compiled source).
 const THREADS = `
-const { readdirSync, readFileSync } = require('node:fs')
+const { readdirSync } = require('node:fs')
 require('subreaper')
-const policyOf = ${policyOf.toString()}
+const { readStat } = require('./__test__/proc-stat.mjs')
 const engineWants = ${engineWants.toString()}
-const read = () => readdirSync('/proc/self/task').map((tid) => {
-  const stat = readFileSync('/proc/self/task/' + tid + '/stat', 'utf8')
-  const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
-  return { tid: Number(tid), name, policy: policyOf(stat) }
+const read = () => readdirSync('/proc/self/task').flatMap((tid) => {
+  const stat = readStat('self', tid)
+  return stat ? [{ tid: Number(tid), name: stat.comm, policy: stat.policy }] : []
 })
-const want = engineWants(policyOf(readFileSync('/proc/self/stat', 'utf8')))
+const want = engineWants(readStat('self').policy)
 const deadline = Date.now() + 5000
 const check = () => {
   const threads = read()
@@ -49,7 +47,7 @@ check()
 
 test("the engine's threads are batch-scheduled (or keep a policy the process was started with); the event loop's thread keeps its policy", async (t) => {
   // The node process inherits this one's policy (SCHED_OTHER, unless the suite runs under chrt).
-  const given = policyOf(readFileSync('/proc/self/stat', 'utf8'))
+  const given = readStat('self')!.policy
   const want = engineWants(given)
   const run = await runNode(['-e', THREADS])
   t.is(run.code, 0, run.stderr)

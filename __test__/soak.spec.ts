@@ -5,8 +5,8 @@
 // Size: SUBREAPER_SOAK_EXITS (default 15,000 under `npm test`; `npm run soak` runs 120,000).
 import test from 'ava'
 
-import { liveChildren, openFds, zombieChildren } from './helpers.ts'
-import { buildHelper, crashSigns, reliabilityFixture, runFixture, type Helper, type Resources } from './fixtures/reliability-lib.ts'
+import { fixture, liveChildren, openFds, zombieChildren } from './helpers.ts'
+import { buildHelper, crashSigns, type Helper, type Resources, runFixture } from './fixtures/reliability-lib.ts'
 
 const EXITS = Number(process.env.SUBREAPER_SOAK_EXITS ?? 15_000)
 // RSS after a GC at the end may exceed RSS after a GC at the end of the warm-up by at most this
@@ -59,7 +59,7 @@ test(`soak: at least ${EXITS} exits through 8 subscribers and concurrent waits, 
   // Generous: ~10 s for 15,000 exits on 2 idle cores; a hang is killed, and reported, at the end.
   const timeout = Math.max(110_000, EXITS * 20)
   t.timeout(timeout + 10_000)
-  const run = await runFixture(reliabilityFixture('reliability-soak.mjs'), [String(EXITS), helper.path], {
+  const run = await runFixture(fixture('reliability-soak.mjs'), [String(EXITS), helper.path], {
     nodeArgs: ['--expose-gc', '--min-semi-space-size=16', '--max-semi-space-size=16'],
     timeout,
     // With SUBREAPER_SOAK_PROGRESS=1 (npm run soak), its progress lines show as it runs.

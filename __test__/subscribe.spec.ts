@@ -6,8 +6,9 @@ import { once } from 'node:events'
 import { monitor, Monitor, reaperStats, SubscriptionLaggedError, type Exit, type Subscription } from 'subreaper'
 
 import { until } from './helpers.ts'
+import { delivered, idOf, noLiveChildren, noZombies, Recorder } from './procs.ts'
 import { isExitOf, type ProcessId } from './fixtures/process-identity.mjs'
-import { delivered, idOf, noLiveChildren, noZombies, procState, Recorder } from './procs.ts'
+import { readStat } from './proc-stat.mjs'
 
 test.after.always('no zombie, no live child, no subscription left', async (t) => {
   t.deepEqual(await noZombies(), [])
@@ -233,7 +234,7 @@ test.serial('a lagging callback subscriber gets the SubscriptionLaggedError thro
   const blocker = new Int32Array(new SharedArrayBuffer(4))
   const deadline = Date.now() + 60_000
   while (Date.now() < deadline) {
-    const allExited = pids.every((p) => procState(p)?.state === 'Z' || procState(p) === undefined)
+    const allExited = pids.every((p) => readStat(p)?.state === 'Z' || readStat(p) === undefined)
     if (allExited && full.sub.pending >= N && lagging.pending === 4) break
     Atomics.wait(blocker, 0, 0, 20)
   }

@@ -9,8 +9,9 @@ import { constants } from 'node:os'
 import { AbortError, monitor, NotAChildError, reaperStats, WaitTimeoutError, type Exit } from 'subreaper'
 
 import { sleep, until } from './helpers.ts'
+import { idOf, noLiveChildren, noZombies } from './procs.ts'
 import { isExitOf, type ProcessId } from './fixtures/process-identity.mjs'
-import { idOf, noLiveChildren, noZombies, procState } from './procs.ts'
+import { readStat } from './proc-stat.mjs'
 
 test.after.always('no zombie, no live child, no pending wait', async (t) => {
   t.deepEqual(await noZombies(), [])
@@ -104,7 +105,7 @@ test.serial('AbortSignal: a pending wait rejects with AbortError and the child k
   t.is((e1 as AbortError).code, 'ABORT_ERR')
   t.is(e1?.cause, reason, 'the abort reason is the cause')
   await t.throwsAsync(byPid, { instanceOf: AbortError })
-  t.is(procState(child.pid!)?.state !== 'Z' && procState(child.pid!) !== undefined, true, 'the child still runs')
+  t.is(readStat(child.pid!)?.state !== 'Z' && readStat(child.pid!) !== undefined, true, 'the child still runs')
   // An already aborted signal rejects at once, by child and by pid.
   await t.throwsAsync(monitor.wait(child, { signal: AbortSignal.abort() }), { instanceOf: AbortError })
   await t.throwsAsync(monitor.wait(child.pid!, { signal: AbortSignal.abort() }), { instanceOf: AbortError })
@@ -128,7 +129,7 @@ test.serial('timeout: a pending wait rejects with WaitTimeoutError and the child
   const e2 = await t.throwsAsync(monitor.wait(pid, { timeout: 20 }), { instanceOf: WaitTimeoutError })
   t.like(e2, { pid, timeout: 20 })
   await t.throwsAsync(monitor.wait(pid, { timeout: 0 }), { instanceOf: WaitTimeoutError })
-  t.not(procState(pid), undefined, 'the child still runs')
+  t.not(readStat(pid), undefined, 'the child still runs')
   t.is(child.exitCode, null)
   // A generous timeout does not get in the way of the exit.
   const later = monitor.wait(pid, { timeout: 60_000 })

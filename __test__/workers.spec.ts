@@ -9,9 +9,9 @@ import { execFileSync } from 'node:child_process'
 
 import { monitor, reaperStats, setSubreaper } from 'subreaper'
 
-import { sleep, until } from './helpers.ts'
+import { fixture, fixtures, sleep, until } from './helpers.ts'
+import { assertNoZombies, idOf, noLiveChildren, noZombies, Recorder } from './procs.ts'
 import type { ProcessId } from './fixtures/process-identity.mjs'
-import { assertNoZombies, fixture, fixtures, idOf, noLiveChildren, noZombies, Recorder } from './procs.ts'
 
 const rec = new Recorder()
 

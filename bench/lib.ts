@@ -2,6 +2,8 @@
 // way a section hands its result to the runner (one `RESULT <json>` line on stdout).
 import { readdirSync, readFileSync } from 'node:fs'
 
+import { readStat } from '../__test__/proc-stat.mjs'
+
 /** The compiled bench/helper.c (the runner passes its path). */
 export function helperPath(): string {
   const path = process.env.SUBREAPER_BENCH_HELPER
@@ -126,8 +128,8 @@ export function threadCounters(): ThreadCounters[] {
       const comm = readFileSync(`${dir}/comm`, 'utf8').trim()
       const status = readFileSync(`${dir}/status`, 'utf8')
       const field = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? Number.NaN)
-      const stat = readFileSync(`${dir}/stat`, 'utf8')
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      const stat = readStat('self', name)
+      if (!stat) continue
       const cpuNs = schedstat(Number(name)).runNs
       out.push({
         tid: Number(name),
@@ -135,8 +137,7 @@ export function threadCounters(): ThreadCounters[] {
         voluntary: field('voluntary_ctxt_switches'),
         nonvoluntary: field('nonvoluntary_ctxt_switches'),
         cpuNs,
-        // Fields 14 and 15 of proc(5); `rest[0]` is field 3.
-        ticks: Number(rest[11]) + Number(rest[12]),
+        ticks: stat.utime + stat.stime,
       })
     } catch {
       // the thread ended while we read it

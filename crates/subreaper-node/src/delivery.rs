@@ -121,8 +121,7 @@ impl NativeSubscription {
         let capacity =
             buffer.len().saturating_sub(exit_record::BUFFER_HEADER) / ExitField::Count as usize;
         if capacity == 0 {
-            return Err(error_code::error(
-                ErrorCode::Napi(Status::InvalidArg),
+            return Err(error_code::native(
                 "drainInto: the buffer has no room for one exit",
             ));
         }
@@ -159,7 +158,7 @@ pub fn subscribe(
     lag_timeout_ms: f64,
     max_overflow: u32,
     drained_on_report: Option<bool>,
-) -> Result<NativeSubscription> {
+) -> error_code::Result<NativeSubscription> {
     let drained_on_report = drained_on_report.unwrap_or(false);
     let reaper = crate::reaper()?;
     // Runs on this environment's thread just before `on_readable`: from then on the subscriber
@@ -175,7 +174,8 @@ pub fn subscribe(
                 sub.reader_called();
             }
             Ok(())
-        })?;
+        })
+        .map_err(error_code::from_napi)?;
     let options = SubscribeOptions {
         buffer_size: buffer_size as usize,
         lag_timeout: Duration::from_secs_f64(lag_timeout_ms.max(0.0) / 1000.0),
@@ -208,7 +208,7 @@ pub struct WaitResult {
 /// of this process and whose exit is not known.
 #[napi]
 pub fn wait(pid: i32, on_exit: Function<ExitBatch, ()>) -> error_code::Result<WaitResult> {
-    let reaper = crate::reaper().map_err(error_code::from_napi)?;
+    let reaper = crate::reaper()?;
     let tsfn = on_exit
         .build_threadsafe_function::<Arc<Exit>>()
         .weak::<true>()
@@ -228,6 +228,7 @@ pub fn wait(pid: i32, on_exit: Function<ExitBatch, ()>) -> error_code::Result<Wa
             wait_id: Some(id as f64),
         }),
         Err(e @ WaitError::NotAChild(_)) => Err(error_code::error(ErrorCode::NotAChild, e)),
-        Err(e @ WaitError::TimedOut(_)) => Err(error_code::error(ErrorCode::WaitTimeout, e)),
+        // Only the blocking `Reaper::wait` times out; the package times its waits itself.
+        Err(e @ WaitError::TimedOut(_)) => Err(error_code::native(e)),
     }
 }

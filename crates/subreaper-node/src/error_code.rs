@@ -1,34 +1,52 @@
 //! The `code` of every error the addon throws. napi-rs creates the JavaScript error with
 //! `napi_create_error(code, message)`, so JavaScript reads `err.code` and never parses a message.
+//!
+//! The codes are written only here: `#[napi]` generates [`ErrorCode`] into the package's typings
+//! (`native/binding.d.cts`), and `errors.cts` maps each code to its class, which its type check
+//! requires for every code.
 
-use napi::Status;
+use napi_derive::napi;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    /// A second copy of the addon in this process; the first one runs the reaper.
-    Duplicate,
-    /// The platform has no such role (subreaper mode off Linux).
-    Unsupported,
-    /// The system refused (prctl failed).
-    Os,
-    /// `wait` of a pid that is not a child and whose exit is not known.
-    NotAChild,
-    /// A wait timed out.
-    WaitTimeout,
-    /// A napi-rs failure (argument conversion, a ThreadsafeFunction that could not be made).
-    Napi(Status),
+/// Declares [`ErrorCode`] once for both sides: the `#[napi]` string enum JavaScript sees, and
+/// [`ErrorCode::as_str`] for the errors Rust throws.
+macro_rules! error_codes {
+    ($($(#[doc = $doc:literal])* $name:ident = $code:literal,)*) => {
+        /// The `code` of an error the addon throws (each has its class in `errors.cts`).
+        #[napi(string_enum)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])* #[napi(value = $code)] $name,)*
+        }
+
+        impl ErrorCode {
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$name => $code,)*
+                }
+            }
+        }
+    };
+}
+
+// The docs are `#[doc = "..."]` rather than `///`: a `///` passed through `macro_rules!` reaches
+// napi-rs as a raw string, which it would copy into the typings with its `r"`.
+error_codes! {
+    #[doc = "A second copy of the addon in this process; the first one runs the reaper."]
+    Duplicate = "ERR_SUBREAPER_DUPLICATE",
+    #[doc = "The platform has no such role (subreaper mode off Linux)."]
+    Unsupported = "ERR_SUBREAPER_UNSUPPORTED",
+    #[doc = "The system refused (prctl, or a signal that could not be sent)."]
+    Os = "ERR_SUBREAPER_OS",
+    #[doc = "`wait` of a pid that is not a child and whose exit is not known."]
+    NotAChild = "ERR_SUBREAPER_NOT_A_CHILD",
+    #[doc = "N-API failed (a callback that could not be made), or the addon was called against"]
+    #[doc = "its contract: a bug in subreaper, never the user's input (the package checks that)."]
+    Native = "ERR_SUBREAPER_NATIVE",
 }
 
 impl AsRef<str> for ErrorCode {
     fn as_ref(&self) -> &str {
-        match self {
-            ErrorCode::Duplicate => "ERR_SUBREAPER_DUPLICATE",
-            ErrorCode::Unsupported => "ERR_SUBREAPER_UNSUPPORTED",
-            ErrorCode::Os => "ERR_SUBREAPER_OS",
-            ErrorCode::NotAChild => "ERR_SUBREAPER_NOT_A_CHILD",
-            ErrorCode::WaitTimeout => "ERR_SUBREAPER_WAIT_TIMEOUT",
-            ErrorCode::Napi(status) => status.as_ref(),
-        }
+        self.as_str()
     }
 }
 
@@ -39,7 +57,12 @@ pub fn error(code: ErrorCode, message: impl ToString) -> Error {
     napi::Error::new(code, message)
 }
 
-/// Keeps a napi-rs error's status (as its code) and message.
+/// A napi-rs failure as an [`ErrorCode::Native`] error, its status kept in the message.
 pub fn from_napi(e: napi::Error) -> Error {
-    napi::Error::new(ErrorCode::Napi(e.status), e.reason.clone())
+    native(format!("{} ({})", e.reason, e.status.as_ref()))
+}
+
+/// An [`ErrorCode::Native`] error.
+pub fn native(message: impl ToString) -> Error {
+    error(ErrorCode::Native, message)
 }

@@ -26,7 +26,7 @@ pub use delivery::{wait, NativeSubscription, WaitResult};
 use error_code::ErrorCode;
 pub use exit_record::ExitBatch;
 
-fn reaper() -> Result<&'static Reaper> {
+fn reaper() -> error_code::Result<&'static Reaper> {
     single_reaper::reaper()
 }
 
@@ -35,7 +35,7 @@ fn reaper() -> Result<&'static Reaper> {
 /// the addon.
 #[napi]
 pub fn attach(env: Env) -> error_code::Result<u32> {
-    single_reaper::claim()?;
+    single_reaper::reaper()?;
     environment::attach(&env).map_err(error_code::from_napi)
 }
 
@@ -43,14 +43,14 @@ pub fn attach(env: Env) -> error_code::Result<u32> {
 /// exit the process handle's hook reports. Returns its start time (for `signalProcess`), or
 /// null if it is already gone.
 #[napi]
-pub fn own(pid: i32, owner: u32) -> Result<Option<f64>> {
+pub fn own(pid: i32, owner: u32) -> error_code::Result<Option<f64>> {
     Ok(reaper()?.own_reporting(pid, owner as u64).map(|t| t as f64))
 }
 
 /// Declares a child this environment's code waits for itself (made outside `child_process`):
 /// the engine announces its exit and never reaps it. False when `pid` is not a child.
 #[napi]
-pub fn declare_child(pid: i32, owner: u32) -> Result<bool> {
+pub fn declare_child(pid: i32, owner: u32) -> error_code::Result<bool> {
     let reaper = reaper()?;
     if !reaper.is_child(pid) {
         return Ok(false);
@@ -69,7 +69,7 @@ pub fn report(
     signal: Option<i32>,
     start_time: Option<f64>,
     owner: Option<u32>,
-) -> Result<()> {
+) -> error_code::Result<()> {
     let termination = match (code, signal) {
         (_, Some(signal)) if signal > 0 => Termination::Signaled {
             signal,
@@ -77,9 +77,8 @@ pub fn report(
         },
         (Some(code), _) => Termination::Exited(code & 0xff),
         _ => {
-            return Err(Error::new(
-                Status::InvalidArg,
-                "report needs an exit code or a signal number".to_string(),
+            return Err(error_code::native(
+                "report needs an exit code or a signal number",
             ))
         }
     };
@@ -91,7 +90,7 @@ pub fn report(
 }
 
 #[napi]
-pub fn disown(pid: i32) -> Result<()> {
+pub fn disown(pid: i32) -> error_code::Result<()> {
     reaper()?.disown(pid);
     Ok(())
 }
@@ -99,20 +98,20 @@ pub fn disown(pid: i32) -> Result<()> {
 /// Marks a spawn in flight on this thread (see `Reaper::pause`): its new children are
 /// attributed once it returns. A torn-down environment's unfinished spawn is released with it.
 #[napi]
-pub fn pause() -> Result<()> {
+pub fn pause() -> error_code::Result<()> {
     reaper()?.pause();
     Ok(())
 }
 
 #[napi]
-pub fn resume() -> Result<()> {
+pub fn resume() -> error_code::Result<()> {
     reaper()?.resume();
     Ok(())
 }
 
 /// A child may have appeared (SIGCHLD seen, or a spawn): look now.
 #[napi]
-pub fn kick() -> Result<()> {
+pub fn kick() -> error_code::Result<()> {
     reaper()?.kick();
     Ok(())
 }
@@ -120,20 +119,19 @@ pub fn kick() -> Result<()> {
 /// Reaps every exited child now, on a thread of libuv's pool (never on the event loop: a
 /// sweep of thousands of zombies takes a while); the Promise resolves with those exits.
 #[napi(ts_return_type = "Promise<ExitBatch>")]
-pub fn sweep() -> Result<AsyncTask<Sweep>> {
-    reaper()?;
-    Ok(AsyncTask::new(Sweep))
+pub fn sweep() -> error_code::Result<AsyncTask<Sweep>> {
+    Ok(AsyncTask::new(Sweep(reaper()?)))
 }
 
 /// The work of [`sweep`]: reaps off the event loop, encodes the exits back on it.
-pub struct Sweep;
+pub struct Sweep(&'static Reaper);
 
 impl Task for Sweep {
     type Output = Vec<std::sync::Arc<subreaper_core::Exit>>;
     type JsValue = ExitBatch;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        Ok(reaper()?.sweep())
+        Ok(self.0.sweep())
     }
 
     fn resolve(&mut self, _env: Env, exits: Self::Output) -> Result<Self::JsValue> {
@@ -142,14 +140,14 @@ impl Task for Sweep {
 }
 
 #[napi]
-pub fn last_exit(pid: i32) -> Result<Option<ExitBatch>> {
+pub fn last_exit(pid: i32) -> error_code::Result<Option<ExitBatch>> {
     Ok(reaper()?
         .last_exit(pid)
         .map(|e| ExitBatch::of([e.as_ref()])))
 }
 
 #[napi]
-pub fn cancel_wait(pid: i32, id: f64) -> Result<bool> {
+pub fn cancel_wait(pid: i32, id: f64) -> error_code::Result<bool> {
     Ok(reaper()?.cancel_wait(pid, id as u64))
 }
 
@@ -188,12 +186,12 @@ pub struct ReaperStats {
 
 /// What the engine holds for `pid`, in words (see `Reaper::describe_child`), or null.
 #[napi]
-pub fn describe_child(pid: i32) -> Result<Option<String>> {
+pub fn describe_child(pid: i32) -> error_code::Result<Option<String>> {
     Ok(reaper()?.describe_child(pid))
 }
 
 #[napi]
-pub fn stats() -> Result<ReaperStats> {
+pub fn stats() -> error_code::Result<ReaperStats> {
     let s = reaper()?.stats();
     Ok(ReaperStats {
         exits_recorded: s.exits_recorded as f64,
@@ -223,7 +221,7 @@ pub fn stats() -> Result<ReaperStats> {
 /// Sets how long a `child_process` child's zombie waits for libuv's report before the engine
 /// announces it from the zombie, in milliseconds.
 #[napi]
-pub fn set_report_grace(ms: f64) -> Result<()> {
+pub fn set_report_grace(ms: f64) -> error_code::Result<()> {
     reaper()?.set_report_grace(std::time::Duration::from_secs_f64(ms.max(0.0) / 1000.0));
     Ok(())
 }
@@ -231,7 +229,7 @@ pub fn set_report_grace(ms: f64) -> Result<()> {
 /// Sets how long unclaimed zombies (orphans) and leftovers (children of an ended thread or a
 /// torn-down environment) are left before the engine reaps them, in milliseconds.
 #[napi]
-pub fn set_graces(orphan_ms: f64, leftover_ms: f64) -> Result<()> {
+pub fn set_graces(orphan_ms: f64, leftover_ms: f64) -> error_code::Result<()> {
     let ms = |v: f64| std::time::Duration::from_secs_f64(v / 1000.0);
     reaper()?.set_graces(ms(orphan_ms), ms(leftover_ms));
     Ok(())

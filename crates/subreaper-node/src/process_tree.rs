@@ -1,9 +1,10 @@
 //! Acting on the process tree below this process: `monitor.kill` signals a process by pid and
 //! start time, so that a recycled pid is never hit.
 
-use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use subreaper_core::process_tree;
+
+use crate::error_code::{self, ErrorCode};
 
 #[napi(object)]
 pub struct ProcessEntryRecord {
@@ -31,11 +32,16 @@ pub fn descendants(root: Option<i32>) -> Vec<ProcessEntryRecord> {
 }
 
 /// Signals `pid` only if it is still the process that started at `start_time` (a pidfd makes
-/// this exact). Returns false when that process is gone.
+/// this exact). Returns false when that process is gone. Throws `ERR_SUBREAPER_OS` when the
+/// system refuses the signal.
 #[napi]
-pub fn signal_process(pid: i32, start_time: f64, signal: i32) -> Result<bool> {
-    process_tree::signal_process(pid, start_time as u64, signal)
-        .map_err(|e| Error::new(Status::GenericFailure, format!("kill({pid}): {e}")))
+pub fn signal_process(pid: i32, start_time: f64, signal: i32) -> error_code::Result<bool> {
+    process_tree::signal_process(pid, start_time as u64, signal).map_err(|e| {
+        error_code::error(
+            ErrorCode::Os,
+            format!("the system refused signal {signal} to pid {pid}: {e}"),
+        )
+    })
 }
 
 /// Start time of `pid` in clock ticks since boot, if it exists.

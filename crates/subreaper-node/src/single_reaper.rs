@@ -5,23 +5,17 @@
 
 use std::sync::OnceLock;
 
-use napi::{Error, Result, Status};
 use subreaper_core::Reaper;
+
+use crate::error_code::{self, ErrorCode};
 
 static STARTED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
 
-pub(crate) fn reaper() -> Result<&'static Reaper> {
-    claim().map_err(|e| Error::new(Status::GenericFailure, e.reason.clone()))
-}
-
 /// The reaper, or an error with code `ERR_SUBREAPER_DUPLICATE` in a second copy of the addon.
-pub(crate) fn claim() -> crate::error_code::Result<&'static Reaper> {
+pub(crate) fn reaper() -> error_code::Result<&'static Reaper> {
     match STARTED.get_or_init(claim_process) {
         Ok(()) => Ok(Reaper::global()),
-        Err(msg) => Err(crate::error_code::error(
-            crate::error_code::ErrorCode::Duplicate,
-            msg,
-        )),
+        Err(msg) => Err(error_code::error(ErrorCode::Duplicate, msg)),
     }
 }
 

@@ -1,8 +1,9 @@
 //! Whether exits are still on their way to JavaScript, asked when the event loop empties: an
 //! idle reaper must let the process end, a busy one must first deliver what it has.
 
-use napi::bindgen_prelude::*;
 use napi_derive::napi;
+
+use crate::error_code;
 
 #[napi(object)]
 pub struct WorkInFlight {
@@ -15,7 +16,7 @@ pub struct WorkInFlight {
 }
 
 #[napi]
-pub fn work_in_flight() -> Result<WorkInFlight> {
+pub fn work_in_flight() -> error_code::Result<WorkInFlight> {
     let reaper = crate::reaper()?;
     let zombie = reaper.exit_pending();
     Ok(WorkInFlight {

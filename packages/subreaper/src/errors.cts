@@ -1,11 +1,14 @@
-// Typed errors: each says what was wrong and what is accepted.
+// Typed errors: each says what was wrong and what is accepted. The codes of the errors the
+// addon throws are generated from the Rust code (`ErrorCode`); `nativeErrors` maps each one to
+// its class here.
+import { ErrorCode } from '../native/binding.cjs'
 
 /**
  * `wait` was given a pid that is not a child of this process (and whose exit is not known), or
  * `kill` a pid that is not a descendant of this process.
  */
 export class NotAChildError extends Error {
-  readonly code = 'ERR_SUBREAPER_NOT_A_CHILD'
+  readonly code: `${ErrorCode.NotAChild}` = ErrorCode.NotAChild
   constructor(
     readonly pid: number,
     operation: 'wait' | 'kill' = 'wait',
@@ -63,28 +66,71 @@ export class WaitTimeoutError extends Error {
   }
 }
 
-/** Subreaper mode is not available on this platform. */
-export class UnsupportedError extends Error {
-  readonly code = 'ERR_SUBREAPER_UNSUPPORTED'
+/** An error the addon threw, with the addon's message (which says what to do). */
+abstract class AddonError extends Error {
   constructor(message: string) {
     super(message)
-    this.name = 'UnsupportedError'
+    this.name = new.target.name
+  }
+}
+
+/** Subreaper mode is not available on this platform. */
+export class UnsupportedError extends AddonError {
+  readonly code: `${ErrorCode.Unsupported}` = ErrorCode.Unsupported
+}
+
+/**
+ * A second copy of the package (with its own copy of the addon) was loaded in a process where
+ * the first already runs the reaper: two reapers would race for the same children.
+ */
+export class DuplicateError extends AddonError {
+  readonly code: `${ErrorCode.Duplicate}` = ErrorCode.Duplicate
+}
+
+/** The system refused: `setSubreaper`'s prctl failed, or a signal `kill` sent was refused. */
+export class OsError extends AddonError {
+  readonly code: `${ErrorCode.Os}` = ErrorCode.Os
+}
+
+/**
+ * The addon failed where it should not: N-API refused a call (`cause` holds its error), or the
+ * package called the addon against its contract. A bug in subreaper, never a wrong argument of
+ * yours (those are TypeError and RangeError): please report it.
+ */
+export class NativeError extends Error {
+  readonly code: `${ErrorCode.Native}` = ErrorCode.Native
+  constructor(reason: string, cause?: unknown) {
+    super(`the subreaper addon failed: ${reason}. This is a bug in subreaper: please report it`, { cause })
+    this.name = 'NativeError'
   }
 }
 
 /**
+ * The package's error for each code the addon throws, made from the addon's message and the pid
+ * the call was about. Its type requires an entry for every code: a code added in Rust fails the
+ * type check until it is mapped here.
+ */
+export const nativeErrors: { readonly [C in ErrorCode]: (message: string, pid: number | undefined) => Error } = {
+  [ErrorCode.Duplicate]: (message) => new DuplicateError(message),
+  [ErrorCode.Unsupported]: (message) => new UnsupportedError(message),
+  [ErrorCode.Os]: (message) => new OsError(message),
+  [ErrorCode.NotAChild]: (message, pid) =>
+    pid === undefined ? new NativeError(`${message}, for a call that named no pid`) : new NotAChildError(pid),
+  [ErrorCode.Native]: (message) => new NativeError(message),
+}
+
+/**
  * The package's error for one the addon threw, chosen by the `code` the addon gave it (never by
- * its message). `pid` is the pid the call was about.
+ * its message); an error of napi-rs itself (a code of its own, such as `InvalidArg`) becomes a
+ * NativeError. Anything else was not thrown by the addon and is returned as it is. `pid` is the
+ * pid the call was about.
  */
 export function fromNative(err: unknown, pid?: number): unknown {
-  switch ((err as { code?: unknown } | null)?.code) {
-    case 'ERR_SUBREAPER_NOT_A_CHILD':
-      return pid === undefined ? err : new NotAChildError(pid)
-    case 'ERR_SUBREAPER_UNSUPPORTED':
-      return new UnsupportedError((err as Error).message)
-    default:
-      return err
-  }
+  if (!(err instanceof Error)) return err
+  const code = (err as { code?: unknown }).code
+  if (typeof code !== 'string') return err
+  const make = Object.hasOwn(nativeErrors, code) ? nativeErrors[code as ErrorCode] : undefined
+  return make ? make(err.message, pid) : new NativeError(`${err.message} (${code})`, err)
 }
 
 /** Calls the addon, rethrowing its errors as the package's (see `fromNative`). */

@@ -1,15 +1,10 @@
 // subreaper: a child-process reaper for Node.js.
 import { installChildProcessHooks } from './child-process-hooks.cjs'
+import { owner } from './environment.cjs'
 import { callNative, describe, typeError } from './errors.cjs'
-import { Monitor, setEnvironmentOwner } from './monitor.cjs'
+import { Monitor } from './monitor.cjs'
 import { native } from './native.cjs'
-import { setOwnershipOwner } from './ownership.cjs'
 
-// Starts (or joins) the process's reaper. A second copy of the package in the same process
-// cannot: its addon throws an error whose code is ERR_SUBREAPER_DUPLICATE, as the README says.
-const owner = native.attach()
-setEnvironmentOwner(owner)
-setOwnershipOwner(owner)
 installChildProcessHooks(owner)
 
 /** The process-wide monitor (containerd's `Default`). */
@@ -62,5 +57,15 @@ export { IterableSubscription, Subscription } from './subscription.cjs'
 export type { CallbackSubscribeOptions, ExitCallback, SubscribeOptions } from './subscription.cjs'
 export type { Exit, Rusage } from './exit.cjs'
 export { signalName } from './exit.cjs'
-export { AbortError, MonitorClosedError, NotAChildError, SubscriptionLaggedError, UnsupportedError, WaitTimeoutError } from './errors.cjs'
+export {
+  AbortError,
+  DuplicateError,
+  MonitorClosedError,
+  NativeError,
+  NotAChildError,
+  OsError,
+  SubscriptionLaggedError,
+  UnsupportedError,
+  WaitTimeoutError,
+} from './errors.cjs'
 export { SUPPORTED_PLATFORMS } from './native.cjs'

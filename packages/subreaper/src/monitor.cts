@@ -2,6 +2,7 @@
 import { ChildProcess, spawn, type SpawnOptions } from 'node:child_process'
 
 import { childStartTime, spawnFailure } from './child-process-hooks.cjs'
+import { owner } from './environment.cjs'
 import {
   AbortError,
   callNative,
@@ -32,18 +33,6 @@ export interface WaitOptions {
   signal?: AbortSignal
   /** Gives up after this many milliseconds with a WaitTimeoutError (the child keeps running). */
   timeout?: number
-}
-
-let environmentOwner: number | undefined
-
-/** @internal */
-export function setEnvironmentOwner(id: number): void {
-  environmentOwner = id
-}
-
-function owner(): number {
-  if (environmentOwner === undefined) throw new Error('subreaper is not initialised in this environment')
-  return environmentOwner
 }
 
 function validateSignal(signal: unknown): number {
@@ -114,7 +103,7 @@ export class Monitor {
     if (this.#closed) throw new MonitorClosedError()
     const callback = typeof callbackOrOptions === 'function' ? callbackOrOptions : undefined
     const options = typeof callbackOrOptions === 'function' ? maybeOptions : (callbackOrOptions ?? maybeOptions)
-    const init = { owner: owner(), callback, options, onClose: (s: Subscription) => this.#subscriptions.delete(s) }
+    const init = { owner, callback, options, onClose: (s: Subscription) => this.#subscriptions.delete(s) }
     const sub = callback ? new Subscription(init) : new IterableSubscription(init)
     this.#subscriptions.add(sub)
     return sub
@@ -124,7 +113,8 @@ export class Monitor {
    * Sends a signal (default SIGTERM) to a child or descendant, never to a recycled pid: the
    * process is named by its pid *and* start time, and signalled through a pidfd (Linux 5.3+).
    * Returns false when it has already exited. Throws NotAChildError for a pid that is not a
-   * descendant of this process, and TypeError for an unknown signal.
+   * descendant of this process, TypeError for an unknown signal, and OsError when the system
+   * refuses the signal.
    */
   kill(target: ChildProcess | number, signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
     const signo = validateSignal(signal)
@@ -135,13 +125,13 @@ export class Monitor {
       const entry = start === undefined ? undefined : findDescendant(pid)
       // Gone, exited, or the pid now names another process: refuse.
       if (!entry || entry.zombie || entry.startTime !== start) return false
-      return native.signalProcess(pid, entry.startTime, signo)
+      return callNative(() => native.signalProcess(pid, entry.startTime, signo))
     }
     const pid = validatePid(target)
     const entry = findDescendant(pid)
     if (!entry) throw new NotAChildError(pid, 'kill')
     if (entry.zombie) return false
-    return native.signalProcess(pid, entry.startTime, signo)
+    return callNative(() => native.signalProcess(pid, entry.startTime, signo))
   }
 
   /** Reaps every child that has exited by now (containerd's `Reap`); resolves with those exits. */

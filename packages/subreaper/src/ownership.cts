@@ -1,14 +1,8 @@
 // Who reaps which child, as users can adjust it: declaring a child that native code waits
 // for itself, and the graces of subreaper and PID 1 mode. The rules are in docs/design.md.
+import { owner } from './environment.cjs'
 import { NotAChildError, validatePid } from './errors.cjs'
 import { native } from './native.cjs'
-
-let environmentOwner: number | undefined
-
-/** @internal */
-export function setOwnershipOwner(owner: number): void {
-  environmentOwner = owner
-}
 
 /**
  * Declares `pid`, a child this process made outside `child_process` and waits for itself (a
@@ -19,7 +13,7 @@ export function setOwnershipOwner(owner: number): void {
  */
 export function declareChild(pid: number): void {
   const checked = validatePid(pid)
-  if (!native.declareChild(checked, environmentOwner ?? 0)) throw new NotAChildError(checked)
+  if (!native.declareChild(checked, owner)) throw new NotAChildError(checked)
 }
 
 export interface ReapingRules {

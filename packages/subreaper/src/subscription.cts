@@ -2,7 +2,15 @@
 // (`Subscription`), or an async iterator (`IterableSubscription`). Two types, so that iterating a
 // callback subscription is a compile error rather than a runtime one.
 import { deliverBeforeExit, stopDelivering } from './deliver-before-exit.cjs'
-import { SubscriptionLaggedError, typeError, validateDuration, validateFunction, validateInteger, validateObject } from './errors.cjs'
+import {
+  callNative,
+  SubscriptionLaggedError,
+  typeError,
+  validateDuration,
+  validateFunction,
+  validateInteger,
+  validateObject,
+} from './errors.cjs'
 import { DELIVERY_CHUNK, decodedExitAt, decodeExitAt, decodeExits, exitSeqAt, forgetDecoded, type Exit } from './exit.cjs'
 // A const enum: inlined at compile time (see exit.cts).
 import { ExitField } from '../native/binding.cjs'
@@ -107,7 +115,9 @@ export class Subscription {
     this.#onClose = onClose
     // A callback subscription is drained after every report of this environment (the
     // `onexit` hook calls `deliverQueued`), so those exits need no "readable" call.
-    this.#native = native.subscribe(owner, () => this.#onReadable(), bufferSize, lagTimeout, maxOverflow, callback !== undefined)
+    this.#native = callNative(() =>
+      native.subscribe(owner, () => this.#onReadable(), bufferSize, lagTimeout, maxOverflow, callback !== undefined),
+    )
     if (callback) {
       // Read after registering: every exit numbered above this is offered to this subscriber.
       this.#startSeq = native.stats().exitsRecorded
