@@ -705,7 +705,12 @@ impl<W: WaitSource> Reaper<W> {
         fired.run();
         // No wake-up for the reaper's thread from here, on the owner's thread, at the moment
         // its callbacks run: a drain that held this zombie for the report looks again at the
-        // end of its short nap (the exit watch sees every known child's exit meanwhile).
+        // end of its short nap (the exit watch sees every known child's exit meanwhile), and
+        // the watch nudges it when it sees the reap. A kernel that tells no reap (before 6.9)
+        // leaves that nudge to the report.
+        if !crate::kernel_support::hangups_seen() {
+            shared.nudge();
+        }
     }
 
     /// Marks a spawn in flight on the calling thread whose child the engine cannot attribute

@@ -26,6 +26,7 @@ import { ChildProcess } from 'node:child_process'
 import { subscribe } from 'node:diagnostics_channel'
 import { getSystemErrorName } from 'node:util'
 
+import { owner } from './environment.cjs'
 import { signalNumber } from './exit.cjs'
 import { native } from './native.cjs'
 import { Subscription } from './subscription.cjs'
@@ -76,7 +77,7 @@ function declare(child: ChildProcess, pid: number, owner: number): void {
   if (start != null) startTimes.set(child, start)
 }
 
-export function installChildProcessHooks(owner: number): void {
+export function installChildProcessHooks(): void {
   const proto = ChildProcess.prototype as unknown as Record<PropertyKey, unknown>
   if (proto[INSTALLED]) return
   Object.defineProperty(proto, INSTALLED, { value: true })

@@ -1,11 +1,10 @@
 // subreaper: a child-process reaper for Node.js.
 import { installChildProcessHooks } from './child-process-hooks.cjs'
-import { owner } from './environment.cjs'
 import { callNative, describe, typeError } from './errors.cjs'
 import { Monitor } from './monitor.cjs'
 import { native } from './native.cjs'
 
-installChildProcessHooks(owner)
+installChildProcessHooks()
 
 /** The process-wide monitor (containerd's `Default`). */
 export const monitor = new Monitor()

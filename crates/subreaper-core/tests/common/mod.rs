@@ -10,6 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use subreaper_core::{Exit, RecvError, Subscription};
 
+pub mod fallback;
+
 /// How far an exit's `started_at` can be from the moment a test saw the process start: /proc
 /// counts start times in 10 ms clock ticks, and each conversion reads two clocks (a thread
 /// preempted between them on a busy machine is off by the time it waited: tens of ms). Two
