@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path'
 
 import { identityOf, isExitOf } from './fixtures/process-identity.mjs'
 import { fixture, fixtures } from './helpers.ts'
-import { exitStatusMayBeUnknown, kernelNote } from './kernel.ts'
+import { exitStatusMayBeUnknown, kernelNote } from './kernel.mjs'
 import { noLiveChildren, noZombies } from './procs.ts'
 import { type FixtureRun, runNode } from './fixtures/reliability-lib.ts'
 

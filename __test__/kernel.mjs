@@ -20,3 +20,11 @@ export const exitStatusMayBeUnknown = pidfdsRefused || hidden.includes('pidfd-ex
 
 /** One line for a spec's log: what this run's kernel offers. */
 export const kernelNote = `kernel ${release()}${pidfdsRefused ? ', pidfds refused' : ''}${hidden.length && hidden[0] ? `, SUBREAPER_HIDE=${hidden.join(',')}` : ''}`
+
+/**
+ * `want` for an exit `got`, unless the kernel may have lost its status and it was lost: then
+ * the record of a lost status (status -1, no code, no signal). For t.like.
+ */
+export function orUnknown(got, want) {
+  return exitStatusMayBeUnknown && got?.status === -1 ? { pid: want.pid, status: -1, code: null, signal: null } : want
+}
