@@ -600,7 +600,7 @@ impl<W: WaitSource> Reaper<W> {
         for pid in pids {
             let child = st.children.get_mut(pid).expect("listed above");
             child.claim = Claim::OwnerGone { declared: true };
-            if child.pidfd.is_some() {
+            if child.pidfd.is_some() && crate::kernel_support::hangups_seen() {
                 // Its exit will be seen through the pidfd, even past a reap.
                 continue;
             }
@@ -609,11 +609,17 @@ impl<W: WaitSource> Reaper<W> {
                 child.reaped = shared.source.child_state(pid) == ChildState::NotAChild;
                 continue;
             }
-            // No pidfd (a scripted source, an old kernel): an owner torn down as its child
-            // exited may have reaped it without reporting. That exit is announced with an
-            // unknown status rather than lost, so no wait on it hangs.
+            // No pidfd, or one that tells no reap (kernels before 6.9; its exit was not
+            // looked at, since the owner was to report it): an owner torn down as its child
+            // exited may have reaped it without reporting. That exit is announced (with the
+            // status the pidfd kept, or unknown) rather than lost, so no wait on it hangs.
             let start = child.start_time;
+            let kept = child.pidfd.as_ref().and_then(|p| {
+                (p.reaped() == Some(true))
+                    .then(|| p.exit_after_reap().unwrap_or(Termination::Unknown))
+            });
             let gone = child.reaped_status.is_some()
+                || kept.is_some()
                 || shared.source.child_state(pid) == ChildState::NotAChild
                 || shared
                     .source
@@ -623,7 +629,7 @@ impl<W: WaitSource> Reaper<W> {
                     .is_some_and(|(a, b)| a != b);
             if gone {
                 let child = st.children.remove(pid).expect("listed above");
-                let status = child.reaped_status.map(|(s, _)| s);
+                let status = child.reaped_status.map(|(s, _)| s).or(kept);
                 fired.push(shared.record(
                     &mut st,
                     pid,
