@@ -325,6 +325,13 @@ async function main() {
   // of `npm run` itself are dropped.
   const env = cleanEnv(Object.fromEntries(Object.entries(process.env).filter(([k]) => /^npm_config_(userconfig|cache|registry)$/i.test(k))))
   const changed = setVersion(opts.version)
+  if (changed.length && opts.artifacts) {
+    // The artifacts were built from the manifests as they were: their init says another version.
+    throw new CheckError(
+      `${changed.join(', ')} said another version than ${opts.version}: the artifacts were built from that. ` +
+        `Set it first (npm run release -- ${opts.version} --no-publish), commit, and tag that commit v${opts.version}`,
+    )
+  }
   log(
     changed.length ? `# version ${opts.version} set in ${changed.join(', ')}` : `# version ${opts.version}: every manifest already says it`,
   )
