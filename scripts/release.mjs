@@ -20,6 +20,9 @@
 //     overrides). A version already on the registry with the same tarball is skipped (a
 //     re-run after a partial publish); with another tarball it is an error.
 //
+// `npm run pack:all` is `--no-publish --missing placeholder` at the manifests' version: the
+// seven tarballs for an install from source (README, "Install").
+//
 // Options:
 //   --dry-run            everything, `npm publish --dry-run` at the end (nothing is published)
 //   --no-publish         stop after the checked tarballs (step 3)
@@ -29,7 +32,8 @@
 //   --artifacts DIR      the workflow's bindings-<target>/ directories
 //   --missing MODE       a platform with no binaries: `fail` (default) or `placeholder`, a
 //                        package with its os/cpu/libc and no binary, whose description says so;
-//                        only with --registry or --dry-run (never published to the public registry)
+//                        never published to the public registry (only with --registry, --dry-run
+//                        or --no-publish)
 //   --out DIR            where to assemble (default release/ in the repository, git-ignored)
 import { chmodSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, rmSync, writeFileSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
@@ -46,7 +50,7 @@ import {
   root,
   run,
   runOrFail,
-  stopRunning,
+  onSignals,
 } from './lib/packages.mjs'
 
 const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$/
@@ -73,13 +77,15 @@ function parseArgs(argv) {
     else if (a.startsWith('-')) throw new CheckError(`unknown option ${a}`)
     else rest.push(a)
   }
+  // Packing only (`npm run pack:all`), the version is the one the manifests say.
+  if (rest.length === 0 && !opts.publish) rest.push(readJson(join(mainDir, 'package.json')).version)
   if (rest.length !== 1) throw new CheckError('usage: npm run release -- VERSION [--dry-run] [--registry URL] [--artifacts DIR] ...')
   const version = rest[0].replace(/^v/, '')
   const m = SEMVER.exec(version)
   if (!m) throw new CheckError(`${rest[0]} is not a semver version (MAJOR.MINOR.PATCH, optionally -PRERELEASE)`)
   if (!['fail', 'placeholder'].includes(opts.missing)) throw new CheckError(`--missing takes fail or placeholder, not ${opts.missing}`)
-  if (opts.missing === 'placeholder' && !opts.registry && !opts.dryRun) {
-    throw new CheckError('--missing placeholder publishes packages without binaries: only to a --registry of your own, or with --dry-run')
+  if (opts.missing === 'placeholder' && opts.publish && !opts.registry && !opts.dryRun) {
+    throw new CheckError('--missing placeholder makes packages without binaries: publish them only to a --registry of your own')
   }
   opts.version = version
   // A prerelease never becomes `latest`: `npm install subreaper` keeps the last release.
@@ -345,12 +351,7 @@ async function main() {
 }
 
 // Interrupted: the npm commands it runs end with it.
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.once(signal, () => {
-    console.error(`release: interrupted by ${signal}`)
-    stopRunning().finally(() => process.exit(1))
-  })
-}
+onSignals('release')
 
 try {
   await main()

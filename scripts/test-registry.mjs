@@ -50,6 +50,8 @@ import {
   run,
   runOrFail,
   stopRunning,
+  checks,
+  onSignals,
 } from './lib/packages.mjs'
 
 const VERDACCIO = 'verdaccio@6.8.0'
@@ -58,12 +60,7 @@ const keep = argv.includes('--keep')
 const artifactsArg = argv.includes('--artifacts') ? argv[argv.indexOf('--artifacts') + 1] : process.env.SUBREAPER_ARTIFACTS
 const artifacts = artifactsArg ? resolve(artifactsArg) : undefined
 
-let passed = 0
-function check(cond, what, detail = '') {
-  if (!cond) throw new CheckError(`${what}${detail ? `\n${detail}` : ''}`)
-  passed++
-  console.log(`ok - ${what}`)
-}
+const { check, counts, runMain } = checks()
 
 const tmp = realpathSync(mkdtempSync(join(tmpdir(), 'subreaper-registry-')))
 let registry = null
@@ -93,12 +90,7 @@ function cleanup() {
   return cleaned
 }
 
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.once(signal, () => {
-    console.log(`not ok - interrupted by ${signal}`)
-    cleanup().finally(() => process.exit(1))
-  })
-}
+onSignals('test-registry', cleanup)
 
 function freePort() {
   return new Promise((resolvePort, reject) => {
@@ -381,23 +373,15 @@ async function main() {
   check(r.status === 0, "after npm ci --omit=dev: require('subreaper') works", r.out)
 }
 
-let failed = 0
 const t0 = Date.now()
-try {
-  await main()
-} catch (err) {
-  failed++
-  console.log(`not ok - ${err instanceof CheckError ? err.message : err.stack}`)
-} finally {
-  await cleanup()
-}
+await runMain(main, cleanup)
 const alive = registryPid !== null && existsSync(`/proc/${registryPid}`)
 if (alive || (!keep && existsSync(tmp))) {
-  failed++
+  counts.failed++
   console.log(`not ok - cleanup: ${alive ? `verdaccio (pid ${registryPid}) still runs` : `${tmp} is still there`}`)
 } else {
-  passed++
+  counts.passed++
   console.log(`ok - the registry is stopped${keep ? '' : ' and the scratch directory removed'}`)
 }
-console.log(`registry: ${passed} passed, ${failed} failed (${((Date.now() - t0) / 1000).toFixed(0)} s)`)
-process.exitCode = failed ? 1 : 0
+console.log(`registry: ${counts.passed} passed, ${counts.failed} failed (${((Date.now() - t0) / 1000).toFixed(0)} s)`)
+process.exitCode = counts.failed ? 1 : 0

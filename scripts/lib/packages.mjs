@@ -100,3 +100,37 @@ export function npmJson(stdout) {
   if (start < 0) throw new CheckError(`npm printed no JSON:\n${stdout}`)
   return JSON.parse(stdout.slice(start))
 }
+
+/** A test script's checks: `check` prints `ok - what`, or throws; `runMain` counts the failure. */
+export function checks() {
+  const counts = { passed: 0, failed: 0 }
+  const check = (cond, what, detail = '') => {
+    if (!cond) throw new CheckError(`${what}${detail ? `\n${detail}` : ''}`)
+    counts.passed++
+    console.log(`ok - ${what}`)
+  }
+  /** Runs `main`, a failure printed as `not ok`, then `cleanup`, whatever happened. */
+  const runMain = async (main, cleanup) => {
+    try {
+      await main()
+    } catch (err) {
+      counts.failed++
+      console.log(`not ok - ${err instanceof CheckError ? err.message : err.stack}`)
+    } finally {
+      await cleanup()
+    }
+  }
+  return { check, counts, runMain }
+}
+
+/** On SIGINT, SIGTERM or SIGHUP: `cleanup` (the commands `run` started end first), then exit 1. */
+export function onSignals(name, cleanup = async () => {}) {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.once(signal, () => {
+      console.error(`${name}: interrupted by ${signal}`)
+      stopRunning()
+        .then(cleanup)
+        .finally(() => process.exit(1))
+    })
+  }
+}
