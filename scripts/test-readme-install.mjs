@@ -67,7 +67,8 @@ async function main() {
       `# The README's clone, served from ${root}.`,
       `if [ "$1" = clone ] && [ "$2" = ${REPO_URL} ]; then`,
       '  shift 2',
-      `  exec ${gitPath} clone --quiet ${root} "$@"`,
+      // git names the directory after the URL when none is given: subreaper.
+      `  exec ${gitPath} clone --quiet ${root} "\${1:-subreaper}"`,
       'fi',
       `exec ${gitPath} "$@"`,
       '',
