@@ -19,7 +19,8 @@
 //  4. Stops the registry and removes the scratch directory, whatever happened (on a failure, on
 //     SIGINT/SIGTERM; the registry also ends by itself if this script dies, when its stdin closes).
 //
-//   node scripts/test-registry.mjs [--artifacts DIR] [--keep]
+//   node scripts/test-registry.mjs [--artifacts DIR [--all-platforms]] [--keep]
+//     --all-platforms   every platform must come from the artifacts (no placeholder): CI
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import {
@@ -59,6 +60,8 @@ const argv = process.argv.slice(2)
 const keep = argv.includes('--keep')
 const artifactsArg = argv.includes('--artifacts') ? argv[argv.indexOf('--artifacts') + 1] : process.env.SUBREAPER_ARTIFACTS
 const artifacts = artifactsArg ? resolve(artifactsArg) : undefined
+// CI, with every platform's artifacts: a placeholder would be an error.
+const allPlatforms = argv.includes('--all-platforms')
 
 const { check, counts, runMain } = checks()
 
@@ -266,7 +269,7 @@ async function main() {
     '--registry',
     url,
     '--missing',
-    'placeholder',
+    allPlatforms ? 'fail' : 'placeholder',
     '--out',
     join(tmp, 'release'),
   ]
@@ -274,6 +277,10 @@ async function main() {
   const release = await runOrFail(process.execPath, releaseArgs, { env, timeoutMs: 60 * 60_000 })
   process.stdout.write(release.out.replace(/^/gm, '  | '))
   check((await gitStatus()) === statusBefore, 'the release left the repository as it was (its version already in every manifest)')
+  // Run again, as after a publish that failed half-way: what is there is skipped, nothing fails.
+  const rerun = await runOrFail(process.execPath, releaseArgs, { env, timeoutMs: 60 * 60_000 })
+  const skipped = rerun.out.split('\n').filter((l) => /is already published with this very tarball: skipped/.test(l))
+  check(skipped.length === 7, 'the release run again skips all 7 packages, already published with the same tarballs', rerun.out)
 
   const published = {}
   for (const name of [mainPkg.name, ...Object.keys(mainPkg.optionalDependencies)]) {
@@ -290,7 +297,7 @@ async function main() {
   )
   const real = Object.keys(mainPkg.optionalDependencies).filter((n) => !published[n].subreaperPlaceholder)
   const placeholders = Object.keys(mainPkg.optionalDependencies).filter((n) => published[n].subreaperPlaceholder)
-  check(real.includes(hostPkg), `${hostPkg} is published with its binaries (built here)`)
+  check(real.includes(hostPkg), `${hostPkg} is published with its binaries (${artifacts ? 'from the artifacts' : 'built here'})`)
   console.log(`# with binaries: ${real.join(', ')}`)
   console.log(
     placeholders.length
