@@ -5,7 +5,8 @@
 //
 //  1. Sets VERSION on the main package, on each of its optionalDependencies and on every
 //     platform package, and as the Rust workspace's version (the native init's `--version`),
-//     in the repository's files (a no-op when they already say it). Versions stay in step.
+//     in the repository's files, and in the tarball names of the README's install steps (a
+//     no-op when they already say it). Versions stay in step.
 //  2. Collects each platform's addon (subreaper.<platform>.node) and native init (subreaper):
 //     from --artifacts DIR (CI's bindings-<target>/ artifacts) when given, else, for this
 //     machine's platform, from packages/subreaper/native/ (built with `npm run build` if it is
@@ -139,6 +140,10 @@ function setVersion(version) {
     lockText,
     lockText.replace(/(\[\[package\]\]\nname = "subreaper-(?:core|node|init)"\nversion = ")[^"]*(")/g, `$1${version}$2`),
   )
+  // The README's install steps name the tarballs by version (npm run test:readme runs them).
+  const readme = join(root, 'README.md')
+  const readmeText = readFileSync(readme, 'utf8')
+  write(readme, readmeText, readmeText.replace(/(subreaper-(?:[\w$-]+-)?)\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(\.tgz)/g, `$1${version}$2`))
   return changed
 }
 
