@@ -4,9 +4,9 @@
 // maintainer's guide.
 //
 //  1. Sets VERSION on the main package, on each of its optionalDependencies and on every
-//     platform package, and as the Rust workspace's version (the native init's `--version`),
-//     in the repository's files, and in the tarball names of the README's install steps (a
-//     no-op when they already say it). Versions stay in step.
+//     platform package, in the workspace's package-lock.json, as the Rust workspace's version
+//     (the native init's `--version`) and in the tarball names of the README's install steps,
+//     in the repository's files (a no-op when they already say it). Versions stay in step.
 //  2. Collects each platform's addon (subreaper.<platform>.node) and native init (subreaper):
 //     from --artifacts DIR (CI's bindings-<target>/ artifacts) when given, else, for this
 //     machine's platform, from packages/subreaper/native/ (built with `npm run build` if it is
@@ -125,6 +125,21 @@ function setVersion(version) {
     for (const n of deps) p.optionalDependencies[n] = version
     if (p.napi.targets.length !== PLATFORMS.length || p.napi.targets.some((t) => !PLATFORMS.some((x) => x.target === t))) {
       throw new CheckError(`napi.targets (${p.napi.targets.join(', ')}) are not the release's targets`)
+    }
+  })
+  // The workspace's lockfile records the package and its platform packages (npm ci checks it).
+  json(join(root, 'package-lock.json'), (lock) => {
+    const entry = lock.packages?.['packages/subreaper']
+    if (!entry) throw new CheckError('package-lock.json has no packages/subreaper entry')
+    entry.version = version
+    for (const n of names) {
+      entry.optionalDependencies[n] = version
+      const dep = lock.packages[`node_modules/${n}`]
+      if (!dep) continue
+      dep.version = version
+      // A published version's address and checksum are not this version's.
+      delete dep.resolved
+      delete dep.integrity
     }
   })
   // The Rust workspace: the native init prints this version (`subreaper --version`).
