@@ -232,6 +232,7 @@ async function assembleAndPack(opts, sources, env) {
   const packs = join(opts.out, 'packs')
   mkdirSync(packs, { recursive: true })
   const results = []
+  const mainPkg = readJson(join(mainDir, 'package.json'))
   const packChecked = async (dir, expect) => {
     const dry = await packDryRun(dir, env)
     const files = dry.files.map((f) => f.path).sort()
@@ -256,6 +257,10 @@ async function assembleAndPack(opts, sources, env) {
     if (INSTALL_SCRIPTS.some((s) => pkg.scripts?.[s])) throw new CheckError(`${pkg.name} has an install script`)
     if (!pkg.os?.length || !pkg.cpu?.length || (pkg.os.includes('linux') && !pkg.libc?.length) || !pkg.engines?.node) {
       throw new CheckError(`${pkg.name} lacks os, cpu, libc (Linux) or engines`)
+    }
+    // Provenance ties each package to this repository: all seven must name it, and one license.
+    if (pkg.repository?.url !== mainPkg.repository.url || pkg.license !== mainPkg.license) {
+      throw new CheckError(`${pkg.name}: repository ${pkg.repository?.url} / license ${pkg.license} are not subreaper's`)
     }
     const source = sources.get(p.platform)
     let expected
@@ -293,7 +298,6 @@ async function assembleAndPack(opts, sources, env) {
     results.push({ ...packed, placeholder: !source, origin: source?.origin ?? 'placeholder (no binary)' })
   }
   // The main package, packed in place (its prepack copies the README and checks the build).
-  const mainPkg = readJson(join(mainDir, 'package.json'))
   if (INSTALL_SCRIPTS.some((s) => mainPkg.scripts?.[s])) throw new CheckError('subreaper has an install script')
   const required = [
     'LICENSE',
