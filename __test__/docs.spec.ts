@@ -128,11 +128,11 @@ sizeTest('docs/install.md states the size of the binary it installs, within 5%',
   t.true(Math.abs(built - stated) / stated <= 0.05, `docs/install.md says ${stated} bytes; the binary is ${built} bytes`)
 })
 
-/** A report line with what varies between runs (pids, times, sizes, column widths) masked. */
+/** A report line with what varies between runs masked: pids, times (ms, s), sizes (K, M), column widths. */
 const shape = (line: string) =>
   line
     .replace(/^\d+ /, 'PID ')
-    .replace(/\b\d+(\.\d+)?(ms|K|M)\b/g, 'N$2')
+    .replace(/\b\d+(\.\d+)?(µs|ms|s|m|K|M|G)(?= |$)/g, 'N')
     .replace(/ +/g, ' ')
     .trim()
 
