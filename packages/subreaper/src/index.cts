@@ -6,7 +6,7 @@ import { native } from './native.cjs'
 import { setOwnershipOwner } from './ownership.cjs'
 
 // Starts (or joins) the process's reaper. A second copy of the package in the same process
-// cannot: its addon throws an error whose code is ERR_SUBREAPER_DUPLICATE, as the README says.
+// cannot: its addon throws an error whose code is ERR_SUBREAPER_DUPLICATE, as docs/api.md says.
 const owner = native.attach()
 setEnvironmentOwner(owner)
 setOwnershipOwner(owner)
