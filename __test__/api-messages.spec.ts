@@ -147,6 +147,28 @@ test.serial('a closed Monitor refuses subscribe() with a typed error and deliver
   t.false(seen.includes(second.pid!), 'nothing delivered after close()')
 })
 
+test('subscribe(123) says the first argument may be a callback or options; a bad second argument is named as options', (t) => {
+  const subscribe = monitor.subscribe.bind(monitor) as (...a: unknown[]) => unknown
+  const before = monitor.subscriptions
+  for (const [arg, got] of [
+    [123, 'the number 123'],
+    ['all', 'the string "all"'],
+    [null, 'null'],
+  ] as const) {
+    t.throws(() => subscribe(arg), {
+      instanceOf: TypeError,
+      code: 'ERR_INVALID_ARG_TYPE',
+      message: `subscribe() takes a callback (a function, then optional options), an options object, or nothing; got ${got}`,
+    })
+  }
+  t.throws(() => subscribe(() => {}, 123), {
+    instanceOf: TypeError,
+    code: 'ERR_INVALID_ARG_TYPE',
+    message: 'options must be an object or undefined; got the number 123',
+  })
+  t.is(monitor.subscriptions, before, 'no subscription was left open by the refused calls')
+})
+
 test("the addon's errors carry their code: no message is parsed to find it", (t) => {
   const native = binding<{ wait(pid: number, onExit: () => void): unknown }>()
   t.throws(() => native.wait(1, () => {}), {

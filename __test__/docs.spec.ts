@@ -1,7 +1,9 @@
 // The README and docs/*.md say what the package does: every code block marked `<!-- doc-test -->`
 // in their source is run against the built package (each `// → text` comment is a line it must
 // print, in order), and type-checked, with the strict ESM and CommonJS fixture projects in
-// fixtures/types/, as a user's project would check them.
+// fixtures/types/, as a user's project would check them. A `js` block runs exactly as printed
+// (a reader pastes it into a .mjs file); a `ts` block runs as TypeScript compiles it. The
+// README's `npm run demo` output is what the demo prints.
 import test from 'ava'
 import { execFile } from 'node:child_process'
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -20,6 +22,7 @@ interface Block {
   /** Where it is: `README.md:123`. */
   where: string
   code: string
+  lang: 'js' | 'ts'
   /** The lines it must print. */
   prints: string[]
 }
@@ -37,7 +40,7 @@ function blocks(file: string): Block[] {
     if (end < 0) throw new Error(`${file}:${i + 2}: unclosed code fence`)
     const code = lines.slice(i + 2, end).join('\n')
     const prints = [...code.matchAll(/\/\/ → (.*)$/gm)].map((m) => m[1]!)
-    found.push({ where: `${file}:${i + 2}`, code, prints })
+    found.push({ where: `${file}:${i + 2}`, code, lang: fence.slice(3) as 'js' | 'ts', prints })
     i = end
   }
   return found
@@ -68,16 +71,22 @@ test.after.always('the snippets left no zombie and no live child', async (t) => 
   t.deepEqual(await noLiveChildren(), [])
 })
 
-test('the README has runnable examples', (t) => {
-  t.true(all.filter((b) => b.where.startsWith('README.md')).length >= 8, `found: ${all.map((b) => b.where).join(', ')}`)
+test('the README and docs/api.md have runnable examples', (t) => {
+  const found = all.map((b) => b.where).join(', ')
+  t.true(all.filter((b) => b.where.startsWith('README.md:')).length >= 1, `found: ${found}`)
+  t.true(all.filter((b) => b.where.startsWith('docs/api.md:')).length >= 8, `found: ${found}`)
 })
 
 for (const block of all) {
   test(`${block.where} runs and prints what it says`, async (t) => {
-    // The same compilation a TypeScript user's `tsc` does (target ES2022: `using` becomes try/finally).
-    const js = ts.transpileModule(block.code, {
-      compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext },
-    }).outputText
+    // A js block as printed; a ts block as a TypeScript user's `tsc` compiles it (target
+    // ES2022: `using` becomes try/finally).
+    const js =
+      block.lang === 'js'
+        ? block.code
+        : ts.transpileModule(block.code, {
+            compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext },
+          }).outputText
     const r = await run(process.execPath, ['--input-type=module', '-e', js])
     t.is(r.code, 0, `exit code ${r.code}; stderr: ${r.stderr}`)
     t.is(r.stderr, '')
@@ -96,9 +105,9 @@ test('the README examples type-check in a strict ESM project, and the fixtures i
   }
 })
 
-test('`using` does not parse on Node 20, as the README says (compiled by TypeScript, the same block runs: its own test)', async (t) => {
+test('`using` does not parse on Node 20, as docs/api.md says (compiled by TypeScript, the same block runs: its own test)', async (t) => {
   const block = all.find((b) => /^\s*using /m.test(b.code))
-  if (!block) return t.fail('the README has a `using` example')
+  if (!block) return t.fail('the docs have a `using` example')
   const major = Number(process.versions.node.split('.')[0])
   if (major !== 20) return t.pass(`Node ${major}: not the case the README states`)
   const r = await run(process.execPath, ['--input-type=module', '-e', block.code])
@@ -117,4 +126,31 @@ sizeTest('docs/install.md states the size of the binary it installs, within 5%',
   // The installed binary is this file, byte for byte (npm run test:install checks that).
   const built = statSync(join(root, 'packages', 'subreaper', 'native', 'subreaper.linux-x64-gnu.node')).size
   t.true(Math.abs(built - stated) / stated <= 0.05, `docs/install.md says ${stated} bytes; the binary is ${built} bytes`)
+})
+
+/** A report line with what varies between runs masked: pids, times (ms, s), sizes (K, M), column widths. */
+const shape = (line: string) =>
+  line
+    .replace(/^\d+ /, 'PID ')
+    .replace(/\b\d+(\.\d+)?(µs|ms|s|m|K|M|G)(?= |$)/g, 'N')
+    .replace(/ +/g, ' ')
+    .trim()
+
+test("the README's `npm run demo` output is what the demo prints (pids, times and sizes aside)", async (t) => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8').split('\n')
+  const at = readme.indexOf('<!-- demo-output -->')
+  if (at < 0 || readme[at + 1] !== '```') return t.fail('README.md marks its demo output with <!-- demo-output --> and a code fence')
+  const shown = readme.slice(at + 2, readme.indexOf('```', at + 2))
+  // What `npm run demo` runs once it has built.
+  const demo = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).scripts.demo as string
+  t.true(demo.endsWith('packages/subreaper/bin/subreaper --report -- sh examples/tree.sh'), demo)
+  const r = await run(join(root, 'packages', 'subreaper', 'bin', 'subreaper'), ['--report', '--', 'sh', 'examples/tree.sh'])
+  t.is(r.code, 0, r.stderr)
+  const printed = `${r.stdout}${r.stderr}`.trimEnd().split('\n')
+  // The rows come in exit order, and two exits of the same moment may swap: rows as a set,
+  // the lines around them in order.
+  const rows = (lines: string[]) => lines.slice(3, -1).map(shape).sort()
+  const frame = (lines: string[]) => [...lines.slice(0, 3), lines.at(-1)!].map(shape)
+  t.deepEqual(frame(printed), frame(shown), printed.join('\n'))
+  t.deepEqual(rows(printed), rows(shown), printed.join('\n'))
 })

@@ -1,6 +1,6 @@
 //! Signal names, and which signals the init passes on to its command.
 //!
-//! The policy (the README's CLI section says the same):
+//! The policy (docs/cli.md says the same):
 //! - SIGCHLD is the init's own: it reaps.
 //! - Every other catchable signal, standard or real-time, sent to the init by another process
 //!   is forwarded to the command (to its process group with `--group`), once.

@@ -101,6 +101,14 @@ export class Monitor {
   subscribe(options?: SubscribeOptions): IterableSubscription
   subscribe(callbackOrOptions?: ExitCallback | SubscribeOptions, maybeOptions?: CallbackSubscribeOptions): Subscription {
     if (this.#closed) throw new MonitorClosedError()
+    const first: unknown = callbackOrOptions
+    if (first !== undefined && typeof first !== 'function' && (typeof first !== 'object' || first === null)) {
+      // Both forms in one sentence: the first argument is a callback, or the options of the
+      // iterator form (`subscribe(123)` is neither).
+      throw typeError(
+        `subscribe() takes a callback (a function, then optional options), an options object, or nothing; got ${describe(first)}`,
+      )
+    }
     const callback = typeof callbackOrOptions === 'function' ? callbackOrOptions : undefined
     const options = typeof callbackOrOptions === 'function' ? maybeOptions : (callbackOrOptions ?? maybeOptions)
     const init = { owner, callback, options, onClose: (s: Subscription) => this.#subscriptions.delete(s) }
