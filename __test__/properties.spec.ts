@@ -767,7 +767,10 @@ test.serial(
     // this Node does without subreaper, it must do with it.
     const plain = execFileSync(
       process.execPath,
-      ['-e', "try { require('child_process').spawn('true', [Symbol('x')], { stdio: 'ignore' }); console.log('') } catch (e) { console.log(e.name) }"],
+      [
+        '-e',
+        "try { require('child_process').spawn('true', [Symbol('x')], { stdio: 'ignore' }); console.log('') } catch (e) { console.log(e.name) }",
+      ],
       { encoding: 'utf8' },
     ).trim()
     t.is(r.thrown?.name ?? '', plain, 'spawn threw, or did not, as Node does')

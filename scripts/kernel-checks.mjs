@@ -74,15 +74,18 @@ async function nativeForker(mode) {
 }
 
 async function workerChildren() {
-  const what = "default mode: 30 child_process children of a worker that did not load subreaper, each exit announced once"
+  const what = 'default mode: 30 child_process children of a worker that did not load subreaper, each exit announced once'
   const { out, err } = await runNode([fixture('ownership-threads.mjs'), 'main', 'default', '30'])
   if (!out) return report(what, [err])
   if (out.children === 'timeout') return report(what, ['some child_process callbacks never fired'])
   const problems = []
   let unknown = 0
   for (const c of out.children) {
-    if (c.got.code !== c.code || c.got.fired !== 1) problems.push(`pid ${c.pid}: callback ${JSON.stringify(c.got)}, want code ${c.code} once`)
-    const seen = out.exits.filter((e) => e.pid === c.pid && (c.start === null || e.startTime === null || Math.abs(e.startTime - c.start) < 1000))
+    if (c.got.code !== c.code || c.got.fired !== 1)
+      problems.push(`pid ${c.pid}: callback ${JSON.stringify(c.got)}, want code ${c.code} once`)
+    const seen = out.exits.filter(
+      (e) => e.pid === c.pid && (c.start === null || e.startTime === null || Math.abs(e.startTime - c.start) < 1000),
+    )
     if (seen.length !== 1) problems.push(`pid ${c.pid} announced ${seen.length} times`)
     else if (seen[0].status === -1) unknown++
     else if (seen[0].status !== c.code) problems.push(`pid ${c.pid} announced with ${seen[0].status}, not ${c.code}`)
@@ -113,12 +116,15 @@ async function orphans() {
   out.pids.forEach((pid, i) => {
     const seen = out.exits.filter((e) => e.pid === pid)
     if (seen.length !== 1) problems.push(`orphan ${pid} announced ${seen.length} times`)
-    else if (seen[0].status !== i || seen[0].reapedBy !== 'subreaper') problems.push(`orphan ${pid}: ${JSON.stringify(seen[0])}, want status ${i} reaped by subreaper`)
+    else if (seen[0].status !== i || seen[0].reapedBy !== 'subreaper')
+      problems.push(`orphan ${pid}: ${JSON.stringify(seen[0])}, want status ${i} reaped by subreaper`)
   })
   report(what, problems)
 }
 
-console.log(`# Linux ${release()}, Node ${process.version}${process.env.SUBREAPER_HIDE ? `, SUBREAPER_HIDE=${process.env.SUBREAPER_HIDE}` : ''}`)
+console.log(
+  `# Linux ${release()}, Node ${process.version}${process.env.SUBREAPER_HIDE ? `, SUBREAPER_HIDE=${process.env.SUBREAPER_HIDE}` : ''}`,
+)
 await nativeForker('default')
 await nativeForker('subreaper')
 await workerChildren()

@@ -66,13 +66,13 @@ interface ProcessHandle {
   pid?: number
 }
 
-/** Reports as environment `owner`, whose callback subscriptions `deliverQueued` drains next. */
-function report(owner: number, pid: number, start: number | undefined, code: number | null, signal: string | null): void {
+/** Reports as this environment, whose callback subscriptions `deliverQueued` drains next. */
+function report(pid: number, start: number | undefined, code: number | null, signal: string | null): void {
   const signo = signal ? signalNumber(signal as NodeJS.Signals) : undefined
   native.report(pid, signo === undefined ? (code ?? 0) : undefined, signo, start, owner)
 }
 
-function declare(child: ChildProcess, pid: number, owner: number): void {
+function declare(child: ChildProcess, pid: number): void {
   const start = native.own(pid, owner)
   if (start != null) startTimes.set(child, start)
 }
@@ -88,7 +88,7 @@ export function installChildProcessHooks(): void {
   subscribe('child_process', (message) => {
     try {
       const child = (message as { process?: unknown } | null)?.process
-      if (child instanceof ChildProcess) hookHandle(child, owner)
+      if (child instanceof ChildProcess) hookHandle(child)
     } catch {
       // Not the handle this package knows: the child is still registered by the fork hook.
     }
@@ -100,7 +100,7 @@ export function installChildProcessHooks(): void {
  * they are what it expects; otherwise the child is left as it is (registered by the fork hook,
  * not reported by its owner).
  */
-function hookHandle(child: ChildProcess, owner: number): void {
+function hookHandle(child: ChildProcess): void {
   const handle = (child as unknown as { _handle?: ProcessHandle | null })._handle
   if (handle == null || typeof handle.spawn !== 'function' || typeof handle.onexit !== 'function') return
   const nativeSpawn = handle.spawn
@@ -121,7 +121,7 @@ function hookHandle(child: ChildProcess, owner: number): void {
       // not convert to a string, such as a Symbol): libuv reaps that child like any other.
       try {
         const pid = this.pid
-        if (typeof pid === 'number' && pid > 0) declare(child, pid, owner)
+        if (typeof pid === 'number' && pid > 0) declare(child, pid)
         else if (typeof result === 'number' && result < 0) recordSpawnFailure(child, result)
       } finally {
         native.resume()
@@ -140,7 +140,7 @@ function hookHandle(child: ChildProcess, owner: number): void {
       // Also when an 'exit' listener threw: the exit is never lost.
       if (typeof pid === 'number' && pid > 0) {
         try {
-          report(owner, pid, startTimes.get(child), exitCode, signalCode)
+          report(pid, startTimes.get(child), exitCode, signalCode)
           // The exit is now in this environment's subscriber queues (announced by this
           // report, or by the engine if the loop was late): hand it to callback
           // subscribers now, in this turn of the loop.
