@@ -1,5 +1,6 @@
-// 2,000 mixed calls (execFile with codes and output, spawn killed by signals, fork,
-// monitor.start + wait, orphans adopted in subreaper mode), 32 in flight, in a node process of
+// 2,000 mixed calls (execFile with codes and output, spawnSync, spawn killed by signals, fork,
+// a child of a worker that did not load subreaper, half of those workers terminated while their
+// child runs, monitor.start + wait, orphans adopted in subreaper mode), 32 in flight, in a node process of
 // its own (fixtures/mixed-load.mjs): every callback and event once with the right result, every
 // pid seen by a callback and an iterator subscriber, no zombie, no live child, and the process
 // ends by itself.
