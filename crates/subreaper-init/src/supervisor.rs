@@ -96,13 +96,6 @@ pub fn run(opts: Options) -> i32 {
             warn(format_args!("warning: orphans will not be adopted: {e}"));
         }
     }
-    let reach = if proc_is_ours() {
-        Reach::Proc
-    } else if pid1 {
-        Reach::Namespace
-    } else {
-        Reach::None
-    };
     if let Some(signo) = opts.parent_death_signal {
         // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
         if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signo as libc::c_ulong) } != 0 {
@@ -111,7 +104,8 @@ pub fn run(opts: Options) -> i32 {
             return 1;
         }
     }
-    let terminal = Terminal::open();
+    // Only -g hands the terminal on; the rest waits until the command runs (start-up time).
+    let terminal = if opts.group { Terminal::open() } else { None };
     // The terminal goes to the command's own group only if this process has it now.
     let give = opts.group && terminal.as_ref().is_some_and(Terminal::ours_in_foreground);
     let launched = launch(&Launch {
@@ -136,6 +130,13 @@ pub fn run(opts: Options) -> i32 {
     if opts.verbosity > 0 {
         warn(format_args!("started {name} as pid {main}"));
     }
+    let reach = if proc_is_ours() {
+        Reach::Proc
+    } else if pid1 {
+        Reach::Namespace
+    } else {
+        Reach::None
+    };
     let ctx = Context {
         me,
         same_group: !opts.group,
