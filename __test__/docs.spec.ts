@@ -1,10 +1,13 @@
 // The README and docs/*.md say what the package does: every code block marked `<!-- doc-test -->`
 // in their source is run against the built package (each `// → text` comment is a line it must
 // print, in order), and type-checked, with the strict ESM and CommonJS fixture projects in
-// fixtures/types/, as a user's project would check them.
+// fixtures/types/, as a user's project would check them. Marked `sh` blocks (docs/cli.md) run
+// with /bin/sh, `subreaper` on PATH being the built native init (each `# → text` a line they
+// must print); the Dockerfiles of docs/cli.md name paths an install really has.
 import test from 'ava'
 import { execFile } from 'node:child_process'
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import ts from 'typescript'
 
@@ -19,6 +22,7 @@ const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
 interface Block {
   /** Where it is: `README.md:123`. */
   where: string
+  lang: 'js' | 'ts' | 'sh'
   code: string
   /** The lines it must print. */
   prints: string[]
@@ -32,12 +36,14 @@ function blocks(file: string): Block[] {
   for (let i = 0; i < lines.length; i++) {
     if (lines[i]!.trim() !== MARKER) continue
     const fence = lines[i + 1] ?? ''
-    if (!/^```(js|ts)$/.test(fence)) throw new Error(`${file}:${i + 1}: ${MARKER} must be followed by a js or ts code fence`)
+    const lang = /^```(js|ts|sh)$/.exec(fence)?.[1] as Block['lang'] | undefined
+    if (!lang) throw new Error(`${file}:${i + 1}: ${MARKER} must be followed by a js, ts or sh code fence`)
     const end = lines.indexOf('```', i + 2)
     if (end < 0) throw new Error(`${file}:${i + 2}: unclosed code fence`)
     const code = lines.slice(i + 2, end).join('\n')
-    const prints = [...code.matchAll(/\/\/ → (.*)$/gm)].map((m) => m[1]!)
-    found.push({ where: `${file}:${i + 2}`, code, prints })
+    const comment = lang === 'sh' ? /^# → (.*)$/gm : /\/\/ → (.*)$/gm
+    const prints = [...code.matchAll(comment)].map((m) => m[1]!)
+    found.push({ where: `${file}:${i + 2}`, lang, code, prints })
     i = end
   }
   return found
@@ -50,10 +56,17 @@ const docs = [
     .map((f) => `docs/${f}`),
 ]
 const all = docs.flatMap(blocks)
+/** The JavaScript and TypeScript blocks: run by Node, type-checked. */
+const scripts = all.filter((b) => b.lang !== 'sh')
 
-function run(file: string, args: string[], timeout = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  file: string,
+  args: string[],
+  timeout = 60_000,
+  env?: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(file, args, { cwd: root, timeout, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+    execFile(file, args, { cwd: root, timeout, killSignal: 'SIGKILL', env }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null) : 0
       resolve({ code, stdout, stderr })
     })
@@ -72,7 +85,57 @@ test('the README has runnable examples', (t) => {
   t.true(all.filter((b) => b.where.startsWith('README.md')).length >= 8, `found: ${all.map((b) => b.where).join(', ')}`)
 })
 
-for (const block of all) {
+test('docs/cli.md has runnable examples', (t) => {
+  t.true(
+    all.filter((b) => b.where.startsWith('docs/cli.md') && b.lang === 'sh').length >= 4,
+    `found: ${all.map((b) => b.where).join(', ')}`,
+  )
+})
+
+/** A directory holding `subreaper`: the native init `npm run build` made. */
+const cliDir = mkdtempSync(join(tmpdir(), 'subreaper-doc-bin-'))
+symlinkSync(join(root, 'packages', 'subreaper', 'native', 'subreaper'), join(cliDir, 'subreaper'))
+test.after.always(() => rmSync(cliDir, { recursive: true, force: true }))
+
+for (const block of all.filter((b) => b.lang === 'sh')) {
+  test(`${block.where} runs and prints what it says`, async (t) => {
+    const r = await run('/bin/sh', ['-c', block.code], 60_000, { ...process.env, PATH: `${cliDir}:${process.env.PATH}` })
+    t.is(r.code, 0, `exit code ${r.code}; stderr: ${r.stderr}`)
+    t.deepEqual(r.stdout.split('\n').slice(0, -1), block.prints, r.stderr)
+  })
+}
+
+test("docs/cli.md's Dockerfiles run paths an install has: .bin/subreaper, or a platform package's binary", (t) => {
+  const text = readFileSync(join(root, 'docs', 'cli.md'), 'utf8')
+  const entrypoints = [...text.matchAll(/^ENTRYPOINT \["\/app\/(node_modules\/[^"]+)"/gm)].map((m) => m[1]!)
+  t.true(entrypoints.length >= 2, `found: ${entrypoints.join(', ')}`)
+  for (const path of entrypoints) {
+    if (path === 'node_modules/.bin/subreaper') {
+      // The package's bin, which its postinstall makes the native init.
+      const pkg = JSON.parse(readFileSync(join(root, 'packages', 'subreaper', 'package.json'), 'utf8')) as {
+        bin: Record<string, string>
+        scripts: Record<string, string>
+      }
+      t.is(pkg.bin.subreaper, './bin/subreaper')
+      t.is(pkg.scripts.postinstall, 'node scripts/postinstall.mjs')
+      continue
+    }
+    const m = /^node_modules\/(subreaper-[\w-]+)\/subreaper$/.exec(path)
+    if (!m) {
+      t.fail(`${path}: neither .bin/subreaper nor a platform package's binary`)
+      continue
+    }
+    const name = m[1]!
+    const pkg = JSON.parse(readFileSync(join(root, 'npm', name.replace(/^subreaper-/, ''), 'package.json'), 'utf8')) as {
+      name: string
+      files: string[]
+    }
+    t.is(pkg.name, name, `npm/${name} is that package`)
+    t.true(pkg.files.includes('subreaper'), `${name} ships its native init as subreaper`)
+  }
+})
+
+for (const block of scripts) {
   test(`${block.where} runs and prints what it says`, async (t) => {
     // The same compilation a TypeScript user's `tsc` does (target ES2022: `using` becomes try/finally).
     const js = ts.transpileModule(block.code, {
@@ -89,7 +152,7 @@ test('the README examples type-check in a strict ESM project, and the fixtures i
   const generated = join(typesDir, 'esm', '.generated')
   rmSync(generated, { recursive: true, force: true })
   mkdirSync(generated)
-  all.forEach((block, n) => writeFileSync(join(generated, `block-${n}.mts`), `// ${block.where}\n${block.code}\n`))
+  scripts.forEach((block, n) => writeFileSync(join(generated, `block-${n}.mts`), `// ${block.where}\n${block.code}\n`))
   for (const project of ['esm', 'cjs']) {
     const r = await run(process.execPath, [tsc, '-p', join(typesDir, project)], 120_000)
     t.is(r.code, 0, `${project}: ${r.stdout}${r.stderr}`)
@@ -97,7 +160,7 @@ test('the README examples type-check in a strict ESM project, and the fixtures i
 })
 
 test('`using` does not parse on Node 20, as the README says (compiled by TypeScript, the same block runs: its own test)', async (t) => {
-  const block = all.find((b) => /^\s*using /m.test(b.code))
+  const block = scripts.find((b) => /^\s*using /m.test(b.code))
   if (!block) return t.fail('the README has a `using` example')
   const major = Number(process.versions.node.split('.')[0])
   if (major !== 20) return t.pass(`Node ${major}: not the case the README states`)
