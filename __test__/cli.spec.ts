@@ -1156,7 +1156,8 @@ test("in a terminal with -g: Ctrl-Z stops the command's group and the init; SIGC
 
 // --- coming from tini and dumb-init ---------------------------------------------------------------
 // Each scenario runs under the peer (Debian's tini and dumb-init, which .ci/run installs) and under
-// subreaper with the peer's spelling, and compares what the command saw and how the init exited.
+// subreaper with the peer's spelling (the binary, and for -e, -p and -r node_modules/.bin/subreaper
+// too), and compares what the command saw and how the init exited.
 
 /** A peer init by name, from PATH: the scenarios need it (`apt-get install tini dumb-init`). */
 function peer(t: ExecutionContext, name: 'tini' | 'dumb-init'): string {
@@ -1188,7 +1189,7 @@ test("-e CODE (tini's spelling): that status exits 0, others pass through; as ti
     [['-e', '0'], 'exit 0', 0],
   ]
   for (const [flags, script, want] of cases) {
-    for (const init of [tini, CLI]) {
+    for (const init of [tini, CLI, LAUNCHER]) {
       const r = await start(t, init, ['-s', ...flags, '--', 'sh', '-c', script]).result
       expectExit(t, r, want)
     }
@@ -1216,7 +1217,7 @@ test('--report when the init gets SIGTERM: forwarded, the command dies of it, an
 
 test("-p SIGNAL (tini's spelling): the init gets SIGNAL when its parent dies and forwards it; as tini does", async (t) => {
   const tini = peer(t, 'tini')
-  for (const init of [tini, CLI]) {
+  for (const init of [tini, CLI, LAUNCHER]) {
     // The parent: a shell that starts the init in the background and waits; killed below.
     const run = start(t, 'sh', ['-c', '"$@" & wait', 'parent', init, '-s', '-p', 'SIGURG', '--', ...PEER_SIGNALS])
     await run.line(/^command ready \d+$/)
@@ -1245,7 +1246,7 @@ async function sendAndWaitTaken(t: ExecutionContext, pid: number, sig: NodeJS.Si
 test("-r S:R / --rewrite (dumb-init's spelling): S is forwarded as R, R = 0 drops S; as dumb-init does", async (t) => {
   const dumbInit = peer(t, 'dumb-init')
   const outcomes: string[][] = []
-  for (const init of [dumbInit, CLI]) {
+  for (const init of [dumbInit, CLI, LAUNCHER]) {
     for (const rewrite of [
       ['-r', '15:3'],
       ['--rewrite', '15:0'],
@@ -1261,7 +1262,7 @@ test("-r S:R / --rewrite (dumb-init's spelling): S is forwarded as R, R = 0 drop
     }
   }
   const want = [[`command got ${signo('SIGQUIT')}`, `command got ${signo('SIGURG')}`], [`command got ${signo('SIGURG')}`]]
-  t.deepEqual(outcomes, [...want, ...want])
+  t.deepEqual(outcomes, [...want, ...want, ...want])
 })
 
 test("TINI_KILL_PROCESS_GROUP (and -g): signals go to the command's whole process group; as tini does", async (t) => {
