@@ -982,10 +982,11 @@ test('arguments reach the command byte for byte, invalid UTF-8 included', (t) =>
  * prints /proc/$$/environ (what its exec got, whatever sh then makes of it) and its parent's, the
  * init's.
  */
-function environmentThrough(
+async function environmentThrough(
+  t: ExecutionContext,
   file: string,
   entries: Array<[string, string]>,
-): { command: Buffer; init: Buffer; stderr: string; status: number | null } {
+): Promise<{ command: Buffer; init: Buffer; stderr: string; status: number | null }> {
   const caller = [
     'import os, sys',
     'env = [(bytes.fromhex(k), bytes.fromhex(v)) for k, v in (e.split(":") for e in sys.stdin.read().split(",") if e)]',
@@ -993,15 +994,39 @@ function environmentThrough(
     'os.execve(sys.argv[1], [sys.argv[1], "--", "/bin/sh", "-c", script], dict(env))',
   ].join('\n')
   const hex = (s: string) => Buffer.from(s, 'latin1').toString('hex')
-  const arg = entries.map(([k, v]) => `${hex(k)}:${hex(v)}`).join(',')
-  // The entries go in on stdin: a 1 MiB environment is more than one argument may hold.
-  const r = spawnSync('python3', ['-c', caller, file], { input: arg, timeout: 30_000, maxBuffer: 64 << 20 })
-  if (r.error) throw r.error
-  return { command: r.stdout, init: r.stderr, stderr: r.stderr.toString('latin1'), status: r.status }
+  // The entries go in on stdin: a 1 MiB environment is more than one argument may hold. Not
+  // spawnSync: the other tests of this file run meanwhile, and need the event loop.
+  const child = spawn('python3', ['-c', caller, file], { stdio: ['pipe', 'pipe', 'pipe'] })
+  const out: Buffer[] = []
+  const err: Buffer[] = []
+  child.stdout.on('data', (d: Buffer) => out.push(d))
+  child.stderr.on('data', (d: Buffer) => err.push(d))
+  child.stdin.on('error', () => {})
+  child.stdin.end(entries.map(([k, v]) => `${hex(k)}:${hex(v)}`).join(','))
+  const timer = setTimeout(() => killTree(child.pid ?? 0), 30_000)
+  t.teardown(() => {
+    clearTimeout(timer)
+    if (child.exitCode === null && child.signalCode === null && child.pid) killTree(child.pid)
+  })
+  const status = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject)
+    child.on('close', (code) => resolve(code))
+  })
+  clearTimeout(timer)
+  const stderr = Buffer.concat(err)
+  return { command: Buffer.concat(out), init: stderr, stderr: stderr.toString('latin1'), status }
 }
 
 /** `entries` as the kernel holds an environment: NAME=value, each ended by a NUL byte. */
 const environBytes = (entries: Array<[string, string]>) => Buffer.from(entries.map(([k, v]) => `${k}=${v}\0`).join(''), 'latin1')
+
+/** Where two byte strings first differ, with a little of each from there. */
+function firstDifference(a: Buffer, b: Buffer): string {
+  let i = 0
+  while (i < a.length && i < b.length && a[i] === b[i]) i++
+  const show = (x: Buffer) => JSON.stringify(x.subarray(i, i + 60).toString('latin1'))
+  return `${i} (lengths ${a.length} and ${b.length}): ${show(a)} against ${show(b)}`
+}
 
 /** An odd environment (a newline in a value, bytes that are not UTF-8, a name no shell takes, an empty value), an empty one, a huge one (1 MiB). */
 const ENVIRONMENTS: Array<[string, Array<[string, string]>]> = [
@@ -1022,11 +1047,13 @@ const ENVIRONMENTS: Array<[string, Array<[string, string]>]> = [
 ]
 
 for (const [name, entries] of ENVIRONMENTS) {
-  test(`the environment reaches the command byte for byte, in order (${name}: ${entries.length} variables)`, (t) => {
-    const r = environmentThrough(CLI, entries)
+  test(`the environment reaches the command byte for byte, in order (${name}: ${entries.length} variables)`, async (t) => {
+    const r = await environmentThrough(t, CLI, entries)
     t.is(r.status, 0, r.stderr.slice(0, 2000))
-    t.deepEqual(r.command, environBytes(entries), "the command's environment")
-    t.deepEqual(r.init, environBytes(entries), "the init's own environment: what it was given")
+    // Buffer.equals: ava's deepEqual of two 1 MiB buffers takes seconds.
+    const want = environBytes(entries)
+    t.true(r.command.equals(want), `the command's environment differs from byte ${firstDifference(r.command, want)}`)
+    t.true(r.init.equals(want), `the init's own environment (what it was given) differs from byte ${firstDifference(r.init, want)}`)
   })
 }
 
@@ -1120,7 +1147,7 @@ test('node_modules/.bin/subreaper execs the native init: nothing between the cal
   t.true(Number(initPid) > 0)
 })
 
-test("the sh launcher (bin/subreaper before the postinstall, or with --ignore-scripts) passes the caller's variables and no PWD of its own", (t) => {
+test("the sh launcher (bin/subreaper before the postinstall, or with --ignore-scripts) passes the caller's variables and no PWD of its own", async (t) => {
   // Names a shell can hold; their order is the shell's (the native init keeps it: tested above).
   const entries: Array<[string, string]> = [
     ['PATH', '/usr/bin:/bin'],
@@ -1129,11 +1156,11 @@ test("the sh launcher (bin/subreaper before the postinstall, or with --ignore-sc
     [MARK_NAME, MARK],
   ]
   const sorted = (b: Buffer) => b.toString('latin1').split('\0').sort().join('\0')
-  const r = environmentThrough(LAUNCHER, entries)
+  const r = await environmentThrough(t, LAUNCHER, entries)
   t.is(r.status, 0, r.stderr.slice(0, 2000))
   t.is(sorted(r.command), sorted(environBytes(entries)))
   const withPwd: Array<[string, string]> = [...entries, ['PWD', process.cwd()]]
-  const given = environmentThrough(LAUNCHER, withPwd)
+  const given = await environmentThrough(t, LAUNCHER, withPwd)
   t.is(sorted(given.command), sorted(environBytes(withPwd)), 'a PWD the caller gave stays')
 })
 
@@ -1157,7 +1184,9 @@ test("in a terminal with -g: Ctrl-Z stops the command's group and the init; SIGC
 // --- coming from tini and dumb-init ---------------------------------------------------------------
 // Each scenario runs under the peer (Debian's tini and dumb-init, which .ci/run installs) and under
 // subreaper with the peer's spelling (the binary, and for -e, -p and -r node_modules/.bin/subreaper
-// too), and compares what the command saw and how the init exited.
+// too), and compares what the command saw and how the init exited. They run one at a time, before
+// the rest of the file (ava runs serial tests first): many processes each, they would otherwise
+// add to the load the signal specs above run under.
 
 /** A peer init by name, from PATH: the scenarios need it (`apt-get install tini dumb-init`). */
 function peer(t: ExecutionContext, name: 'tini' | 'dumb-init'): string {
@@ -1180,7 +1209,7 @@ const gotLines = (stdout: string) => stdout.split('\n').filter((l) => / got \d+$
 
 const PEER_SIGNALS = ['python3', fixture('cli-peer-signals.py')]
 
-test("-e CODE (tini's spelling): that status exits 0, others pass through; as tini does", async (t) => {
+test.serial("-e CODE (tini's spelling): that status exits 0, others pass through; as tini does", async (t) => {
   const tini = peer(t, 'tini')
   const cases: Array<[string[], string, number]> = [
     [['-e', '143'], 'kill -TERM $$', 0],
@@ -1199,23 +1228,26 @@ test("-e CODE (tini's spelling): that status exits 0, others pass through; as ti
   t.regex(bad.stderr, /bad exit status "256" for -e: use a number from 0 to 255/)
 })
 
-test('--report when the init gets SIGTERM: forwarded, the command dies of it, and the report (schema 1) still prints; -e 143 makes it exit 0', async (t) => {
-  for (const [flags, code] of [
-    [[], 143],
-    [['-e', '143'], 0],
-  ] as const) {
-    const run = cli(t, [...flags, '--report=json', '--', 'sh', '-c', 'echo ready; exec sleep 1000'])
-    await run.line(/^ready$/)
-    kill(run.pid, 'SIGTERM')
-    const r = await run.result
-    expectExit(t, r, code)
-    const report = parseReport(t, r.stderr) as Report & { schema: number; exitStatus: number }
-    t.is(report.schema, 1)
-    t.like(report, { status: 143, signal: 'SIGTERM', exitStatus: code, code: null })
-  }
-})
+test.serial(
+  '--report when the init gets SIGTERM: forwarded, the command dies of it, and the report (schema 1) still prints; -e 143 makes it exit 0',
+  async (t) => {
+    for (const [flags, code] of [
+      [[], 143],
+      [['-e', '143'], 0],
+    ] as const) {
+      const run = cli(t, [...flags, '--report=json', '--', 'sh', '-c', 'echo ready; exec sleep 1000'])
+      await run.line(/^ready$/)
+      kill(run.pid, 'SIGTERM')
+      const r = await run.result
+      expectExit(t, r, code)
+      const report = parseReport(t, r.stderr) as Report & { schema: number; exitStatus: number }
+      t.is(report.schema, 1)
+      t.like(report, { status: 143, signal: 'SIGTERM', exitStatus: code, code: null })
+    }
+  },
+)
 
-test("-p SIGNAL (tini's spelling): the init gets SIGNAL when its parent dies and forwards it; as tini does", async (t) => {
+test.serial("-p SIGNAL (tini's spelling): the init gets SIGNAL when its parent dies and forwards it; as tini does", async (t) => {
   const tini = peer(t, 'tini')
   for (const init of [tini, CLI, LAUNCHER]) {
     // The parent: a shell that starts the init in the background and waits; killed below.
@@ -1243,7 +1275,7 @@ async function sendAndWaitTaken(t: ExecutionContext, pid: number, sig: NodeJS.Si
   await eventually(t, () => !pending(), `the init took ${sig}`)
 }
 
-test("-r S:R / --rewrite (dumb-init's spelling): S is forwarded as R, R = 0 drops S; as dumb-init does", async (t) => {
+test.serial("-r S:R / --rewrite (dumb-init's spelling): S is forwarded as R, R = 0 drops S; as dumb-init does", async (t) => {
   const dumbInit = peer(t, 'dumb-init')
   const outcomes: string[][] = []
   for (const init of [dumbInit, CLI, LAUNCHER]) {
@@ -1265,7 +1297,7 @@ test("-r S:R / --rewrite (dumb-init's spelling): S is forwarded as R, R = 0 drop
   t.deepEqual(outcomes, [...want, ...want, ...want])
 })
 
-test("TINI_KILL_PROCESS_GROUP (and -g): signals go to the command's whole process group; as tini does", async (t) => {
+test.serial("TINI_KILL_PROCESS_GROUP (and -g): signals go to the command's whole process group; as tini does", async (t) => {
   const tini = peer(t, 'tini')
   for (const [init, args] of [
     [tini, []],
@@ -1300,21 +1332,24 @@ async function groupOf(t: ExecutionContext, init: string, args: string[], env?: 
   return { ownGroup: command![1] === command![0], sameGroup: command![1] === parent![1], sameSession: command![2] === parent![2] }
 }
 
-test("-c / --single-child and DUMB_INIT_SETSID=0 (dumb-init's spellings): the command stays in the init's process group; as dumb-init -c does", async (t) => {
-  const dumbInit = peer(t, 'dumb-init')
-  const single = { ownGroup: false, sameGroup: true, sameSession: true }
-  t.deepEqual(await groupOf(t, dumbInit, ['-c']), single, 'dumb-init -c')
-  t.deepEqual(await groupOf(t, dumbInit, [], { DUMB_INIT_SETSID: '0' }), single, 'DUMB_INIT_SETSID=0 dumb-init')
-  t.deepEqual(await groupOf(t, CLI, ['-c']), single, 'subreaper -c')
-  t.deepEqual(await groupOf(t, CLI, ['-g', '-c']), single, 'subreaper -g -c')
-  t.deepEqual(await groupOf(t, CLI, ['-g'], { DUMB_INIT_SETSID: '0' }), single, 'DUMB_INIT_SETSID=0 subreaper -g')
-  t.deepEqual(await groupOf(t, CLI, []), single, 'subreaper (the default)')
-  // dumb-init's default gives the command a session of its own; subreaper -g a process group of its own.
-  t.like(await groupOf(t, dumbInit, []), { ownGroup: true, sameSession: false }, 'dumb-init')
-  t.like(await groupOf(t, CLI, ['-g']), { ownGroup: true, sameSession: true }, 'subreaper -g')
-})
+test.serial(
+  "-c / --single-child and DUMB_INIT_SETSID=0 (dumb-init's spellings): the command stays in the init's process group; as dumb-init -c does",
+  async (t) => {
+    const dumbInit = peer(t, 'dumb-init')
+    const single = { ownGroup: false, sameGroup: true, sameSession: true }
+    t.deepEqual(await groupOf(t, dumbInit, ['-c']), single, 'dumb-init -c')
+    t.deepEqual(await groupOf(t, dumbInit, [], { DUMB_INIT_SETSID: '0' }), single, 'DUMB_INIT_SETSID=0 dumb-init')
+    t.deepEqual(await groupOf(t, CLI, ['-c']), single, 'subreaper -c')
+    t.deepEqual(await groupOf(t, CLI, ['-g', '-c']), single, 'subreaper -g -c')
+    t.deepEqual(await groupOf(t, CLI, ['-g'], { DUMB_INIT_SETSID: '0' }), single, 'DUMB_INIT_SETSID=0 subreaper -g')
+    t.deepEqual(await groupOf(t, CLI, []), single, 'subreaper (the default)')
+    // dumb-init's default gives the command a session of its own; subreaper -g a process group of its own.
+    t.like(await groupOf(t, dumbInit, []), { ownGroup: true, sameSession: false }, 'dumb-init')
+    t.like(await groupOf(t, CLI, ['-g']), { ownGroup: true, sameSession: true }, 'subreaper -g')
+  },
+)
 
-test("-w (tini's spelling): each reaped zombie that is not the command is named on stderr; as tini -w does", async (t) => {
+test.serial("-w (tini's spelling): each reaped zombie that is not the command is named on stderr; as tini -w does", async (t) => {
   const tini = peer(t, 'tini')
   // An orphan: started by a shell that exits at once; it exits 3 once that shell is gone (so the
   // shell cannot have reaped it), and the command waits until the init reaped it.
@@ -1333,7 +1368,7 @@ test("-w (tini's spelling): each reaped zombie that is not the command is named 
   }
 })
 
-test('-v (both peers), TINI_VERBOSITY and DUMB_INIT_DEBUG: the init says what it does; without them, nothing', async (t) => {
+test.serial('-v (both peers), TINI_VERBOSITY and DUMB_INIT_DEBUG: the init says what it does; without them, nothing', async (t) => {
   const run = async (args: string[], env?: Record<string, string>) =>
     (await start(t, CLI, [...args, '--', 'sh', '-c', 'exit 4'], { env }).result).stderr
   t.is(await run([]), '')
