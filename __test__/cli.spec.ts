@@ -1,11 +1,12 @@
 // The subreaper command, the native init (crates/subreaper-init), run as real processes: exit
 // statuses, signal forwarding, orphan reaping, leftover cleanup, usage errors, the report, what
-// the command inherits (fds, argv bytes, signal mask and dispositions), a real terminal, the npm
-// launcher, and the init as PID 1 of a PID namespace (with and without its own /proc). Every process a test starts carries a marker in its environment; each test kills
+// the command inherits (fds, argv bytes, the environment byte for byte, signal mask and
+// dispositions), a real terminal, the npm launcher, the init as PID 1 of a PID namespace (with and
+// without its own /proc), and tini's and dumb-init's options, each run under the peer too. Every process a test starts carries a marker in its environment; each test kills
 // what it started when it ends, and the last hook checks that nothing carrying the marker is left.
 import test, { type ExecutionContext } from 'ava'
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { constants, tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -947,6 +948,87 @@ test('arguments reach the command byte for byte, invalid UTF-8 included', (t) =>
   t.is(r.out(1).trim().split(/\s+/).join(' '), '61 ff 62 01 c3')
 })
 
+/**
+ * What the command gets as its environment when `caller` (a Python program, which can give
+ * arbitrary bytes) execs `file` with the environment `entries`, byte for byte: the command, sh,
+ * prints /proc/$$/environ (what its exec got, whatever sh then makes of it) and its parent's, the
+ * init's.
+ */
+async function environmentThrough(
+  t: ExecutionContext,
+  file: string,
+  entries: Array<[string, string]>,
+): Promise<{ command: Buffer; init: Buffer; stderr: string; status: number | null }> {
+  const caller = [
+    'import os, sys',
+    'env = [(bytes.fromhex(k), bytes.fromhex(v)) for k, v in (e.split(":") for e in sys.stdin.read().split(",") if e)]',
+    "script = b'cat /proc/$$/environ && cat /proc/$PPID/environ >&2'",
+    'os.execve(sys.argv[1], [sys.argv[1], "--", "/bin/sh", "-c", script], dict(env))',
+  ].join('\n')
+  const hex = (s: string) => Buffer.from(s, 'latin1').toString('hex')
+  // The entries go in on stdin: a 1 MiB environment is more than one argument may hold. Not
+  // spawnSync: the other tests of this file run meanwhile, and need the event loop.
+  const child = spawn('python3', ['-c', caller, file], { stdio: ['pipe', 'pipe', 'pipe'] })
+  const out: Buffer[] = []
+  const err: Buffer[] = []
+  child.stdout.on('data', (d: Buffer) => out.push(d))
+  child.stderr.on('data', (d: Buffer) => err.push(d))
+  child.stdin.on('error', () => {})
+  child.stdin.end(entries.map(([k, v]) => `${hex(k)}:${hex(v)}`).join(','))
+  const timer = setTimeout(() => killTree(child.pid ?? 0), 30_000)
+  t.teardown(() => {
+    clearTimeout(timer)
+    if (child.exitCode === null && child.signalCode === null && child.pid) killTree(child.pid)
+  })
+  const status = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject)
+    child.on('close', (code) => resolve(code))
+  })
+  clearTimeout(timer)
+  const stderr = Buffer.concat(err)
+  return { command: Buffer.concat(out), init: stderr, stderr: stderr.toString('latin1'), status }
+}
+
+/** `entries` as the kernel holds an environment: NAME=value, each ended by a NUL byte. */
+const environBytes = (entries: Array<[string, string]>) => Buffer.from(entries.map(([k, v]) => `${k}=${v}\0`).join(''), 'latin1')
+
+/** Where two byte strings first differ, with a little of each from there. */
+function firstDifference(a: Buffer, b: Buffer): string {
+  let i = 0
+  while (i < a.length && i < b.length && a[i] === b[i]) i++
+  const show = (x: Buffer) => JSON.stringify(x.subarray(i, i + 60).toString('latin1'))
+  return `${i} (lengths ${a.length} and ${b.length}): ${show(a)} against ${show(b)}`
+}
+
+/** An odd environment (a newline in a value, bytes that are not UTF-8, a name no shell takes, an empty value), an empty one, a huge one (1 MiB). */
+const ENVIRONMENTS: Array<[string, Array<[string, string]>]> = [
+  [
+    'odd',
+    [
+      ['PATH', '/usr/bin:/bin'],
+      ['FOO', 'bar'],
+      ['ODD', 'x\ny=z'],
+      ['BYTES', 'a\xffb\x01\xc3'],
+      ['A-B', '1'],
+      ['EMPTY', ''],
+      [MARK_NAME, MARK],
+    ],
+  ],
+  ['empty', []],
+  ['huge', [[MARK_NAME, MARK], ...Array.from({ length: 2000 }, (_, i): [string, string] => [`BIG_${i}`, `${i}:`.padEnd(500, 'x')])]],
+]
+
+for (const [name, entries] of ENVIRONMENTS) {
+  test(`the environment reaches the command byte for byte, in order (${name}: ${entries.length} variables)`, async (t) => {
+    const r = await environmentThrough(t, CLI, entries)
+    t.is(r.status, 0, r.stderr.slice(0, 2000))
+    // Buffer.equals: ava's deepEqual of two 1 MiB buffers takes seconds.
+    const want = environBytes(entries)
+    t.true(r.command.equals(want), `the command's environment differs from byte ${firstDifference(r.command, want)}`)
+    t.true(r.init.equals(want), `the init's own environment (what it was given) differs from byte ${firstDifference(r.init, want)}`)
+  })
+}
+
 /** The Sig* lines of a /proc/PID/status text. */
 const sigLines = (status: string) =>
   Object.fromEntries(['SigBlk', 'SigIgn', 'SigCgt'].map((k) => [k, new RegExp(`^${k}:\\s*([0-9a-f]+)$`, 'm').exec(status)?.[1] ?? '?']))
@@ -1037,6 +1119,23 @@ test('node_modules/.bin/subreaper execs the native init: nothing between the cal
   t.true(Number(initPid) > 0)
 })
 
+test("the sh launcher (bin/subreaper before the postinstall, or with --ignore-scripts) passes the caller's variables and no PWD of its own", async (t) => {
+  // Names a shell can hold; their order is the shell's (the native init keeps it: tested above).
+  const entries: Array<[string, string]> = [
+    ['PATH', '/usr/bin:/bin'],
+    ['FOO', 'bar'],
+    ['ODD', 'x\ny=z'],
+    [MARK_NAME, MARK],
+  ]
+  const sorted = (b: Buffer) => b.toString('latin1').split('\0').sort().join('\0')
+  const r = await environmentThrough(t, LAUNCHER, entries)
+  t.is(r.status, 0, r.stderr.slice(0, 2000))
+  t.is(sorted(r.command), sorted(environBytes(entries)))
+  const withPwd: Array<[string, string]> = [...entries, ['PWD', process.cwd()]]
+  const given = await environmentThrough(t, LAUNCHER, withPwd)
+  t.is(sorted(given.command), sorted(environBytes(withPwd)), 'a PWD the caller gave stays')
+})
+
 test("in a terminal: Ctrl-Z reaches the command once and stops the init with it; the job's SIGCONT continues both, once", async (t) => {
   const r = await inTerminal(t, 'job-stop')
   t.true(r.ok, r.screen)
@@ -1052,4 +1151,216 @@ test("in a terminal with -g: Ctrl-Z stops the command's group and the init; SIGC
   t.true(r.ok, r.screen)
   t.true(r.stopped, 'the init was seen stopped by its caller')
   t.is(r.status, 0, r.screen)
+})
+
+// --- coming from tini and dumb-init ---------------------------------------------------------------
+// Each scenario runs under the peer (Debian's tini and dumb-init, which .ci/run installs) and under
+// subreaper with the peer's spelling (the binary, and for -e, -p and -r node_modules/.bin/subreaper
+// too), and compares what the command saw and how the init exited. They run one at a time, before
+// the rest of the file (ava runs serial tests first): many processes each, they would otherwise
+// add to the load the signal specs above run under.
+
+/** A peer init by name, from PATH: the scenarios need it (`apt-get install tini dumb-init`). */
+function peer(t: ExecutionContext, name: 'tini' | 'dumb-init'): string {
+  const found = (process.env.PATH ?? '')
+    .split(':')
+    .map((d) => join(d, name))
+    .find((f) => {
+      try {
+        return (statSync(f).mode & 0o111) !== 0
+      } catch {
+        return false
+      }
+    })
+  if (found === undefined) t.fail(`${name} is not installed: apt-get install -y tini dumb-init (bash .ci/run does)`)
+  return found ?? name
+}
+
+/** `peer-signals.py`'s lines of what a process got, in order. */
+const gotLines = (stdout: string) => stdout.split('\n').filter((l) => / got \d+$/.test(l))
+
+const PEER_SIGNALS = ['python3', fixture('cli-peer-signals.py')]
+
+test.serial("-e CODE (tini's spelling): that status exits 0, others pass through; as tini does", async (t) => {
+  const tini = peer(t, 'tini')
+  const cases: Array<[string[], string, number]> = [
+    [['-e', '143'], 'kill -TERM $$', 0],
+    [['-e', '3', '-e', '4'], 'exit 4', 0],
+    [['-e3'], 'exit 5', 5],
+    [['-e', '0'], 'exit 0', 0],
+  ]
+  for (const [flags, script, want] of cases) {
+    for (const init of [tini, CLI, LAUNCHER]) {
+      const r = await start(t, init, ['-s', ...flags, '--', 'sh', '-c', script]).result
+      expectExit(t, r, want)
+    }
+  }
+  const bad = await runCli(t, ['-e', '256', '--', 'true'])
+  expectExit(t, bad, 2)
+  t.regex(bad.stderr, /bad exit status "256" for -e: use a number from 0 to 255/)
+})
+
+test.serial(
+  '--report when the init gets SIGTERM: forwarded, the command dies of it, and the report (schema 1) still prints; -e 143 makes it exit 0',
+  async (t) => {
+    for (const [flags, code] of [
+      [[], 143],
+      [['-e', '143'], 0],
+    ] as const) {
+      const run = cli(t, [...flags, '--report=json', '--', 'sh', '-c', 'echo ready; exec sleep 1000'])
+      await run.line(/^ready$/)
+      kill(run.pid, 'SIGTERM')
+      const r = await run.result
+      expectExit(t, r, code)
+      const report = parseReport(t, r.stderr) as Report & { schema: number; exitStatus: number }
+      t.is(report.schema, 1)
+      t.like(report, { status: 143, signal: 'SIGTERM', exitStatus: code, code: null })
+    }
+  },
+)
+
+test.serial("-p SIGNAL (tini's spelling): the init gets SIGNAL when its parent dies and forwards it; as tini does", async (t) => {
+  const tini = peer(t, 'tini')
+  for (const init of [tini, CLI, LAUNCHER]) {
+    // The parent: a shell that starts the init in the background and waits; killed below.
+    const run = start(t, 'sh', ['-c', '"$@" & wait', 'parent', init, '-s', '-p', 'SIGURG', '--', ...PEER_SIGNALS])
+    await run.line(/^command ready \d+$/)
+    kill(run.pid, 'SIGKILL')
+    // The init outlives its parent and keeps the output open until its command exits.
+    const r = await run.result
+    t.false(r.timedOut, `${init}: the command never got the parent-death signal`)
+    t.deepEqual(gotLines(r.stdout), [`command got ${signo('SIGURG')}`], `${init}: ${r.stdout}`)
+  }
+})
+
+/** Sends `sig` to the init and waits until it has taken it (no longer pending): it has acted on it. */
+async function sendAndWaitTaken(t: ExecutionContext, pid: number, sig: NodeJS.Signals): Promise<void> {
+  const pending = () => {
+    try {
+      const hex = /^ShdPnd:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '0'
+      return ((BigInt('0x' + hex) >> BigInt(signo(sig) - 1)) & 1n) === 1n
+    } catch {
+      return false
+    }
+  }
+  kill(pid, sig)
+  await eventually(t, () => !pending(), `the init took ${sig}`)
+}
+
+test.serial("-r S:R / --rewrite (dumb-init's spelling): S is forwarded as R, R = 0 drops S; as dumb-init does", async (t) => {
+  const dumbInit = peer(t, 'dumb-init')
+  const outcomes: string[][] = []
+  for (const init of [dumbInit, CLI, LAUNCHER]) {
+    for (const rewrite of [
+      ['-r', '15:3'],
+      ['--rewrite', '15:0'],
+    ]) {
+      const run = start(t, init, [...rewrite, '--', ...PEER_SIGNALS])
+      await run.line(/^command ready \d+$/)
+      await sendAndWaitTaken(t, run.pid, 'SIGTERM')
+      if (rewrite[1] === '15:3') await run.line(/^command got 3$/)
+      kill(run.pid, 'SIGURG')
+      const r = await run.result
+      expectExit(t, r, 0)
+      outcomes.push(gotLines(r.stdout))
+    }
+  }
+  const want = [[`command got ${signo('SIGQUIT')}`, `command got ${signo('SIGURG')}`], [`command got ${signo('SIGURG')}`]]
+  t.deepEqual(outcomes, [...want, ...want, ...want])
+})
+
+test.serial("TINI_KILL_PROCESS_GROUP (and -g): signals go to the command's whole process group; as tini does", async (t) => {
+  const tini = peer(t, 'tini')
+  for (const [init, args] of [
+    [tini, []],
+    [CLI, []],
+    [CLI, ['-g']],
+  ] as const) {
+    const env: Record<string, string> = args.length === 0 ? { TINI_KILL_PROCESS_GROUP: '1' } : {}
+    const run = start(t, init, [...args, '-s', '--', ...PEER_SIGNALS, 'grandchild'], { env })
+    await run.lines(/^(command|grandchild) ready \d+$/, 2)
+    kill(run.pid, 'SIGTERM')
+    await run.lines(/^(command|grandchild) got 15$/, 2)
+    kill(run.pid, 'SIGURG')
+    const r = await run.result
+    expectExit(t, r, 0)
+    t.deepEqual(
+      gotLines(r.stdout).sort(),
+      ['command got 15', 'command got 23', 'grandchild got 15', 'grandchild got 23'],
+      `${init} ${args.join(' ')}`,
+    )
+  }
+})
+
+/** The command's and the init's process group and session, each compared with the other. */
+async function groupOf(t: ExecutionContext, init: string, args: string[], env?: Record<string, string>) {
+  const script = 'for p in $$ $PPID; do read -r pid comm state ppid pgrp sid rest < /proc/$p/stat; echo "$pid $pgrp $sid"; done'
+  const r = await start(t, init, [...args, '--', 'sh', '-c', script], { env }).result
+  expectExit(t, r, 0)
+  const [command, parent] = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => l.split(' ').map(Number))
+  return { ownGroup: command![1] === command![0], sameGroup: command![1] === parent![1], sameSession: command![2] === parent![2] }
+}
+
+test.serial(
+  "-c / --single-child and DUMB_INIT_SETSID=0 (dumb-init's spellings): the command stays in the init's process group; as dumb-init -c does",
+  async (t) => {
+    const dumbInit = peer(t, 'dumb-init')
+    const single = { ownGroup: false, sameGroup: true, sameSession: true }
+    t.deepEqual(await groupOf(t, dumbInit, ['-c']), single, 'dumb-init -c')
+    t.deepEqual(await groupOf(t, dumbInit, [], { DUMB_INIT_SETSID: '0' }), single, 'DUMB_INIT_SETSID=0 dumb-init')
+    t.deepEqual(await groupOf(t, CLI, ['-c']), single, 'subreaper -c')
+    t.deepEqual(await groupOf(t, CLI, ['-g', '-c']), single, 'subreaper -g -c')
+    t.deepEqual(await groupOf(t, CLI, ['-g'], { DUMB_INIT_SETSID: '0' }), single, 'DUMB_INIT_SETSID=0 subreaper -g')
+    t.deepEqual(await groupOf(t, CLI, []), single, 'subreaper (the default)')
+    // dumb-init's default gives the command a session of its own; subreaper -g a process group of its own.
+    t.like(await groupOf(t, dumbInit, []), { ownGroup: true, sameSession: false }, 'dumb-init')
+    t.like(await groupOf(t, CLI, ['-g']), { ownGroup: true, sameSession: true }, 'subreaper -g')
+  },
+)
+
+test.serial("-w (tini's spelling): each reaped zombie that is not the command is named on stderr; as tini -w does", async (t) => {
+  const tini = peer(t, 'tini')
+  // An orphan: started by a shell that exits at once; it exits 3 once that shell is gone (so the
+  // shell cannot have reaped it), and the command waits until the init reaped it.
+  const orphan = 'while kill -0 \\$1 2>/dev/null; do :; done; exit 3'
+  const script = `p=$(sh -c 'sh -c "${orphan}" orphan $$ >/dev/null & echo $!'); echo "orphan $p"; while kill -0 "$p" 2>/dev/null; do :; done`
+  for (const [init, named] of [
+    [tini, (pid: string) => new RegExp(`Reaped zombie process with pid=${pid}\\b`)],
+    [CLI, (pid: string) => new RegExp(`^subreaper: reaped zombie process ${pid}: exited with 3$`, 'm')],
+  ] as const) {
+    const r = await start(t, init, ['-s', '-w', '--', 'sh', '-c', script]).result
+    expectExit(t, r, 0)
+    const pid = /^orphan (\d+)$/m.exec(r.stdout)?.[1] ?? 'none'
+    t.regex(r.stderr, named(pid), `${init}: ${r.stderr}`)
+    const quiet = await start(t, init, ['-s', '--', 'sh', '-c', script]).result
+    t.notRegex(quiet.stderr, /[Rr]eaped/, `${init} without -w`)
+  }
+})
+
+test.serial('-v (both peers), TINI_VERBOSITY and DUMB_INIT_DEBUG: the init says what it does; without them, nothing', async (t) => {
+  const run = async (args: string[], env?: Record<string, string>) =>
+    (await start(t, CLI, [...args, '--', 'sh', '-c', 'exit 4'], { env }).result).stderr
+  t.is(await run([]), '')
+  t.is(await run([], { TINI_VERBOSITY: '1' }), '', "TINI_VERBOSITY=1 is tini's default")
+  for (const [args, env] of [
+    [['-v'], undefined],
+    [['--verbose'], undefined],
+    [[], { TINI_VERBOSITY: '2' }],
+    [[], { DUMB_INIT_DEBUG: '1' }],
+  ] as const) {
+    const said = await run([...args], env)
+    t.regex(
+      said,
+      /^subreaper: started sh as pid (\d+)\nsubreaper: the command \(pid \1\) ended: exited with 4\n$/,
+      `${args.join(' ')} ${JSON.stringify(env)}`,
+    )
+  }
+  // The peers say so too, each in its own words.
+  const tini = await start(t, peer(t, 'tini'), ['-s', '-v', '--', 'sh', '-c', 'exit 4']).result
+  t.regex(tini.stdout + tini.stderr, /tini/)
+  const dumb = await start(t, peer(t, 'dumb-init'), ['-v', '--', 'sh', '-c', 'exit 4']).result
+  t.regex(dumb.stderr, /\[dumb-init\]/)
 })

@@ -3,10 +3,13 @@
 // print, in order), and type-checked, with the strict ESM and CommonJS fixture projects in
 // fixtures/types/, as a user's project would check them. A `js` block runs exactly as printed
 // (a reader pastes it into a .mjs file); a `ts` block runs as TypeScript compiles it. The
-// README's `npm run demo` output is what the demo prints.
+// README's `npm run demo` output is what the demo prints. Marked `sh`
+// blocks (docs/cli.md) run with /bin/sh, `subreaper` on PATH being the built native init (each
+// `# → text` a line they must print); the Dockerfiles of docs/cli.md name paths an install has.
 import test from 'ava'
 import { execFile } from 'node:child_process'
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import ts from 'typescript'
 
@@ -21,8 +24,8 @@ const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
 interface Block {
   /** Where it is: `README.md:123`. */
   where: string
+  lang: 'js' | 'ts' | 'sh'
   code: string
-  lang: 'js' | 'ts'
   /** The lines it must print. */
   prints: string[]
 }
@@ -35,12 +38,14 @@ function blocks(file: string): Block[] {
   for (let i = 0; i < lines.length; i++) {
     if (lines[i]!.trim() !== MARKER) continue
     const fence = lines[i + 1] ?? ''
-    if (!/^```(js|ts)$/.test(fence)) throw new Error(`${file}:${i + 1}: ${MARKER} must be followed by a js or ts code fence`)
+    const lang = /^```(js|ts|sh)$/.exec(fence)?.[1] as Block['lang'] | undefined
+    if (!lang) throw new Error(`${file}:${i + 1}: ${MARKER} must be followed by a js, ts or sh code fence`)
     const end = lines.indexOf('```', i + 2)
     if (end < 0) throw new Error(`${file}:${i + 2}: unclosed code fence`)
     const code = lines.slice(i + 2, end).join('\n')
-    const prints = [...code.matchAll(/\/\/ → (.*)$/gm)].map((m) => m[1]!)
-    found.push({ where: `${file}:${i + 2}`, code, lang: fence.slice(3) as 'js' | 'ts', prints })
+    const comment = lang === 'sh' ? /^# → (.*)$/gm : /\/\/ → (.*)$/gm
+    const prints = [...code.matchAll(comment)].map((m) => m[1]!)
+    found.push({ where: `${file}:${i + 2}`, lang, code, prints })
     i = end
   }
   return found
@@ -53,10 +58,17 @@ const docs = [
     .map((f) => `docs/${f}`),
 ]
 const all = docs.flatMap(blocks)
+/** The JavaScript and TypeScript blocks: run by Node, type-checked. */
+const scripts = all.filter((b) => b.lang !== 'sh')
 
-function run(file: string, args: string[], timeout = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  file: string,
+  args: string[],
+  timeout = 60_000,
+  env?: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(file, args, { cwd: root, timeout, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+    execFile(file, args, { cwd: root, timeout, killSignal: 'SIGKILL', env }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null) : 0
       resolve({ code, stdout, stderr })
     })
@@ -77,7 +89,57 @@ test('the README and docs/api.md have runnable examples', (t) => {
   t.true(all.filter((b) => b.where.startsWith('docs/api.md:')).length >= 8, `found: ${found}`)
 })
 
-for (const block of all) {
+test('docs/cli.md has runnable examples', (t) => {
+  t.true(
+    all.filter((b) => b.where.startsWith('docs/cli.md') && b.lang === 'sh').length >= 4,
+    `found: ${all.map((b) => b.where).join(', ')}`,
+  )
+})
+
+/** A directory holding `subreaper`: the native init `npm run build` made. */
+const cliDir = mkdtempSync(join(tmpdir(), 'subreaper-doc-bin-'))
+symlinkSync(join(root, 'packages', 'subreaper', 'native', 'subreaper'), join(cliDir, 'subreaper'))
+test.after.always(() => rmSync(cliDir, { recursive: true, force: true }))
+
+for (const block of all.filter((b) => b.lang === 'sh')) {
+  test(`${block.where} runs and prints what it says`, async (t) => {
+    const r = await run('/bin/sh', ['-c', block.code], 60_000, { ...process.env, PATH: `${cliDir}:${process.env.PATH}` })
+    t.is(r.code, 0, `exit code ${r.code}; stderr: ${r.stderr}`)
+    t.deepEqual(r.stdout.split('\n').slice(0, -1), block.prints, r.stderr)
+  })
+}
+
+test("docs/cli.md's Dockerfiles run paths an install has: .bin/subreaper, or a platform package's binary", (t) => {
+  const text = readFileSync(join(root, 'docs', 'cli.md'), 'utf8')
+  const entrypoints = [...text.matchAll(/^ENTRYPOINT \["\/app\/(node_modules\/[^"]+)"/gm)].map((m) => m[1]!)
+  t.true(entrypoints.length >= 2, `found: ${entrypoints.join(', ')}`)
+  for (const path of entrypoints) {
+    if (path === 'node_modules/.bin/subreaper') {
+      // The package's bin, which its postinstall makes the native init.
+      const pkg = JSON.parse(readFileSync(join(root, 'packages', 'subreaper', 'package.json'), 'utf8')) as {
+        bin: Record<string, string>
+        scripts: Record<string, string>
+      }
+      t.is(pkg.bin.subreaper, './bin/subreaper')
+      t.is(pkg.scripts.postinstall, 'node scripts/postinstall.mjs')
+      continue
+    }
+    const m = /^node_modules\/(subreaper-[\w-]+)\/subreaper$/.exec(path)
+    if (!m) {
+      t.fail(`${path}: neither .bin/subreaper nor a platform package's binary`)
+      continue
+    }
+    const name = m[1]!
+    const pkg = JSON.parse(readFileSync(join(root, 'npm', name.replace(/^subreaper-/, ''), 'package.json'), 'utf8')) as {
+      name: string
+      files: string[]
+    }
+    t.is(pkg.name, name, `npm/${name} is that package`)
+    t.true(pkg.files.includes('subreaper'), `${name} ships its native init as subreaper`)
+  }
+})
+
+for (const block of scripts) {
   test(`${block.where} runs and prints what it says`, async (t) => {
     // A js block as printed; a ts block as a TypeScript user's `tsc` compiles it (target
     // ES2022: `using` becomes try/finally).
@@ -98,7 +160,7 @@ test('the README examples type-check in a strict ESM project, and the fixtures i
   const generated = join(typesDir, 'esm', '.generated')
   rmSync(generated, { recursive: true, force: true })
   mkdirSync(generated)
-  all.forEach((block, n) => writeFileSync(join(generated, `block-${n}.mts`), `// ${block.where}\n${block.code}\n`))
+  scripts.forEach((block, n) => writeFileSync(join(generated, `block-${n}.mts`), `// ${block.where}\n${block.code}\n`))
   for (const project of ['esm', 'cjs']) {
     const r = await run(process.execPath, [tsc, '-p', join(typesDir, project)], 120_000)
     t.is(r.code, 0, `${project}: ${r.stdout}${r.stderr}`)
@@ -106,7 +168,7 @@ test('the README examples type-check in a strict ESM project, and the fixtures i
 })
 
 test('`using` does not parse on Node 20, as docs/api.md says (compiled by TypeScript, the same block runs: its own test)', async (t) => {
-  const block = all.find((b) => /^\s*using /m.test(b.code))
+  const block = scripts.find((b) => /^\s*using /m.test(b.code))
   if (!block) return t.fail('the docs have a `using` example')
   const major = Number(process.versions.node.split('.')[0])
   if (major !== 20) return t.pass(`Node ${major}: not the case the README states`)

@@ -1,5 +1,7 @@
 // The native init (`subreaper`, crates/subreaper-init) next to the inits users would otherwise
-// pick: Debian's tini, dumb-init and catatonit (installed with apt-get if missing; an init that
+// pick, by each path users run it: the binary itself (the platform package's, by its path),
+// node_modules/.bin/subreaper once the package's postinstall made it the native init, and the same
+// left the sh launcher (--ignore-scripts); and Debian's tini, dumb-init and catatonit (installed with apt-get if missing; an init that
 // cannot be installed is skipped with a note). Every measurement interleaves the inits round by
 // round:
 //
@@ -12,7 +14,7 @@
 //            it has reaped its command and leaves the rest to the kernel (which reaps a dying
 //            namespace's processes itself): its number is not a drain.
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -34,8 +36,42 @@ interface Init {
 }
 
 const native = join(root, 'packages', 'subreaper', 'native', 'subreaper')
+
+/**
+ * node_modules as npm leaves it, in bench/.build: the subreaper package (its sh launcher, its
+ * postinstall) beside its platform package (the native init), and .bin/subreaper linking to the
+ * package's bin/subreaper. `postinstall` runs the package's real install script there, which
+ * makes bin/subreaper the native init; without it the sh launcher stays (--ignore-scripts).
+ */
+function installed(dir: string, postinstall: boolean): string {
+  const pkgDir = join(root, 'packages', 'subreaper')
+  const nm = join(dir, 'node_modules')
+  rmSync(dir, { recursive: true, force: true })
+  const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version: string }
+  const platform = `subreaper-${process.platform}-${process.arch}-gnu`
+  for (const d of [join(nm, '.bin'), join(nm, 'subreaper', 'bin'), join(nm, 'subreaper', 'scripts'), join(nm, platform)])
+    mkdirSync(d, { recursive: true })
+  writeFileSync(
+    join(nm, 'subreaper', 'package.json'),
+    JSON.stringify({ name: 'subreaper', version: pkg.version, optionalDependencies: { [platform]: pkg.version } }),
+  )
+  copyFileSync(join(pkgDir, 'bin', 'subreaper'), join(nm, 'subreaper', 'bin', 'subreaper'))
+  chmodSync(join(nm, 'subreaper', 'bin', 'subreaper'), 0o755)
+  copyFileSync(join(pkgDir, 'scripts', 'postinstall.mjs'), join(nm, 'subreaper', 'scripts', 'postinstall.mjs'))
+  writeFileSync(join(nm, platform, 'package.json'), JSON.stringify({ name: platform, version: pkg.version }))
+  copyFileSync(native, join(nm, platform, 'subreaper'))
+  chmodSync(join(nm, platform, 'subreaper'), 0o755)
+  symlinkSync('../subreaper/bin/subreaper', join(nm, '.bin', 'subreaper'))
+  if (postinstall) execFileSync(process.execPath, [join(nm, 'subreaper', 'scripts', 'postinstall.mjs')], { stdio: 'ignore' })
+  return join(nm, '.bin', 'subreaper')
+}
+
+const dotBin = installed(join(here, '.build', 'installed'), true)
+const dotBinLauncher = installed(join(here, '.build', 'installed-ignore-scripts'), false)
 const candidates: Array<Init & { debian?: string }> = [
   { name: 'subreaper', file: native, args: ['--'], pid1Args: ['--'] },
+  { name: '.bin/subreaper', file: dotBin, args: ['--'], pid1Args: ['--'] },
+  { name: '.bin (sh launcher)', file: dotBinLauncher, args: ['--'], pid1Args: ['--'] },
   { name: 'tini', file: '/usr/bin/tini', args: ['-s', '--'], pid1Args: ['--'], debian: 'tini' },
   { name: 'dumb-init', file: '/usr/bin/dumb-init', args: [], pid1Args: [], debian: 'dumb-init' },
   { name: 'catatonit', file: '/usr/bin/catatonit', args: ['--'], pid1Args: ['--'], debian: 'catatonit' },
@@ -161,7 +197,8 @@ const unshareWorks = spawnSync('unshare', ['--pid', '--fork', 'true']).status ==
 if (unshareWorks) {
   progress(`init: PID-1 drain of ${ZOMBIES} zombies, ${DRAIN_ROUNDS} rounds`)
   for (let round = 0; round < DRAIN_ROUNDS; round++) {
-    for (const i of inits) drain[i.name]!.push(await drainMs(i))
+    // The .bin paths run the same binary as subreaper: their drain is its drain.
+    for (const i of inits) if (!i.name.startsWith('.bin')) drain[i.name]!.push(await drainMs(i))
   }
 } else {
   notes.push('PID-1 drain skipped: `unshare --pid --fork` fails here')
@@ -191,7 +228,9 @@ const rows = [
     ? [
         [
           `PID 1 draining ${ZOMBIES.toLocaleString('en-US')} adopted zombies, ms`,
-          ...inits.map((i) => fmt(quantile(drain[i.name]!, 0.5), 0) + (i.name === 'dumb-init' ? ' *' : '')),
+          ...inits.map((i) =>
+            drain[i.name]!.length === 0 ? '-' : fmt(quantile(drain[i.name]!, 0.5), 0) + (i.name === 'dumb-init' ? ' *' : ''),
+          ),
         ],
       ]
     : []),
@@ -199,7 +238,7 @@ const rows = [
 const widths = header.map((_, c) => Math.max(...[header, ...rows].map((r) => r[c]!.length)))
 const line = (r: string[]) => `| ${r.map((cell, c) => cell.padEnd(widths[c]!)).join(' | ')} |`
 const table = [
-  `Native init next to tini, dumb-init and catatonit (medians: ${ROUNDS} rounds; drain ${DRAIN_ROUNDS} rounds)`,
+  `Native init (the binary; .bin/subreaper after the postinstall; .bin left the sh launcher) next to tini, dumb-init and catatonit (medians: ${ROUNDS} rounds; drain ${DRAIN_ROUNDS} rounds)`,
   line(header),
   `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
   ...rows.map(line),
@@ -208,6 +247,10 @@ const table = [
     : []),
   ...notes.map((n) => `note: ${n}`),
   `targets: memory <= 2,048 KiB: ${quantile(mem.subreaper?.rssKiB ?? [NaN], 0.5) <= 2048 ? 'met' : 'NOT met'}; start-up added <= 5 ms: ${(added.subreaper ?? NaN) <= 5 ? 'met' : 'NOT met'}${
+    start.tini
+      ? `; .bin/subreaper start-up <= tini's + 0.5 ms: ${startSummary['.bin/subreaper']!.median <= startSummary.tini!.median + 0.5 ? 'met' : 'NOT met'}`
+      : ''
+  }${
     unshareWorks && drain.catatonit
       ? `; drain no slower than catatonit: ${quantile(drain.subreaper!, 0.5) <= quantile(drain.catatonit, 0.5) ? 'met' : 'NOT met'}`
       : ''

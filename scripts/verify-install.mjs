@@ -8,18 +8,26 @@
 //     package npm/<platform>/, as a release does.
 //  2. `npm pack --dry-run` of packages/subreaper and npm/<platform>: each file list must hold what
 //     it needs and nothing else (the .node only in the platform package); then `npm pack` for real,
-//     which must pack exactly that list. No install scripts, no binding.gyp, versions in step.
+//     which must pack exactly that list. One install script, subreaper's `postinstall`
+//     (scripts/postinstall.mjs, which links bin/subreaper to the native init), no binding.gyp,
+//     versions in step.
 //  3. Installs both tarballs into an empty temporary project with `npm install --offline`, an empty
 //     npm cache, scripts allowed (so any install script would run and be seen), a registry that
 //     is a local tripwire (any request fails the check), and a PATH that holds only node, npm,
 //     npx and sh: no cargo, rustc, cc, make or python. The installed files must be exactly the
-//     packed ones (nothing built), the .node byte for byte the one packed.
+//     packed ones (nothing built), the .node byte for byte the one packed; the only script that ran
+//     is that postinstall, and bin/subreaper is now the platform package's native init (same
+//     bytes, executable).
 //  4. Runs the smoke test there through require('subreaper') and import 'subreaper' (start +
 //     wait, a signalled child, subscribe, setSubreaper), and the CLI through
 //     `npx subreaper -- sh -c 'exit 3'`, which must exit 3. From /proc: node_modules/.bin/subreaper
 //     becomes the native init itself (its caller is the init's parent), and under npx nothing but
-//     the native init (and npm's own shell) sits between npm and the command.
-//  5. Prints the installed binary's size and removes the temporary directory (--keep keeps it).
+//     the native init (and npm's own shell) sits between npm and the command. The command gets
+//     exactly the environment the init was given, byte for byte (an odd one, an empty one, a huge
+//     one), through node_modules/.bin/subreaper and npx.
+//  5. A third project installs with --ignore-scripts: bin/subreaper stays the packed sh launcher,
+//     which still runs the native init and passes the caller's variables (no PWD of its own).
+//  6. Prints the installed binary's size and removes the temporary directory (--keep keeps it).
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import {
@@ -162,6 +170,48 @@ function processChain(cmd, args, { cwd, env }) {
   })
 }
 
+/** The environment `env` as the kernel holds it: NAME=value, each ended by a NUL byte. */
+const envBytes = (env) =>
+  Buffer.from(
+    Object.entries(env)
+      .map(([k, v]) => `${k}=${v}\0`)
+      .join(''),
+  )
+
+/** The environments the command must get exactly: an odd one, an empty one, a huge one (about 1 MiB). */
+function exactEnvironments(pathDir) {
+  const huge = { PATH: pathDir }
+  for (let i = 0; i < 2000; i++) huge[`BIG_${i}`] = `${i}:`.padEnd(500, 'x')
+  return [
+    [
+      'an odd environment (a newline in a value, a name no shell takes)',
+      { PATH: pathDir, FOO: 'bar', ODD: 'x\ny=z', 'A-B': '1', EMPTY: '' },
+    ],
+    ['an empty environment', {}],
+    ['a huge environment (2000 variables, 1 MiB)', huge],
+  ]
+}
+
+/**
+ * Runs `cmd args -- sh -c ...` where the command (sh, whose /proc/PID/environ is the environment
+ * its exec got, whatever sh then makes of it) prints its own environment to stdout and its
+ * parent's, the init's, to stderr, both as the kernel holds them.
+ */
+async function environmentThrough(cmd, args, cat, { cwd, env }) {
+  const script = '"$0" /proc/$$/environ && "$0" /proc/$PPID/environ >&2'
+  const r = await new Promise((resolve, reject) => {
+    const child = spawn(cmd, [...args, '--', '/bin/sh', '-c', script, cat], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const out = []
+    const err = []
+    child.stdout.on('data', (d) => out.push(d))
+    child.stderr.on('data', (d) => err.push(d))
+    child.on('error', reject)
+    child.on('close', (status) => resolve({ status, out: Buffer.concat(out), err: Buffer.concat(err) }))
+  })
+  const show = (b) => JSON.stringify(b.toString('utf8')).slice(0, 2000)
+  return { ok: r.status === 0, command: r.out, init: r.err, detail: `exit ${r.status}\ncommand: ${show(r.out)}\ninit: ${show(r.err)}` }
+}
+
 const kib = (n) => `${(n / 1024).toFixed(1)} KiB`
 
 // npm's own environment variables (npm_config_*, npm_package_*, from `npm run`) must not leak
@@ -243,8 +293,15 @@ async function main() {
     const platFiles = platDry.files.map((f) => f.path).sort()
 
     const mainAllowed = (f) =>
-      ['package.json', 'README.md', 'LICENSE', 'native/binding.cjs', 'native/binding.d.cts', 'bin/subreaper'].includes(f) ||
-      /^dist\/[\w.-]+\.(cjs|mjs|d\.cts|d\.mts)$/.test(f)
+      [
+        'package.json',
+        'README.md',
+        'LICENSE',
+        'native/binding.cjs',
+        'native/binding.d.cts',
+        'bin/subreaper',
+        'scripts/postinstall.mjs',
+      ].includes(f) || /^dist\/[\w.-]+\.(cjs|mjs|d\.cts|d\.mts)$/.test(f)
     const mainRequired = [
       'package.json',
       'README.md',
@@ -257,11 +314,12 @@ async function main() {
       'dist/index.d.mts',
       'dist/native.cjs',
       'bin/subreaper',
+      'scripts/postinstall.mjs',
     ]
     const extra = mainFiles.filter((f) => !mainAllowed(f))
     check(
       extra.length === 0,
-      'subreaper: npm pack --dry-run holds only dist/, native/binding.*, bin/subreaper, README.md, LICENSE, package.json',
+      'subreaper: npm pack --dry-run holds only dist/, native/binding.*, bin/subreaper, scripts/postinstall.mjs, README.md, LICENSE, package.json',
       `unexpected: ${extra.join(', ')}`,
     )
     const missing = mainRequired.filter((f) => !mainFiles.includes(f))
@@ -303,14 +361,17 @@ async function main() {
       `${supported} platform packages, each an optionalDependency of subreaper@${mainPkg.version} at that version, with os/cpu/libc`,
       skew.join('\n'),
     )
-    const scripts = (p) => LIFECYCLE_INSTALL_SCRIPTS.filter((s) => p.scripts?.[s])
-    const hooks = [...scripts(mainPkg), ...scripts(platPkg)]
+    // The one install script: subreaper's postinstall, plain Node (checked to do what it says
+    // below, and an install without it below that).
+    const POSTINSTALL = 'node scripts/postinstall.mjs'
+    const scripts = (p) => LIFECYCLE_INSTALL_SCRIPTS.filter((s) => p.scripts?.[s]).map((s) => `${p.name} ${s}: ${p.scripts[s]}`)
+    const hooks = [...scripts(mainPkg), ...scripts(platPkg)].filter((h) => h !== `subreaper postinstall: ${POSTINSTALL}`)
     const gyp = [...mainFiles, ...platFiles]
       .filter((f) => f.endsWith('binding.gyp'))
       .concat(mainPkg.gypfile || platPkg.gypfile ? ['gypfile'] : [])
     check(
-      hooks.length === 0 && gyp.length === 0,
-      'no install scripts and no binding.gyp in either package',
+      hooks.length === 0 && gyp.length === 0 && mainPkg.scripts?.postinstall === POSTINSTALL,
+      `one install script, subreaper's postinstall (${POSTINSTALL}); none in ${platPkg.name}; no binding.gyp`,
       `found: ${[...hooks, ...gyp].join(', ')}`,
     )
 
@@ -405,13 +466,25 @@ async function main() {
     check(requests.length === 0, 'the install made no request to the registry', requests.join('\n'))
     const fetched = log.split('\n').filter((l) => /\bhttp fetch\b/.test(l) && !/\b(ENOTCACHED|cache-only)\b/.test(l))
     check(fetched.length === 0, 'npm fetched nothing over the network (http log)', fetched.join('\n'))
-    const ranScripts = log
-      .split('\n')
-      .filter((l) => /^> \S+@\S+ (preinstall|install|postinstall|prepare)\b/.test(l) || /\b(gyp|cargo|rustc|Compiling)\b/.test(l))
-    check(ranScripts.length === 0, 'the install ran no script and compiled nothing', ranScripts.join('\n'))
+    const ranScripts = (text) =>
+      text
+        .split('\n')
+        .filter((l) => /^> \S+@\S+ (preinstall|install|postinstall|prepare)\b/.test(l) || /\b(gyp|cargo|rustc|Compiling)\b/.test(l))
+    const ran = ranScripts(log)
+    check(
+      ran.length === 1 && ran[0].startsWith(`> subreaper@${mainPkg.version} postinstall`),
+      "the install ran one script, subreaper's postinstall, and compiled nothing",
+      ran.join('\n'),
+    )
+    check(
+      /^subreaper postinstall: bin\/subreaper is now the native init \((hard link|copy) of /m.test(log),
+      'the postinstall says it made bin/subreaper the native init',
+      log,
+    )
 
     const nm = join(project, 'node_modules')
     const installedMain = filesUnder(join(nm, 'subreaper'))
+    const packedLauncher = join(mainDir, 'bin', 'subreaper')
     const installedPlat = filesUnder(join(nm, platPkg.name))
     check(
       JSON.stringify(installedMain) === JSON.stringify(mainFiles) && JSON.stringify(installedPlat) === JSON.stringify(platFiles),
@@ -424,6 +497,11 @@ async function main() {
     check(
       sha256(installedInit) === initSha && (statSync(installedInit).mode & 0o111) !== 0,
       'the installed native init is byte for byte the built one, and executable',
+    )
+    const installedBin = join(nm, 'subreaper', 'bin', 'subreaper')
+    check(
+      sha256(installedBin) === initSha && statSync(installedBin).mode === statSync(installedInit).mode,
+      `node_modules/subreaper/bin/subreaper is the native init now (same bytes and mode as ${platPkg.name}/subreaper), not the sh launcher`,
     )
     const others = readdirSync(nm).filter((d) => !d.startsWith('.') && d !== 'subreaper' && d !== platPkg.name)
     check(others.length === 0, "nothing else was installed (the other platforms' optional packages were skipped)", others.join(', '))
@@ -456,7 +534,9 @@ async function main() {
         ]) {
       const chain = await processChain(cmd, args, { cwd: project, env })
       const shown = chain.map((p) => `${p.pid} ${p.exe}`).join(' <- ')
-      check(chain[0]?.exe === realpathSync(installedInit), `${what}: the command's parent is the installed native init`, shown)
+      // The postinstall's hard link (or copy) of the init: the same bytes under bin/subreaper's name.
+      const isInit = chain[0] !== undefined && existsSync(chain[0].exe) && sha256(chain[0].exe) === initSha
+      check(isInit, `${what}: the command's parent is the installed native init`, shown)
       if (cmd === 'npx') {
         // npx is npm, a node process: it stays as the parent it always is; between it and the
         // command there must be no node process.
@@ -470,7 +550,68 @@ async function main() {
         )
       }
     }
+    if (process.platform === 'linux') {
+      const cat = findOnPath('cat')
+      for (const [name, given] of exactEnvironments(bin)) {
+        for (const [what, cmd, args] of [
+          ['node_modules/.bin/subreaper', join(nm, '.bin', 'subreaper'), []],
+          ['the binary by its path', installedInit, []],
+        ]) {
+          const got = await environmentThrough(cmd, args, cat, { cwd: project, env: given })
+          check(
+            got.ok && got.command.equals(envBytes(given)) && got.init.equals(envBytes(given)),
+            `${what}: the init and its command get ${name}, byte for byte`,
+            got.detail,
+          )
+        }
+        // npx is npm, which sets variables of its own: what the init got, the command gets.
+        const got = await environmentThrough('npx', ['subreaper'], cat, { cwd: project, env: { ...env, ...given } })
+        check(
+          got.ok && got.command.equals(got.init),
+          `npx subreaper: the command gets the environment npx gave the init (${name}), byte for byte`,
+          got.detail,
+        )
+      }
+    }
     check(requests.length === 0, 'still no request to the registry after the smoke tests and npx', requests.join('\n'))
+
+    // Install scripts disabled: the sh launcher stays and still works.
+    const noScripts = join(tmp, 'no-scripts')
+    mkdirSync(noScripts)
+    writeFileSync(
+      join(noScripts, 'package.json'),
+      JSON.stringify({ name: 'subreaper-install-no-scripts', version: '1.0.0', private: true }, null, 2),
+    )
+    const quiet = await run(
+      'npm',
+      ['install', '--offline', '--no-audit', '--no-fund', '--ignore-scripts', '--foreground-scripts', mainTgz.path, platTgz.path],
+      { cwd: noScripts, env },
+    )
+    check(quiet.status === 0 && ranScripts(quiet.out).length === 0, 'npm install --ignore-scripts succeeds and runs no script', quiet.out)
+    const quietBin = join(noScripts, 'node_modules', '.bin', 'subreaper')
+    check(
+      sha256(join(noScripts, 'node_modules', 'subreaper', 'bin', 'subreaper')) === sha256(packedLauncher),
+      'with --ignore-scripts, bin/subreaper is the packed sh launcher',
+    )
+    const quietRun = await run(quietBin, ['--', 'sh', '-c', 'exit 3'], { cwd: noScripts, env })
+    check(quietRun.status === 3, "with --ignore-scripts, node_modules/.bin/subreaper -- sh -c 'exit 3' exits 3", quietRun.out)
+    if (process.platform === 'linux') {
+      const chain = await processChain(quietBin, [], { cwd: noScripts, env })
+      const shown = chain.map((p) => `${p.pid} ${p.exe}`).join(' <- ')
+      check(
+        chain.length === 1 && existsSync(chain[0].exe) && sha256(chain[0].exe) === initSha,
+        `with --ignore-scripts, the launcher execs the native init: nothing between (${shown})`,
+        shown,
+      )
+      const given = { PATH: bin, FOO: 'bar', ODD: 'x\ny=z' }
+      const got = await environmentThrough(quietBin, [], findOnPath('cat'), { cwd: noScripts, env: given })
+      const sorted = (b) => b.toString('utf8').split('\0').sort().join('\0')
+      check(
+        got.ok && sorted(got.command) === sorted(envBytes(given)),
+        "with --ignore-scripts, the launcher passes the caller's variables and no PWD of its own (a shell keeps their order only by chance)",
+        got.detail,
+      )
+    }
 
     // Where no binary fits: Windows (played by a preload), and this platform with the optional
     // platform package left out (a second project installs the main tarball alone).

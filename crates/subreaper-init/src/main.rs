@@ -49,7 +49,10 @@ fn start(args: Vec<OsString>) -> i32 {
             let _ = writeln!(std::io::stdout(), "{}", env!("CARGO_PKG_VERSION"));
             0
         }
-        Parsed::Run(opts) => run(opts),
+        Parsed::Run(mut opts) => {
+            options::apply_env(&mut opts, |name| std::env::var_os(name));
+            run(opts)
+        }
     }
 }
 

@@ -40,9 +40,15 @@ pub struct Summary {
     pub killed: usize,
 }
 
+/// The version of the JSON report's layout (docs/cli.md describes it): raised when a field
+/// changes meaning or goes away; new fields may appear within a version.
+pub const SCHEMA: u32 = 1;
+
 pub struct Report<'a> {
     pub command: &'a [OsString],
     pub main: &'a ExitRecord,
+    /// What the init exits with: the command's status, or 0 when `-e` expected it.
+    pub exit_status: i32,
     pub pid1: bool,
     pub rows: Vec<Row<'a>>,
 }
@@ -122,7 +128,7 @@ impl Report<'_> {
     pub fn json(&self) -> String {
         let mut o = String::with_capacity(256 + self.rows.len() * 400);
         let t = self.main.termination;
-        o.push_str("{\n  \"command\": [");
+        let _ = write!(o, "{{\n  \"schema\": {SCHEMA},\n  \"command\": [");
         for (i, word) in self.command.iter().enumerate() {
             o.push_str(if i == 0 { "\n    " } else { ",\n    " });
             json_string(&mut o, &word.to_string_lossy());
@@ -130,9 +136,10 @@ impl Report<'_> {
         o.push_str("\n  ],\n");
         let _ = write!(
             o,
-            "  \"pid\": {},\n  \"status\": {},\n  \"code\": ",
+            "  \"pid\": {},\n  \"status\": {},\n  \"exitStatus\": {},\n  \"code\": ",
             self.main.pid,
-            t.status()
+            t.status(),
+            self.exit_status
         );
         json_opt_num(&mut o, t.code());
         o.push_str(",\n  \"signal\": ");
@@ -314,6 +321,7 @@ mod tests {
         let report = Report {
             command: &command,
             main: &main,
+            exit_status: 4,
             pid1: false,
             rows: vec![
                 Row {
@@ -333,6 +341,8 @@ mod tests {
         let json = report.json();
         assert!(json.contains("\"startTime\": 1796114301394,"), "{json}");
         assert!(json.contains("\"lifetimeMs\": 10\n"), "{json}");
+        assert!(json.starts_with("{\n  \"schema\": 1,\n"), "{json}");
+        assert!(json.contains("\"exitStatus\": 4,"), "{json}");
         assert!(json.contains("\"signal\": \"SIGTERM\""), "{json}");
         // No fractional number anywhere (the only dot is in the file name).
         assert_eq!(json.matches('.').count(), 1, "{json}");

@@ -124,6 +124,38 @@ pub fn name(signo: i32) -> String {
     format!("SIG{signo}")
 }
 
+/// The number of a signal given by number (`15`) or name (`SIGTERM`, `TERM`, `SIGRTMIN+2`,
+/// `RTMAX-1`); `None` for anything else, or a number that is no signal.
+pub fn number(text: &str) -> Option<i32> {
+    let (rtmin, rtmax) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+    let valid = |n: i32| ((1..=31).contains(&n) || (rtmin..=rtmax).contains(&n)).then_some(n);
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().ok().and_then(valid);
+    }
+    let bare = text.strip_prefix("SIG").unwrap_or(text);
+    if let Some(i) = NAMES.iter().position(|n| &n[3..] == bare) {
+        return Some(i as i32 + 1);
+    }
+    let offset = |s: &str| {
+        s.parse::<i32>()
+            .ok()
+            .filter(|_| s.bytes().all(|b| b.is_ascii_digit()))
+    };
+    match bare {
+        "RTMIN" => Some(rtmin),
+        "RTMAX" => Some(rtmax),
+        _ => {
+            if let Some(n) = bare.strip_prefix("RTMIN+").and_then(offset) {
+                valid(rtmin + n)
+            } else if let Some(n) = bare.strip_prefix("RTMAX-").and_then(offset) {
+                valid(rtmax - n)
+            } else {
+                None
+            }
+        }
+    }
+}
+
 /// Sends `signo` to `pid` (a process group when negative). nix's `kill` takes only the
 /// standard signals, so real-time ones go through libc.
 pub fn send(pid: i32, signo: i32) -> bool {
@@ -140,6 +172,16 @@ mod tests {
         assert_eq!(name(libc::SIGTERM), "SIGTERM");
         assert_eq!(name(libc::SIGSYS), "SIGSYS");
         assert_eq!(name(libc::SIGRTMIN() + 2), "SIGRTMIN+2");
+        assert_eq!(number("SIGTERM"), Some(libc::SIGTERM));
+        assert_eq!(number("QUIT"), Some(libc::SIGQUIT));
+        assert_eq!(number("15"), Some(15));
+        assert_eq!(number("SIGRTMIN+2"), Some(libc::SIGRTMIN() + 2));
+        assert_eq!(number("RTMAX-1"), Some(libc::SIGRTMAX() - 1));
+        for bad in [
+            "", "0", "32", "65", "sigterm", "SIG", "TERMX", "RTMIN+99", "RTMIN+-1", "-1",
+        ] {
+            assert_eq!(number(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -60,6 +60,14 @@ struct Supervisor {
     stopped_with_job: bool,
 }
 
+/// How a process ended, for the messages of -v and -w.
+fn describe(exit: &ExitRecord) -> String {
+    match exit.termination.signal() {
+        Some(signo) => format!("killed by {}", signals::name(signo)),
+        None => format!("exited with {}", exit.termination.status()),
+    }
+}
+
 fn warn(message: std::fmt::Arguments) {
     let _ = writeln!(std::io::stderr(), "subreaper: {message}");
 }
@@ -88,14 +96,16 @@ pub fn run(opts: Options) -> i32 {
             warn(format_args!("warning: orphans will not be adopted: {e}"));
         }
     }
-    let reach = if proc_is_ours() {
-        Reach::Proc
-    } else if pid1 {
-        Reach::Namespace
-    } else {
-        Reach::None
-    };
-    let terminal = Terminal::open();
+    if let Some(signo) = opts.parent_death_signal {
+        // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
+        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signo as libc::c_ulong) } != 0 {
+            let err = std::io::Error::last_os_error();
+            warn(format_args!("cannot set the parent-death signal: {err}"));
+            return 1;
+        }
+    }
+    // Only -g hands the terminal on; the rest waits until the command runs (start-up time).
+    let terminal = if opts.group { Terminal::open() } else { None };
     // The terminal goes to the command's own group only if this process has it now.
     let give = opts.group && terminal.as_ref().is_some_and(Terminal::ours_in_foreground);
     let launched = launch(&Launch {
@@ -116,6 +126,16 @@ pub fn run(opts: Options) -> i32 {
             warn(format_args!("{name}: cannot run: {err}"));
             return 126;
         }
+    };
+    if opts.verbosity > 0 {
+        warn(format_args!("started {name} as pid {main}"));
+    }
+    let reach = if proc_is_ours() {
+        Reach::Proc
+    } else if pid1 {
+        Reach::Namespace
+    } else {
+        Reach::None
     };
     let ctx = Context {
         me,
@@ -203,6 +223,19 @@ impl Supervisor {
 
     fn on_exit(&mut self, exit: ExitRecord) {
         let is_main = !self.main_exited() && exit.pid == self.main.as_raw();
+        if is_main && self.opts.verbosity > 0 {
+            warn(format_args!(
+                "the command (pid {}) ended: {}",
+                exit.pid,
+                describe(&exit)
+            ));
+        } else if !is_main && (self.opts.warn_on_reap || self.opts.verbosity > 1) {
+            warn(format_args!(
+                "reaped zombie process {}: {}",
+                exit.pid,
+                describe(&exit)
+            ));
+        }
         if is_main || self.wants_report() {
             self.records.push(exit);
         }
@@ -281,6 +314,41 @@ impl Supervisor {
         signals::send(-self.main.as_raw(), libc::SIGCONT);
     }
 
+    /// Passes `signo` on to the command (or its group), as `--rewrite` turns it.
+    fn forward(&self, signo: i32) {
+        let sent = self
+            .opts
+            .rewrite
+            .iter()
+            .rev()
+            .find(|(from, _)| *from == signo)
+            .map_or(signo, |&(_, to)| to);
+        let target = if self.opts.group {
+            -self.main.as_raw()
+        } else {
+            self.main.as_raw()
+        };
+        if self.opts.verbosity > 0 {
+            let name = signals::name(signo);
+            match sent {
+                0 => warn(format_args!("dropped {name} (--rewrite)")),
+                s if s == signo => warn(format_args!("forwarded {name} to {target}")),
+                s => warn(format_args!(
+                    "forwarded {name} to {target} as {}",
+                    signals::name(s)
+                )),
+            }
+        }
+        if sent == 0 {
+            return;
+        }
+        if sent == libc::SIGCONT && self.opts.group {
+            self.continue_command();
+        } else {
+            signals::send(target, sent);
+        }
+    }
+
     fn on_signal(&mut self, origin: &Origin) {
         let signo = origin.signo;
         if signo == libc::SIGCHLD {
@@ -292,16 +360,7 @@ impl Supervisor {
                 return;
             }
             if forward {
-                let target = if self.opts.group {
-                    -self.main.as_raw()
-                } else {
-                    self.main.as_raw()
-                };
-                if signo == libc::SIGCONT && self.opts.group {
-                    self.continue_command();
-                } else {
-                    signals::send(target, signo);
-                }
+                self.forward(signo);
             }
             if signals::stops_job(signo) && !self.pid1 {
                 // Not forwarded: the terminal sent it to the whole job, which stops with us.
@@ -326,8 +385,14 @@ impl Supervisor {
         let main_index = self.main_index.expect("the command's exit was recorded");
         let main = &self.records[main_index];
         let status = main.termination.status();
+        // tini's -e: an expected status counts as success.
+        let exit_status = if self.opts.expect_status.contains(&status) {
+            0
+        } else {
+            status
+        };
         if !self.wants_report() {
-            return status;
+            return exit_status;
         }
         let rows = self
             .records
@@ -357,6 +422,7 @@ impl Supervisor {
         let report = Report {
             command: &self.opts.command,
             main,
+            exit_status,
             pid1: self.pid1,
             rows,
         };
@@ -380,6 +446,6 @@ impl Supervisor {
             }
             None => {}
         }
-        status
+        exit_status
     }
 }

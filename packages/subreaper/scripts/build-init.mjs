@@ -20,14 +20,23 @@ const valueOf = (name) => {
 const target = valueOf('--target')
 const out = resolve(valueOf('--out') ?? join(pkg, 'native', 'subreaper'))
 
+// A glibc build is linked statically when cargo links it (not zig, which pins glibc 2.17 and links
+// it dynamically): no dynamic loader and no libgcc_s at start-up, about 0.3 ms less from exec to
+// the command's first byte and half the resident memory (bench/README.md, section 8). Only the
+// init's own crate gets the flag (`cargo rustc`), so the dependencies' builds are shared.
+const zig = argv.includes('--zig')
+const gnu = (target ?? `${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-unknown-${process.platform}-gnu`).endsWith('-linux-gnu')
+const statically = !zig && gnu
 const args = [
-  argv.includes('--zig') ? 'zigbuild' : 'build',
+  zig ? 'zigbuild' : statically ? 'rustc' : 'build',
   '--release',
   '-p',
   'subreaper-init',
   '--message-format=json-render-diagnostics',
 ]
+if (statically) args.push('--bin', 'subreaper')
 if (target) args.push('--target', target)
+if (statically) args.push('--', '-C', 'target-feature=+crt-static')
 const messages = execFileSync('cargo', args, {
   cwd: root,
   encoding: 'utf8',
