@@ -15,7 +15,8 @@
 //  3. Assembles each platform package in OUT/npm/<platform>/ from its package.json `files`
 //     (plus package.json, README.md, LICENSE), packs it and the main package into OUT/packs/,
 //     and checks every tarball's contents against `npm pack --dry-run --json`: exactly the
-//     expected files, the init executable, no install script.
+//     expected files, the init executable, no install script (the main package: only the
+//     postinstall that links the native init to bin/subreaper).
 //  4. Publishes the platform packages first, then the main package, each tarball as checked,
 //     with --access public and a dist-tag (`latest`, or `next` for a prerelease; --tag
 //     overrides). A version already on the registry with the same tarball is skipped (a
@@ -298,12 +299,20 @@ async function assembleAndPack(opts, sources, env) {
     results.push({ ...packed, placeholder: !source, origin: source?.origin ?? 'placeholder (no binary)' })
   }
   // The main package, packed in place (its prepack copies the README and checks the build).
-  if (INSTALL_SCRIPTS.some((s) => mainPkg.scripts?.[s])) throw new CheckError('subreaper has an install script')
+  // Its one install script links the platform package's native init to bin/subreaper (plain
+  // Node, no network, never failing the install); nothing else may run at install.
+  const mainScripts = INSTALL_SCRIPTS.filter((s) => mainPkg.scripts?.[s])
+  if (mainScripts.join() !== 'postinstall' || mainPkg.scripts.postinstall !== 'node scripts/postinstall.mjs') {
+    throw new CheckError(
+      `subreaper's install scripts are ${JSON.stringify(mainScripts)}: only postinstall (node scripts/postinstall.mjs) is expected`,
+    )
+  }
   const required = [
     'LICENSE',
     'README.md',
     'package.json',
     'bin/subreaper',
+    'scripts/postinstall.mjs',
     'native/binding.cjs',
     'native/binding.d.cts',
     'dist/index.cjs',
