@@ -43,6 +43,8 @@ import { join, relative, resolve } from 'node:path'
 import {
   CheckError,
   cleanEnv,
+  MAIN_REQUIRED_FILES,
+  mainFileAllowed,
   hostPlatform,
   mainDir,
   npmJson,
@@ -307,25 +309,11 @@ async function assembleAndPack(opts, sources, env) {
       `subreaper's install scripts are ${JSON.stringify(mainScripts)}: only postinstall (node scripts/postinstall.mjs) is expected`,
     )
   }
-  const required = [
-    'LICENSE',
-    'README.md',
-    'package.json',
-    'bin/subreaper',
-    'scripts/postinstall.mjs',
-    'native/binding.cjs',
-    'native/binding.d.cts',
-    'dist/index.cjs',
-    'dist/index.mjs',
-    'dist/index.d.cts',
-    'dist/index.d.mts',
-    'dist/init.cjs',
-    'dist/init.mjs',
-  ]
+  const required = MAIN_REQUIRED_FILES
   const packed = await packChecked(mainDir, (files, dry) => {
     const missing = required.filter((f) => !files.includes(f))
     if (missing.length) return `missing ${missing.join(', ')} (run npm run build)`
-    const extra = files.filter((f) => !required.includes(f) && !/^dist\/[\w.-]+\.(cjs|mjs|d\.cts|d\.mts)$/.test(f))
+    const extra = files.filter((f) => !mainFileAllowed(f))
     if (extra.length) return `unexpected ${extra.join(', ')}`
     const bin = dry.files.find((f) => f.path === 'bin/subreaper')
     if ((bin.mode & 0o111) === 0) return 'bin/subreaper is not executable'

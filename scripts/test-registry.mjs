@@ -23,18 +23,7 @@
 //     --all-platforms   every platform must come from the artifacts (no placeholder): CI
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  readlinkSync,
-  realpathSync,
-  rmSync,
-  writeFileSync,
-  copyFileSync,
-} from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync, copyFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -54,6 +43,7 @@ import {
   checks,
   onSignals,
 } from './lib/packages.mjs'
+import { processChain } from './lib/process-chain.mjs'
 
 const VERDACCIO = 'verdaccio@6.8.0'
 const argv = process.argv.slice(2)
@@ -182,49 +172,6 @@ async function startRegistry() {
   return url
 }
 
-/** Parent pid and executable of `pid`, from /proc. */
-function procInfo(pid) {
-  const ppid = Number(/^PPid:\s*(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1])
-  let exe = '?'
-  try {
-    exe = readlinkSync(`/proc/${pid}/exe`)
-  } catch {
-    // not ours to read
-  }
-  return { pid, ppid, exe }
-}
-
-/**
- * Runs `cmd -- sh -c 'echo $PPID; read x'` and, while the command waits on its stdin, walks
- * /proc from the command's parent up to this process: what sits between, nearest first.
- */
-function processChain(cmd, { cwd, env }) {
-  return new Promise((resolveChain, reject) => {
-    const child = spawn(cmd, ['--', 'sh', '-c', 'echo "$PPID"; read x || :'], { cwd, env, stdio: ['pipe', 'pipe', 'inherit'] })
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-    let out = ''
-    child.on('error', reject)
-    child.stdout.setEncoding('utf8').on('data', (d) => {
-      out += d
-      if (!out.includes('\n')) return
-      const chain = []
-      try {
-        for (let p = Number(out.trim()); p > 1 && p !== process.pid && chain.length < 20;) {
-          const info = procInfo(p)
-          chain.push(info)
-          p = info.ppid
-        }
-      } finally {
-        child.stdin.end()
-      }
-      child.on('close', (status) => {
-        clearTimeout(timer)
-        resolveChain({ chain, status })
-      })
-    })
-  })
-}
-
 // `node --import subreaper/init`: the app becomes a subreaper (outside PID 1), so the orphan its
 // shell child leaves comes back to it and is reaped by the library; prints the orphan's exit.
 const INIT_APP = `
@@ -349,7 +296,7 @@ async function main() {
     const npx = await run('npx', ['subreaper', '--', 'sh', '-c', 'exit 3'], { cwd: project, env, timeoutMs: 90_000 })
     check(npx.status === 3, `${when}: npx subreaper -- sh -c 'exit 3' exits 3`, `exit ${npx.status ?? npx.signal}:\n${npx.out}`)
     const init = realpathSync(join(nm, hostPkg, 'subreaper'))
-    const { chain, status } = await processChain(join(nm, '.bin', 'subreaper'), { cwd: project, env })
+    const { chain, status } = await processChain(join(nm, '.bin', 'subreaper'), [], { cwd: project, env })
     const shown = chain.map((p) => `${p.pid} ${p.exe}`).join(' <- ')
     // The package's postinstall links that binary to bin/subreaper (a hard link, or a copy):
     // the process runs one of the two files, with the platform binary's bytes.

@@ -39,7 +39,6 @@ import {
   mkdtempSync,
   readFileSync,
   readdirSync,
-  readlinkSync,
   realpathSync,
   rmSync,
   statSync,
@@ -50,6 +49,9 @@ import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { delimiter, dirname, join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
+
+import { MAIN_REQUIRED_FILES, mainFileAllowed } from './lib/packages.mjs'
+import { processChain } from './lib/process-chain.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const mainDir = join(root, 'packages', 'subreaper')
@@ -124,50 +126,6 @@ function findOnPath(name, pathValue = process.env.PATH ?? '') {
     }
   }
   return null
-}
-
-/** Parent pid and executable of `pid`, from /proc. */
-function procInfo(pid) {
-  const ppid = Number(/^PPid:\s*(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1])
-  let exe = '?'
-  try {
-    exe = readlinkSync(`/proc/${pid}/exe`)
-  } catch {
-    // not ours to read
-  }
-  return { pid, ppid, exe }
-}
-
-/**
- * Runs `cmd args -- sh -c 'echo $PPID; read x'` and, while the command waits, walks /proc from
- * the command's parent up to this process: the processes between this script and the command,
- * nearest first.
- */
-function processChain(cmd, args, { cwd, env }) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, [...args, '--', 'sh', '-c', 'echo "$PPID"; read x'], { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] })
-    let out = ''
-    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000)
-    child.on('error', reject)
-    child.stdout.setEncoding('utf8').on('data', (d) => {
-      out += d
-      if (!out.includes('\n')) return
-      const chain = []
-      try {
-        for (let p = Number(out.trim()); p > 1 && p !== process.pid && chain.length < 20;) {
-          const info = procInfo(p)
-          chain.push(info)
-          p = info.ppid
-        }
-      } finally {
-        child.stdin.end()
-      }
-      child.on('close', () => {
-        clearTimeout(timer)
-        resolve(chain)
-      })
-    })
-  })
 }
 
 /** The environment `env` as the kernel holds it: NAME=value, each ended by a NUL byte. */
@@ -292,30 +250,8 @@ async function main() {
     const mainFiles = mainDry.files.map((f) => f.path).sort()
     const platFiles = platDry.files.map((f) => f.path).sort()
 
-    const mainAllowed = (f) =>
-      [
-        'package.json',
-        'README.md',
-        'LICENSE',
-        'native/binding.cjs',
-        'native/binding.d.cts',
-        'bin/subreaper',
-        'scripts/postinstall.mjs',
-      ].includes(f) || /^dist\/[\w.-]+\.(cjs|mjs|d\.cts|d\.mts)$/.test(f)
-    const mainRequired = [
-      'package.json',
-      'README.md',
-      'LICENSE',
-      'native/binding.cjs',
-      'native/binding.d.cts',
-      'dist/index.cjs',
-      'dist/index.mjs',
-      'dist/index.d.cts',
-      'dist/index.d.mts',
-      'dist/native.cjs',
-      'bin/subreaper',
-      'scripts/postinstall.mjs',
-    ]
+    const mainAllowed = mainFileAllowed
+    const mainRequired = MAIN_REQUIRED_FILES
     const extra = mainFiles.filter((f) => !mainAllowed(f))
     check(
       extra.length === 0,
@@ -532,7 +468,7 @@ async function main() {
           ['node_modules/.bin/subreaper', join(nm, '.bin', 'subreaper'), []],
           ['npx subreaper', 'npx', ['subreaper']],
         ]) {
-      const chain = await processChain(cmd, args, { cwd: project, env })
+      const { chain } = await processChain(cmd, args, { cwd: project, env })
       const shown = chain.map((p) => `${p.pid} ${p.exe}`).join(' <- ')
       // The postinstall's hard link (or copy) of the init: the same bytes under bin/subreaper's name.
       const isInit = chain[0] !== undefined && existsSync(chain[0].exe) && sha256(chain[0].exe) === initSha
@@ -596,7 +532,7 @@ async function main() {
     const quietRun = await run(quietBin, ['--', 'sh', '-c', 'exit 3'], { cwd: noScripts, env })
     check(quietRun.status === 3, "with --ignore-scripts, node_modules/.bin/subreaper -- sh -c 'exit 3' exits 3", quietRun.out)
     if (process.platform === 'linux') {
-      const chain = await processChain(quietBin, [], { cwd: noScripts, env })
+      const { chain } = await processChain(quietBin, [], { cwd: noScripts, env })
       const shown = chain.map((p) => `${p.pid} ${p.exe}`).join(' <- ')
       check(
         chain.length === 1 && existsSync(chain[0].exe) && sha256(chain[0].exe) === initSha,

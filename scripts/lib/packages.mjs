@@ -30,6 +30,27 @@ export function hostPlatform() {
   return `${base}-${glibc ? 'gnu' : 'musl'}`
 }
 
+/** What the main package's tarball must hold; besides these, only dist/ modules and types. */
+export const MAIN_REQUIRED_FILES = [
+  'LICENSE',
+  'README.md',
+  'package.json',
+  'bin/subreaper',
+  'scripts/postinstall.mjs',
+  'native/binding.cjs',
+  'native/binding.d.cts',
+  'dist/index.cjs',
+  'dist/index.mjs',
+  'dist/index.d.cts',
+  'dist/index.d.mts',
+  'dist/init.cjs',
+  'dist/init.mjs',
+  'dist/native.cjs',
+]
+
+/** Whether `file` may be in the main package's tarball. */
+export const mainFileAllowed = (file) => MAIN_REQUIRED_FILES.includes(file) || /^dist\/[\w.-]+\.(cjs|mjs|d\.cts|d\.mts)$/.test(file)
+
 export const readJson = (file) => JSON.parse(readFileSync(file, 'utf8'))
 
 /** npm/<platform> directories, sorted. */
