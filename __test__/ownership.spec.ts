@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path'
 
 import { identityOf, isExitOf } from './fixtures/process-identity.mjs'
 import { fixture, fixtures } from './helpers.ts'
-import { exitStatusMayBeUnknown, kernelNote } from './kernel.mjs'
+import { exitStatusMayBeUnknown, kernelNote, pidfdsRefused } from './kernel.mjs'
 import { noLiveChildren, noZombies } from './procs.ts'
 import { type FixtureRun, runNode } from './fixtures/reliability-lib.ts'
 
@@ -144,6 +144,16 @@ for (const spawnMode of ['spawn-declared', 'spawn-grace'] as const) {
     }
   })
 }
+
+test('reaperStats().kernel says whether pidfds are refused here, once a child was watched', async (t) => {
+  const code =
+    "const sr = require('subreaper'); require('child_process').execFile('true', () => console.log(JSON.stringify(sr.reaperStats().kernel)))"
+  const run = await runNode(['-e', code])
+  t.is(run.code, 0, run.stderr)
+  const kernel = JSON.parse(run.stdout) as string
+  t.log(kernel)
+  t.is(kernel.startsWith('pidfds refused'), pidfdsRefused, kernel)
+})
 
 test('nothing of the hooks is visible: eventNames(), removeAllListeners() and 10 or 20 exit listeners behave as without subreaper, and no engine entry is left', async (t) => {
   const without = parse<Record<string, unknown>>(t, await runNode([fixture('hooks-invisible.mjs')]))

@@ -177,6 +177,9 @@ pub struct ReaperStats {
     /// Where the names and start times of exited children come from: "taskstats" (the
     /// kernel's per-task accounting, where it serves this process) or "proc".
     pub names_from: String,
+    /// What the engine has learnt of the kernel: whether pidfds are used or refused, whether
+    /// a reap's hang-up has been seen (else reaps are polled), and what `SUBREAPER_HIDE` hides.
+    pub kernel: String,
     pub orphan_grace_ms: f64,
     pub leftover_grace_ms: f64,
     /// How long a `child_process` child's zombie waits for libuv's report before the engine
@@ -212,6 +215,7 @@ pub fn stats() -> error_code::Result<ReaperStats> {
             "proc"
         }
         .to_string(),
+        kernel: subreaper_core::kernel_support::describe(),
         orphan_grace_ms: s.orphan_grace.as_secs_f64() * 1000.0,
         leftover_grace_ms: s.leftover_grace.as_secs_f64() * 1000.0,
         report_grace_ms: s.report_grace.as_secs_f64() * 1000.0,
