@@ -9,7 +9,8 @@
 //! Seeds: `EXACTLY_ONCE_SEEDS` scenarios (default 120) from `EXACTLY_ONCE_SEED` on (default
 //! 1); a failure names its seed and its steps, and `EXACTLY_ONCE_SEED=<seed>
 //! EXACTLY_ONCE_SEEDS=1` replays it. The engine runs threads, so a replay reproduces the
-//! scenario, not necessarily each thread's timing.
+//! scenario, not necessarily each thread's timing. `EXACTLY_ONCE_ALL=1` goes on past a
+//! failure and counts the failing seeds.
 //!
 //! `--features broken-exactly-once` builds an engine with one announcement check removed:
 //! `scripts/test-broken-twin.mjs` (in `npm run test:rust`) runs this test against it and fails
@@ -950,14 +951,26 @@ fn env(name: &str, default: u64) -> u64 {
 fn every_exit_is_announced_once_and_reaped_at_most_once_by_its_rightful_reaper() {
     let first = env("EXACTLY_ONCE_SEED", 1);
     let count = env("EXACTLY_ONCE_SEEDS", 120);
+    // EXACTLY_ONCE_ALL=1 runs every seed and counts the failing ones (how often a broken
+    // engine is caught), reporting the first.
+    let all = env("EXACTLY_ONCE_ALL", 0) == 1;
     let started = Instant::now();
+    let mut failed: Vec<(u64, String)> = Vec::new();
     for seed in first..first + count {
         if let Err(why) = run(seed) {
-            panic!(
-                "seed {seed} (replay: EXACTLY_ONCE_SEED={seed} EXACTLY_ONCE_SEEDS=1): {why}\n{}",
-                describe(&generate(seed))
-            );
+            failed.push((seed, why));
+            if !all {
+                break;
+            }
         }
+    }
+    if let Some((seed, why)) = failed.first() {
+        panic!(
+            "seed {seed} (replay: EXACTLY_ONCE_SEED={seed} EXACTLY_ONCE_SEEDS=1): {why}\n{}\n\
+             {} of the seeds run failed",
+            describe(&generate(*seed)),
+            failed.len()
+        );
     }
     eprintln!("{count} scenarios in {:?}", started.elapsed());
 }
