@@ -9,9 +9,13 @@
 // a supervisor has them: every wait for "any child" walks them too.
 //
 // How the zombies are made: the helper vforks N children that _exit(0) at once, then exits; its
-// N zombies are re-parented to this process (a subreaper). The helper runs under spawnSync; t0
-// is when spawnSync returns. The engine starts on the zombies as they are re-parented, just
-// before the helper's own exit, so it may have recorded a few by t0.
+// N zombies are re-parented to this process (a subreaper). The clock of EVERY row (the C loops,
+// containerd, the engine) starts at the helper's own CLOCK_MONOTONIC stamp, taken once all N are
+// zombies, just before its exit (`helper zombies N stamp` prints it); the measuring side reads
+// CLOCK_MONOTONIC at the end (process.hrtime.bigint() is libuv's uv_hrtime, CLOCK_MONOTONIC on
+// Linux). Up to issue 34 the engine's t0 was when spawnSync of the helper returned, after the
+// zombies were re-parented and the engine had begun on them: that clock is kept, labelled
+// `...LateClock`, for comparison with older figures only.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 
 import { monitor, reaperStats, setSubreaper, type Exit } from './sr.ts'
@@ -47,7 +51,9 @@ const containerd = containerdPath()
 /** containerd's reaper (`bench/containerd`) draining N zombies to `subscribers` channels. */
 function containerdDrain(version: '1' | '2', subscribers: number, live = 0): number {
   const out = execFileSync(containerd!, ['drain', version, String(N), String(subscribers), helper, String(live)], { encoding: 'utf8' })
-  return (JSON.parse(out) as { usPerExit: number }).usPerExit
+  const r = JSON.parse(out) as { usPerExit: number; loopUsPerExit?: number }
+  if (r.loopUsPerExit === undefined) throw new Error('bench/containerd is older than the helper-stamp clock: rebuild it')
+  return r.usPerExit
 }
 
 /** A C loop's drain, or null for `taskstats` where the kernel does not serve it (exit 3). */
@@ -65,16 +71,23 @@ function cDrain(mode: 'wait4' | 'peek' | 'proc' | 'stat1'): CRun {
   return r
 }
 
-/** Makes N ready zombies of this process; returns the helper's pid. */
-function makeZombies(): number {
-  const r = spawnSync(helper, ['zombies', String(N)], { stdio: 'ignore' })
+/**
+ * Makes N ready zombies of this process; returns the helper's CLOCK_MONOTONIC stamp just before
+ * its exit (µs, the drain's t0) and when spawnSync returned (µs, the late clock up to issue 34).
+ */
+function makeZombies(): { stampUs: number; returnedUs: number } {
+  const r = spawnSync(helper, ['zombies', String(N), 'stamp'], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' })
+  const returnedUs = nowUs()
   if (r.status !== 0) throw new Error(`helper zombies failed: ${r.status} ${r.signal} ${r.error}`)
-  return r.pid
+  const ns = BigInt(r.stdout.trim())
+  return { stampUs: Number(ns) / 1000, returnedUs }
 }
 
 interface EngineRun {
-  /** t0 to the last callback of the last subscriber (or to the last exit recorded), per exit. */
+  /** The helper's stamp to the last callback of the last subscriber (or to the last exit recorded), per exit. */
   usPerExit: number
+  /** The same from when spawnSync of the helper returned (the clock up to issue 34: late). */
+  lateClockUsPerExit: number
   /** First to last engine timestamp, per exit: the reaper thread alone. */
   reaperUsPerExit?: number
   /** The reaper thread from t0 to the end: on a CPU, and runnable but waiting for one, ms. */
@@ -105,8 +118,8 @@ async function engineDrain(subscribers: number): Promise<EngineRun> {
     )
     const before = reaperStats().exitsRecorded
     const reaperTid = engineThreads().reaper?.tid
-    makeZombies()
-    const t0 = nowUs()
+    const made = makeZombies()
+    const t0 = made.stampUs
     const sched0 = reaperTid === undefined ? undefined : schedstat(reaperTid)
     let end: number
     if (subscribers === 0) {
@@ -120,7 +133,7 @@ async function engineDrain(subscribers: number): Promise<EngineRun> {
     }
     const sched1 = reaperTid === undefined ? undefined : schedstat(reaperTid)
     for (const s of subs) s.unsubscribe()
-    const run: EngineRun = { usPerExit: (end - t0) / N }
+    const run: EngineRun = { usPerExit: (end - t0) / N, lateClockUsPerExit: (end - made.returnedUs) / N }
     if (sched0 && sched1 && sched1.runNs > 0) {
       run.reaperRunMs = (sched1.runNs - sched0.runNs) / 1e6
       run.reaperWaitMs = (sched1.waitNs - sched0.waitNs) / 1e6
@@ -159,6 +172,8 @@ const rows = {
   engine0: [] as number[],
   engine1: [] as number[],
   engine8: [] as number[],
+  engine1LateClock: [] as number[],
+  engine8LateClock: [] as number[],
   reaper1: [] as number[],
   reaper8: [] as number[],
   engine1Live: [] as number[],
@@ -193,6 +208,7 @@ for (let round = 1; round <= ROUNDS; round++) {
   rows.engine0.push((await engineDrain(0)).usPerExit)
   const one = await engineDrain(1)
   rows.engine1.push(one.usPerExit)
+  rows.engine1LateClock.push(one.lateClockUsPerExit)
   if (one.reaperUsPerExit !== undefined) rows.reaper1.push(one.reaperUsPerExit)
   if (one.reaperRunMs !== undefined && one.reaperWaitMs !== undefined) {
     reaperThread1.runMs.push(one.reaperRunMs)
@@ -200,6 +216,7 @@ for (let round = 1; round <= ROUNDS; round++) {
   }
   const eight = await engineDrain(8)
   rows.engine8.push(eight.usPerExit)
+  rows.engine8LateClock.push(eight.lateClockUsPerExit)
   if (eight.reaperUsPerExit !== undefined) rows.reaper8.push(eight.reaperUsPerExit)
   if (LIVE > 0) {
     if (containerd) {

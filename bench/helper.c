@@ -4,6 +4,9 @@
 //                           exit: the N zombies are re-parented together to the nearest
 //                           subreaper (the benchmark's Node process).
 //                           With `reap`, wait for them first (nothing is left behind).
+//                           With `stamp`, print "<CLOCK_MONOTONIC ns>\n" on stdout just before
+//                           exiting, once all N are zombies: the drain clock's t0, the same
+//                           for every implementation that drains them (bench/drain.ts).
 //   drain N MODE            become a subreaper, run `zombies N` and, once all N are our zombies,
 //                           time a drain of them; print one JSON line. MODE:
 //                             wait4  bare `wait4(-1)` loop (the floor)
@@ -20,6 +23,8 @@
 //                           then sleep GAP_US (the bare C subreaper's exit latency)
 //   stamp FILE              append "<pid> <CLOCK_MONOTONIC ns> <CLOCK_REALTIME ns>\n" to FILE,
 //                           then _exit(0)
+//   print-stamp             write "<pid> <CLOCK_MONOTONIC ns> <CLOCK_REALTIME ns>\n" to stdout
+//                           (a pipe, in bench/usage.ts), then _exit(0)
 //   orphan-stamp FILE US    fork a grandchild and exit at once; the grandchild (an orphan by
 //                           then) sleeps US microseconds, stamps FILE, and _exits(0)
 #define _GNU_SOURCE
@@ -62,7 +67,7 @@ static void stamp(const char *file) {
   _exit(0);
 }
 
-static int zombies(long n, int reap) {
+static int zombies(long n, int reap, int print_stamp) {
   pid_t *pids = malloc(sizeof(pid_t) * (size_t)(n > 0 ? n : 1));
   if (!pids) return 1;
   for (long i = 0; i < n; i++) {
@@ -85,6 +90,12 @@ static int zombies(long n, int reap) {
     while (wait4(-1, NULL, __WALL, NULL) > 0) {
     }
   free(pids);
+  if (print_stamp) {
+    // The last thing before the exit that re-parents the zombies: t0 of every drain.
+    char buf[32];
+    int len = snprintf(buf, sizeof buf, "%lld\n", now_ns());
+    if (write(STDOUT_FILENO, buf, (size_t)len) != len) return 1;
+  }
   return 0;
 }
 
@@ -178,15 +189,27 @@ static int drain(long n, const char *self, const char *mode) {
   }
   char count[32];
   snprintf(count, sizeof count, "%ld", n);
-  char *argv[] = {(char *)self, "zombies", count, NULL};
+  char *argv[] = {(char *)self, "zombies", count, "stamp", NULL};
   pid_t helper;
+  // The helper's stamp comes back over a pipe: t0 is the helper's last moment, as in every drain.
+  int stamp_pipe[2];
+  if (pipe2(stamp_pipe, O_CLOEXEC) != 0) return 1;
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, stamp_pipe[1], STDOUT_FILENO);
   long long s0 = now_ns();
-  if (posix_spawn(&helper, self, NULL, NULL, argv, environ) != 0) {
+  if (posix_spawn(&helper, self, &fa, NULL, argv, environ) != 0) {
     perror("posix_spawn");
     return 1;
   }
+  posix_spawn_file_actions_destroy(&fa);
+  close(stamp_pipe[1]);
   int st;
   if (waitpid(helper, &st, 0) != helper) return 1;
+  char stamp_buf[32] = {0};
+  if (read(stamp_pipe[0], stamp_buf, sizeof stamp_buf - 1) <= 0) return 1;
+  close(stamp_pipe[0]);
+  long long helper_stamp = atoll(stamp_buf);
   int ts_sock = -1, ts_fam = -1;
   if (strcmp(mode, "taskstats") == 0) {
     ts_sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
@@ -197,7 +220,9 @@ static int drain(long n, const char *self, const char *mode) {
       return 3;
     }
   }
-  long long t0 = now_ns();
+  // Where the loop starts (after the helper is reaped); the clock starts at the helper's stamp.
+  long long loop0 = now_ns();
+  long long t0 = helper_stamp;
   long reaped = 0;
   struct rusage ru;
   if (strcmp(mode, "wait4") == 0) {
@@ -228,15 +253,33 @@ static int drain(long n, const char *self, const char *mode) {
     }
   }
   long long t1 = now_ns();
-  printf("{\"mode\":\"%s\",\"n\":%ld,\"reaped\":%ld,\"usPerExit\":%.4f,\"spawnUsPerChild\":%.4f}\n", mode, n, reaped,
-         (double)(t1 - t0) / 1000.0 / (double)(reaped ? reaped : 1), (double)(t0 - s0) / 1000.0 / (double)n);
+  printf("{\"mode\":\"%s\",\"n\":%ld,\"reaped\":%ld,\"usPerExit\":%.4f,\"loopUsPerExit\":%.4f,\"spawnUsPerChild\":%.4f}\n", mode, n,
+         reaped, (double)(t1 - t0) / 1000.0 / (double)(reaped ? reaped : 1), (double)(t1 - loop0) / 1000.0 / (double)(reaped ? reaped : 1),
+         (double)(t0 - s0) / 1000.0 / (double)n);
   return reaped == n ? 0 : 1;
 }
 
+static void print_stamp(void) {
+  char buf[96];
+  long long ns = now_ns();
+  struct timespec real;
+  clock_gettime(CLOCK_REALTIME, &real);
+  int len = snprintf(buf, sizeof buf, "%d %lld %lld\n", (int)getpid(), ns, (long long)real.tv_sec * 1000000000LL + real.tv_nsec);
+  _exit(write(STDOUT_FILENO, buf, (size_t)len) == len ? 0 : 2);
+}
+
 int main(int argc, char **argv) {
-  if (argc >= 3 && strcmp(argv[1], "zombies") == 0) return zombies(atol(argv[2]), argc >= 4 && strcmp(argv[3], "reap") == 0);
+  if (argc >= 3 && strcmp(argv[1], "zombies") == 0) {
+    int reap = 0, print_stamp = 0;
+    for (int i = 3; i < argc; i++) {
+      if (strcmp(argv[i], "reap") == 0) reap = 1;
+      if (strcmp(argv[i], "stamp") == 0) print_stamp = 1;
+    }
+    return zombies(atol(argv[2]), reap, print_stamp);
+  }
   if (argc >= 4 && strcmp(argv[1], "drain") == 0) return drain(atol(argv[2]), argv[0], argv[3]);
   if (argc >= 3 && strcmp(argv[1], "stamp") == 0) stamp(argv[2]);
+  if (argc >= 2 && strcmp(argv[1], "print-stamp") == 0) print_stamp();
   if (argc >= 5 && strcmp(argv[1], "latency") == 0) return latency(atol(argv[2]), argv[0], argv[3], atol(argv[4]));
   if (argc >= 4 && strcmp(argv[1], "orphan-stamp") == 0) {
     pid_t p = fork();
@@ -248,6 +291,6 @@ int main(int argc, char **argv) {
     }
     _exit(p < 0 ? 1 : 0);
   }
-  fprintf(stderr, "usage: helper zombies N [reap] | drain N wait4|peek|proc|stat1|taskstats | latency N FILE GAP_US | stamp FILE | orphan-stamp FILE US\n");
+  fprintf(stderr, "usage: helper zombies N [reap] [stamp] | drain N wait4|peek|proc|stat1|taskstats | latency N FILE GAP_US | stamp FILE | print-stamp | orphan-stamp FILE US\n");
   return 2;
 }

@@ -2,7 +2,7 @@
 // prints one table; writes bench/results.json. bench/README.md explains the measurements.
 //
 //   npm run bench                       everything (about 2 to 5 minutes on 2 cores)
-//   npm run bench -- --only=drain,idle  some sections (drain latency fanout idle memory startup stuck init rust)
+//   npm run bench -- --only=drain,idle  some sections (drain latency usage fanout idle memory startup stuck init rust)
 //   npm run bench -- --quick            fewer rounds and exits (a smoke run; numbers are rough)
 //   npm run bench -- --no-rust          skip `cargo bench -p subreaper-core --bench drain`
 //   npm run bench -- --no-write         do not write bench/results.json
@@ -24,7 +24,7 @@ const buildDir = join(here, '.build')
 const helper = join(buildDir, 'helper')
 const containerdProgram = join(buildDir, 'containerd-reaper')
 
-const SECTIONS = ['drain', 'latency', 'fanout', 'idle', 'memory', 'startup', 'stuck', 'init', 'rust'] as const
+const SECTIONS = ['drain', 'latency', 'usage', 'fanout', 'idle', 'memory', 'startup', 'stuck', 'init', 'rust'] as const
 type Section = (typeof SECTIONS)[number]
 const argv = process.argv.slice(2)
 const flag = (name: string) => argv.includes(`--${name}`)
@@ -49,6 +49,7 @@ const env: NodeJS.ProcessEnv = {
         SUBREAPER_BENCH_FANOUT_N: '500',
         SUBREAPER_BENCH_FANOUT_SINGLE: '10',
         SUBREAPER_BENCH_LATENCY_N: '50',
+        SUBREAPER_BENCH_USAGE_N: '50',
         SUBREAPER_BENCH_IDLE_SECONDS: '3',
         SUBREAPER_BENCH_MEMORY_N: '20000',
         SUBREAPER_BENCH_MEMORY_BATCH: '5000',
@@ -195,6 +196,8 @@ interface DrainResult {
       Record<
         | 'reaper1'
         | 'reaper8'
+        | 'engine1LateClock'
+        | 'engine8LateClock'
         | 'containerd1x1'
         | 'containerd1x8'
         | 'containerd2x1'
@@ -210,6 +213,16 @@ interface DrainResult {
   /** The reaper thread in each drain to 1 subscriber: on a CPU, and waiting for one, ms. */
   reaperThread1?: { runMs: Summary; waitMs: Summary }
 }
+interface UsageRound {
+  mode: 'plain' | 'default' | 'subreaper'
+  count: number
+  spawnCallUs: { p50: number; p99: number }
+  spawnToExitUs: { p50: number; p99: number }
+  execFileBatchMs: number
+  pipedExitUs: { p50: number; p99: number }
+  pipedCallbackUs?: { p50: number; p99: number }
+}
+
 interface LatencyRound {
   mode: 'child_process' | 'subreaper'
   subscribers: number
@@ -394,6 +407,23 @@ async function runAll(): Promise<Run> {
     })
   }
 
+  if (only.has('usage')) {
+    process.stderr.write('9. what loading subreaper costs child_process, as users spawn (bench/usage.ts)\n')
+    results.usage = await timed('usage', async () => {
+      const rounds: UsageRound[][] = []
+      const modes = ['plain', 'default', 'subreaper'] as const
+      for (let round = 1; round <= latencyRounds; round++) {
+        process.stderr.write(`  usage: round ${round}/${latencyRounds} (load ${loadAverage()})\n`)
+        // The three modes in a rotating order, so that none always runs first or last.
+        const order = modes.map((_, i) => modes[(i + round - 1) % modes.length]!)
+        const byMode: UsageRound[] = []
+        for (const m of order) byMode.push(await section<UsageRound>('usage.ts', [m]))
+        rounds.push(byMode)
+      }
+      return rounds
+    })
+  }
+
   if (only.has('fanout')) {
     process.stderr.write('3. fan-out\n')
     results.fanout = await timed('fanout', () => section<FanoutResult>('fanout.ts'))
@@ -503,6 +533,18 @@ if (drain) {
     rows.push([name, msRange(d[key]), same, ratio(r), '<= 1.25x', target(name, r <= 1.25)])
   }
   if (containerdNote) rows.push([`   containerd rows left out: ${containerdNote}`, '', '', '', '', ''])
+  if (d.engine1LateClock && d.engine8LateClock) {
+    // Every row above is clocked from the helper's stamp just before its exit; this one from
+    // when spawnSync of the helper returned, as up to issue 34 (late: not comparable).
+    rows.push([
+      `   drain -> 1 / 8 subscribers on the late clock (spawnSync returned; old figure), ms`,
+      `${msRange(d.engine1LateClock)} / ${msRange(d.engine8LateClock)}`,
+      '',
+      '',
+      '',
+      '',
+    ])
+  }
   const fan = pairedRatio(d.engine8, d.engine1)
   rows.push(['1. drain: 8 JS subscribers / 1', '', '', ratio(fan), '<= 1.2x', target('drain: 8 subscribers at most 1.2x one', fan <= 1.2)])
   if (drain.reaperThread1) {
@@ -719,6 +761,65 @@ if (latency) {
   ])
   rows.push([`   callback ran before 'exit' for the same child`, `${first} of ${n}`, '', '', '', ''])
   if (!latency.every((r) => r.clock.ok)) rows.push(['   WARNING: CLOCK_MONOTONIC check failed: latencies unreliable', '', '', '', '', ''])
+}
+
+const usage = results.usage as UsageRound[][] | undefined
+if (usage) {
+  const of = (round: UsageRound[], mode: string) => round.find((r) => r.mode === mode)!
+  const med = (values: number[]) => quantile(values, 0.5)
+  const rowsOf = (get: (r: UsageRound) => number) => ({
+    plain: usage.map((round) => get(of(round, 'plain'))),
+    default: usage.map((round) => get(of(round, 'default'))),
+    subreaper: usage.map((round) => get(of(round, 'subreaper'))),
+  })
+  const perRound = (a: number[], b: number[]) => med(a.map((v, i) => v / b[i]!))
+  const u = usage[0]![0]!.count
+  for (const [label, get, digits] of [
+    [`9. spawn() call, p50 µs (${u} children, back to back)`, (r: UsageRound) => r.spawnCallUs.p50, 0],
+    [`9. spawn() -> 'exit', p50 µs`, (r: UsageRound) => r.spawnToExitUs.p50, 0],
+    [`9. ${u} execFile('sh', ['-c', 'echo x']), 16 at a time, ms`, (r: UsageRound) => r.execFileBatchMs, 1],
+    [`9. piped stdout, next at 'close': Node's 'exit' p50 µs`, (r: UsageRound) => r.pipedExitUs.p50, 0],
+  ] as const) {
+    const v = rowsOf(get)
+    for (const m of ['default', 'subreaper'] as const) {
+      const r = perRound(v[m], v.plain)
+      const name = `${label}, ${m} mode`
+      rows.push([
+        name,
+        range(summarize(v[m]), digits),
+        `plain Node ${range(summarize(v.plain), digits)}`,
+        ratio(r),
+        '<= 1.05x',
+        target(name, r <= 1.05),
+      ])
+    }
+  }
+  const plainExit50 = usage.map((round) => of(round, 'plain').pipedExitUs.p50)
+  const plainExit99 = usage.map((round) => of(round, 'plain').pipedExitUs.p99)
+  for (const m of ['default', 'subreaper'] as const) {
+    const cb50 = usage.map((round) => of(round, m).pipedCallbackUs!.p50)
+    const cb99 = usage.map((round) => of(round, m).pipedCallbackUs!.p99)
+    const r50 = perRound(cb50, plainExit50)
+    const n50 = `9. piped: callback p50 vs Node's 'exit' alone, ${m} mode`
+    rows.push([
+      n50,
+      range(summarize(cb50), 0),
+      `'exit' alone ${range(summarize(plainExit50), 0)}`,
+      ratio(r50),
+      '<= 1.25x',
+      target(n50, r50 <= 1.25),
+    ])
+    const r99 = perRound(cb99, plainExit99)
+    const n99 = `9. piped: callback p99 vs Node's 'exit' p99 alone, ${m} mode`
+    rows.push([
+      n99,
+      range(summarize(cb99), 0),
+      `'exit' alone ${range(summarize(plainExit99), 0)}`,
+      ratio(r99),
+      '<= 1x',
+      target(n99, r99 <= 1),
+    ])
+  }
 }
 
 const fanout = results.fanout as FanoutResult | undefined

@@ -6,7 +6,8 @@
 //
 //	containerd-reaper drain VERSION N SUBSCRIBERS HELPER [LIVE]
 //	    HELPER makes N zombies (`helper zombies N`) and exits; they are re-parented here together.
-//	    The reap loop starts once the helper is reaped (t0); the clock stops when every
+//	    The reap loop starts once the helper is reaped; the clock runs from the helper's own
+//	    CLOCK_MONOTONIC stamp just before its exit (`zombies N stamp`) until every
 //	    subscriber has received all N exits. With LIVE, that many `sleep` children live beside
 //	    them all along (killed at the end), as a supervisor's would.
 //	containerd-reaper latency VERSION COUNT HELPER STAMPFILE GAP_MS
@@ -20,11 +21,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,12 +97,19 @@ func notifySigchld() chan os.Signal {
 }
 
 // Runs HELPER with args and reaps it itself (before the reap loop runs): its zombies are then ours.
-func runHelper(helper string, args ...string) {
+// Returns what the helper printed on stdout (read after it is reaped).
+func runHelper(helper string, args ...string) string {
 	cmd := exec.Command(helper, args...)
 	cmd.Stderr = os.Stderr
+	r, w, err := os.Pipe()
+	if err != nil {
+		fail("pipe: %v", err)
+	}
+	cmd.Stdout = w
 	if err := cmd.Start(); err != nil {
 		fail("start %s: %v", helper, err)
 	}
+	_ = w.Close()
 	var ws unix.WaitStatus
 	for {
 		_, err := unix.Wait4(cmd.Process.Pid, &ws, 0, nil)
@@ -111,6 +121,12 @@ func runHelper(helper string, args ...string) {
 		fail("%s %v failed: %v", helper, args, ws)
 	}
 	_ = cmd.Process.Release()
+	out, err := io.ReadAll(r)
+	_ = r.Close()
+	if err != nil {
+		fail("read %s: %v", helper, err)
+	}
+	return string(out)
 }
 
 func printJSON(v any) {
@@ -178,8 +194,14 @@ func drain(r reaper, n, subscribers int, helper string, live int) {
 			}
 		}(i)
 	}
-	runHelper(helper, "zombies", strconv.Itoa(n))
-	t0 := monoNs()
+	// t0: the helper's own CLOCK_MONOTONIC stamp just before its exit (the same clock as every
+	// drain of bench/drain.ts); loop0: when the reap loop starts (the clock up to issue 34).
+	stamp := runHelper(helper, "zombies", strconv.Itoa(n), "stamp")
+	loop0 := monoNs()
+	t0, err := strconv.ParseInt(strings.TrimSpace(stamp), 10, 64)
+	if err != nil {
+		fail("helper stamp %q: %v", stamp, err)
+	}
 	startReaping(r, signals)
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -192,7 +214,8 @@ func drain(r reaper, n, subscribers int, helper string, live int) {
 	for _, e := range ends {
 		end = max(end, e)
 	}
-	printJSON(map[string]any{"n": n, "subscribers": subscribers, "ms": float64(end-t0) / 1e6, "usPerExit": float64(end-t0) / 1e3 / float64(n)})
+	printJSON(map[string]any{"n": n, "subscribers": subscribers, "ms": float64(end-t0) / 1e6, "usPerExit": float64(end-t0) / 1e3 / float64(n),
+		"loopUsPerExit": float64(end-loop0) / 1e3 / float64(n)})
 }
 
 func latency(r reaper, count int, helper, stampFile string, gap time.Duration) {

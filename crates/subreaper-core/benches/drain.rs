@@ -12,9 +12,10 @@
 //! exits, and they are re-parented to this process at once, as orphans the engine has never
 //! seen (named by taskstats or `/proc`, claimed by no thread). The engine is configured as the
 //! Node package configures it; this process reaps the forked child itself, as libuv does. The
-//! clock starts once that child is reaped (the engine starts on the zombies as they are
-//! re-parented, just before, so it may have recorded a few by then, as in the Node bench) and
-//! stops when every subscriber has received all N exits.
+//! clock starts at the forked child's own CLOCK_MONOTONIC stamp, once all N are zombies, just
+//! before its exit (sent over a pipe; the same t0 as every drain of `npm run bench`), and stops
+//! when every subscriber has received all N exits. Up to issue 34 it started once the child was
+//! reaped, after the engine had begun on the zombies (printed as "late clock").
 
 use std::sync::mpsc;
 use std::thread;
@@ -110,8 +111,10 @@ fn bare_drain(n: usize) -> Duration {
 struct EngineRun {
     /// Until the engine had recorded the last exit.
     reaped: Duration,
-    /// Until every subscriber had received every exit.
+    /// From the maker's stamp until every subscriber had received every exit.
     delivered: Duration,
+    /// The same from when the maker was reaped (the late clock up to issue 34).
+    delivered_late_clock: Duration,
 }
 
 /// The engine as the Node package starts it: it shares the process with other waiters (here
@@ -120,19 +123,38 @@ fn engine() -> &'static Reaper {
     Reaper::global_with(Config::default())
 }
 
+/// CLOCK_MONOTONIC in nanoseconds (async-signal-safe).
+fn mono_ns() -> i64 {
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // Safety: writes into a local timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+}
+
 /// Forks a child that makes `n` zombies and exits once all are zombies: they are re-parented
-/// to this process (a subreaper) together. Reaps the child itself and returns when it has.
-fn hand_over_zombies(n: usize) {
+/// to this process (a subreaper) together. Reaps the child itself and returns when it has,
+/// with the child's CLOCK_MONOTONIC stamp just before its exit (ns).
+fn hand_over_zombies(n: usize) -> i64 {
     let mut stack = ChildStack::new();
+    let mut fds = [0; 2];
+    // Safety: creates a pipe into a local array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
     // Safety: the child of this multi-threaded process calls only clone, waitid and _exit
     // (async-signal-safe; no allocation), on memory allocated before the fork.
     let maker = unsafe { libc::fork() };
     assert!(maker >= 0, "fork: {}", std::io::Error::last_os_error());
     if maker == 0 {
         let made = (0..n).all(|_| stack.make_zombie().is_some());
-        // Safety: ends the forked child without running this process's exit handlers.
-        unsafe { libc::_exit(if made { 0 } else { 1 }) };
+        let stamp = mono_ns().to_ne_bytes();
+        // Safety: writes 8 bytes to the pipe, then ends the forked child without running this
+        // process's exit handlers.
+        unsafe {
+            let wrote = libc::write(fds[1], stamp.as_ptr().cast(), stamp.len());
+            libc::_exit(if made && wrote == 8 { 0 } else { 1 })
+        };
     }
+    // Safety: closes this side's write end.
+    unsafe { libc::close(fds[1]) };
     let mut status = 0;
     // Safety: waits for this process's own child.
     let rc = unsafe { libc::waitpid(maker, &mut status, 0) };
@@ -141,6 +163,12 @@ fn hand_over_zombies(n: usize) {
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "the zombie maker failed: status {status:#x}"
     );
+    let mut stamp = [0u8; 8];
+    // Safety: reads 8 bytes into a local array, then closes the read end.
+    let got = unsafe { libc::read(fds[0], stamp.as_mut_ptr().cast(), stamp.len()) };
+    unsafe { libc::close(fds[0]) };
+    assert_eq!(got, 8, "the zombie maker's stamp");
+    i64::from_ne_bytes(stamp)
 }
 
 fn engine_drain(n: usize, subscribers: usize) -> EngineRun {
@@ -166,15 +194,15 @@ fn engine_drain(n: usize, subscribers: usize) -> EngineRun {
                         last = Some(exit.timestamp);
                     }
                 }
-                tx.send(Instant::now()).unwrap();
+                tx.send(mono_ns()).unwrap();
                 last.unwrap()
             })
         })
         .collect();
-    hand_over_zombies(n);
+    let stamp = hand_over_zombies(n);
     let start_wall = SystemTime::now();
-    let start = Instant::now();
-    let mut done = start;
+    let late_start = mono_ns();
+    let mut done = late_start;
     for _ in 0..subscribers {
         done = done.max(rx.recv_timeout(Duration::from_secs(120)).expect("stuck"));
     }
@@ -185,7 +213,8 @@ fn engine_drain(n: usize, subscribers: usize) -> EngineRun {
         .unwrap();
     EngineRun {
         reaped: last_reap.duration_since(start_wall).unwrap_or_default(),
-        delivered: done - start,
+        delivered: Duration::from_nanos((done - stamp).max(0) as u64),
+        delivered_late_clock: Duration::from_nanos((done - late_start).max(0) as u64),
     }
 }
 
@@ -229,12 +258,13 @@ fn main() {
             if *subscribers == 1 { "" } else { "s" }
         );
         println!(
-            "  {:<34} {:>10.1} ms {:>8.2} µs/exit {:>6.2}x   (all reaped after {:.1} ms)",
+            "  {:<34} {:>10.1} ms {:>8.2} µs/exit {:>6.2}x   (all reaped after {:.1} ms; late clock {:.1} ms)",
             label,
             run.delivered.as_secs_f64() * 1e3,
             per_exit_us(run.delivered, n),
             run.delivered.as_secs_f64() / bare.as_secs_f64(),
             run.reaped.as_secs_f64() * 1e3,
+            run.delivered_late_clock.as_secs_f64() * 1e3,
         );
     }
 }

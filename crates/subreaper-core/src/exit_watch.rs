@@ -12,7 +12,7 @@
 //! announced once and no entry outlives its child.
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -103,8 +103,9 @@ impl ExitWatch {
 
     pub(crate) fn add(&self, fd: &Pidfd, pid: i32) -> io::Result<()> {
         let event = EpollEvent::new(EpollFlags::EPOLLIN, key(pid, fd.raw()));
-        // Closing the pidfd later (with its entry) removes it from the set.
         self.epoll.add(borrow(fd), event)?;
+        // Dropping the pidfd later (with its entry) takes it out of the set.
+        fd.watched_by(self.epoll.0.as_raw_fd());
         Ok(())
     }
 
@@ -119,6 +120,7 @@ impl ExitWatch {
     /// Takes a pidfd out of the set (a hang-up to be ignored, or a child now polled instead).
     fn forget(&self, fd: &Pidfd) {
         let _ = self.epoll.delete(borrow(fd));
+        fd.watched_by(-1);
     }
 
     /// For a child registered without a pidfd: it must be polled, so a wait with no end is cut
