@@ -1364,3 +1364,31 @@ test.serial('-v (both peers), TINI_VERBOSITY and DUMB_INIT_DEBUG: the init says 
   const dumb = await start(t, peer(t, 'dumb-init'), ['-v', '--', 'sh', '-c', 'exit 4']).result
   t.regex(dumb.stderr, /\[dumb-init\]/)
 })
+
+test('the shell launcher without a native init says which package and file are missing, where it looked, and what to run (exit 127)', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'subreaper-launcher-'))
+  try {
+    // A package as an install with --omit=optional leaves it: the launcher, no platform package.
+    const bin = join(dir, 'node_modules', 'subreaper', 'bin')
+    execFileSync('mkdir', ['-p', bin])
+    const launcher = join(bin, 'subreaper')
+    writeFileSync(launcher, readFileSync(join(projectRoot, 'packages', 'subreaper', 'bin', 'subreaper')))
+    chmodSync(launcher, 0o755)
+    const missing = spawnSync(launcher, ['--', 'true'], { encoding: 'utf8' })
+    t.is(missing.status, 127)
+    t.regex(missing.stderr, /optional dependency subreaper-linux-x64-(gnu|musl) of subreaper, which is not in node_modules/)
+    t.regex(missing.stderr, /--omit=optional/)
+    t.regex(missing.stderr, /npm install/)
+    // The platform package is there, without its binary (a tarball packed without it).
+    execFileSync('mkdir', [
+      '-p',
+      join(dir, 'node_modules', 'subreaper-linux-x64-gnu'),
+      join(dir, 'node_modules', 'subreaper-linux-x64-musl'),
+    ])
+    const empty = spawnSync(launcher, ['--', 'true'], { encoding: 'utf8' })
+    t.is(empty.status, 127)
+    t.regex(empty.stderr, /the platform package subreaper-linux-x64-(gnu|musl) is installed at \S+ but holds no executable 'subreaper'/)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})

@@ -86,9 +86,10 @@ run_vm() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       qemu-system-x86 busybox-static linux-image-6.1.0-50-amd64-unsigned >/dev/null
   fi
-  command -v vng >/dev/null || pip install -q virtme-ng
+  command -v vng >/dev/null || python3 -m pip install -q virtme-ng
   local vng
-  vng=$(command -v vng)
+  # pip's scripts directory, should it not be on PATH yet.
+  vng=$(command -v vng || echo "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/vng")
   local include
   include=$(dirname "$(command -v node)")/../include/node
   local addon
