@@ -368,8 +368,8 @@ impl<W: WaitSource> Shared<W> {
         child.reaped = true;
         // Only an owner that reports (child_process) is waited for: one that declared a child
         // and waits for it itself says nothing more.
-        let owner_reports = matches!(child.claim, Claim::Declared { reports: true, .. });
-        let awaits_report = owner_reports && !child.reported;
+        let awaits_report =
+            matches!(child.claim, Claim::Declared { reports: true, .. }) && !child.reported;
         let left_to_report = awaits_report && !child.announced && status.is_some();
         let fired = if child.announced || (status.is_none() && awaits_report) {
             // Announced already, or its owner will report the status (kernels before 6.15).
@@ -392,11 +392,6 @@ impl<W: WaitSource> Shared<W> {
                 ReapedBy::Other,
             ))
         };
-        if !owner_reports {
-            // Its entry goes once it is finished: a waiter that reports this reap later (the
-            // Rust API allows any) must not have it announced again.
-            self.note_lost(&mut st, pid);
-        }
         st.threads.forget(pid);
         self.publish(&mut st);
         drop(st);
