@@ -305,10 +305,13 @@ impl<W: WaitSource> Shared<W> {
             None => self.source.peek_pid(pid),
         };
         let Some(termination) = termination else {
-            // Reaped already, before its status could be read. Kernels before 6.9 send no
-            // hang-up for that: the reap is handled now.
-            drop(st);
-            self.on_reaped(pid, seen);
+            // Reaped already, before its status could be read. Where a hang-up follows, it
+            // is handled then: the status the kernel keeps (6.15+) may not be there yet at this
+            // instant. Kernels before 6.9 send none: the reap is handled now.
+            if child.pidfd.is_none() || !kernel_support::hangups_seen() {
+                drop(st);
+                self.on_reaped(pid, seen);
+            }
             return;
         };
         let since = *child
